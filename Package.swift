@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Corral",
+    products: [
+        .library(name: "Corral", targets: ["Corral"]),
+        .executable(name: "corral", targets: ["corral"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Debian's libuv1-dev, found through pkg-config.
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        // The spawn path (the child side between clone and exec) and the few
+        // Linux syscalls glibc 2.36 does not wrap. Every symbol starts with cc_.
+        .target(
+            name: "CCorral",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(
+            name: "Corral",
+            dependencies: ["CLibUV", "CCorral"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "corral",
+            dependencies: [
+                "Corral",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "CorralTests",
+            dependencies: ["Corral", "CCorral"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

@@ -1,0 +1,94 @@
+#ifndef CCORRAL_H
+#define CCORRAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/// Where in the child a spawn failed; reported back with errno.
+typedef enum cc_spawn_stage {
+    CC_STAGE_NONE = 0,
+    CC_STAGE_CLONE = 1,       /* in the parent: clone() itself */
+    CC_STAGE_SETSID = 2,
+    CC_STAGE_STDIO = 3,
+    CC_STAGE_CHDIR = 4,
+    CC_STAGE_SETGROUPS = 5,
+    CC_STAGE_SETGID = 6,
+    CC_STAGE_SETUID = 7,
+    CC_STAGE_RLIMIT = 8,
+    CC_STAGE_CLOSE_FDS = 9,
+    CC_STAGE_EXEC = 10,
+} cc_spawn_stage;
+
+/// Everything the child needs, prepared by the parent. No field is read
+/// after cc_spawn returns.
+typedef struct cc_spawn_request {
+    const char *path;            /* absolute or relative path for execve */
+    char *const *argv;           /* NULL-terminated */
+    char *const *envp;           /* NULL-terminated */
+    const char *cwd;             /* NULL: inherit */
+    int stdio[3];                /* parent fds to become 0, 1, 2 in the child */
+    bool set_gid;
+    gid_t gid;
+    bool set_groups;
+    const gid_t *groups;
+    size_t group_count;
+    bool set_uid;
+    uid_t uid;
+    bool restore_nofile;         /* put RLIMIT_NOFILE's soft limit back for the child */
+    unsigned long long nofile_soft;
+} cc_spawn_request;
+
+typedef struct cc_spawn_result {
+    pid_t pid;                   /* > 0 on success */
+    int pidfd;                   /* >= 0 on success, O_CLOEXEC */
+    int error;                   /* errno on failure */
+    cc_spawn_stage stage;        /* stage that failed */
+} cc_spawn_result;
+
+/// Spawn a child with a vfork-style clone: it runs in a new session and
+/// process group (pgid == pid), delivers no SIGCHLD (exit signal 0, so a
+/// host's waitpid(-1) never sees it), and is waited for through its pidfd.
+/// Returns 0 on success, -1 with result->error and result->stage set.
+int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result);
+
+/// How a process ended, read from waitid's siginfo.
+typedef struct cc_exit_info {
+    pid_t pid;                   /* 0 when nothing was ready (WNOHANG) */
+    int code;                    /* CLD_EXITED, CLD_KILLED, CLD_DUMPED */
+    int status;                  /* exit code or signal number */
+} cc_exit_info;
+
+/// waitid(P_PIDFD, pidfd, …, options | __WALL). Returns 0 or -errno.
+int cc_wait_pidfd(int pidfd, int options, cc_exit_info *info);
+
+/// waitid(P_ALL, …, options) without __WALL: sees only children that signal
+/// SIGCHLD, i.e. adopted orphans, never the leaders cc_spawn started.
+/// Returns 0 or -errno.
+int cc_wait_adopted(int options, cc_exit_info *info);
+
+/// pidfd_open(2). Returns the fd or -errno.
+int cc_pidfd_open(pid_t pid);
+
+/// Make this process a child subreaper (PR_SET_CHILD_SUBREAPER). 0 or -errno.
+int cc_become_subreaper(void);
+
+/// Block SIGPIPE on the calling thread, so a write to a closed pipe returns
+/// EPIPE instead of killing the process.
+void cc_block_sigpipe_on_this_thread(void);
+
+/// pipe2(O_CLOEXEC). Returns 0 or -errno.
+int cc_pipe_cloexec(int *read_end, int *write_end);
+
+/// Names the calling thread (pthread_setname_np, at most 15 bytes).
+void cc_name_this_thread(const char *name);
+
+/// The wait options, which Swift does not import as constants.
+extern const int cc_WEXITED;
+extern const int cc_WNOHANG;
+extern const int cc_WNOWAIT;
+extern const int cc_CLD_EXITED;
+extern const int cc_CLD_KILLED;
+extern const int cc_CLD_DUMPED;
+
+#endif

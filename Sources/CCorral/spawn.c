@@ -1,0 +1,148 @@
+// The child side of spawn. Between clone and exec the child shares the
+// parent's memory (CLONE_VM) while the parent thread is suspended
+// (CLONE_VFORK), so it may only do async-signal-safe work: raw syscalls, no
+// malloc, no locks. Failures are written to the shared context and the
+// parent reads them once the child has exited.
+#include "CCorral.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/sched.h>
+
+#define CC_CHILD_STACK_SIZE (64 * 1024)
+
+typedef struct cc_child_context {
+    const cc_spawn_request *request;
+    volatile int error;
+    volatile int stage;
+} cc_child_context;
+
+static void cc_child_fail(cc_child_context *context, cc_spawn_stage stage) {
+    context->error = errno;
+    context->stage = stage;
+    _exit(127);
+}
+
+static void cc_child_reset_signals(void) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        (void)sigaction(sig, &dfl, NULL);   /* glibc-reserved signals answer EINVAL */
+    }
+}
+
+static int cc_child_close_fds(void) {
+    /* Mark rather than close: exec drops them, and CLOSE_RANGE_CLOEXEC is cheap. */
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    for (rlim_t fd = 3; fd < limit.rlim_cur; fd++) (void)close((int)fd);
+    return 0;
+}
+
+static int cc_child_main(void *arg) {
+    cc_child_context *context = arg;
+    const cc_spawn_request *request = context->request;
+
+    cc_child_reset_signals();
+    if (setsid() < 0) cc_child_fail(context, CC_STAGE_SETSID);
+
+    /* Lift any source below 3 out of the way first, so one dup2 cannot
+       clobber another source. */
+    int source[3];
+    for (int i = 0; i < 3; i++) {
+        source[i] = request->stdio[i];
+        if (source[i] < 3) {
+            source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, 3);
+            if (source[i] < 0) cc_child_fail(context, CC_STAGE_STDIO);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (dup2(source[i], i) < 0) cc_child_fail(context, CC_STAGE_STDIO);
+    }
+
+    if (request->cwd != NULL && chdir(request->cwd) < 0) cc_child_fail(context, CC_STAGE_CHDIR);
+
+    /* Raw syscalls: glibc's set*id wrappers signal every thread of the
+       process, and this child shares the parent's thread list in memory. */
+    if (request->set_groups &&
+        syscall(SYS_setgroups, request->group_count, request->groups) < 0)
+        cc_child_fail(context, CC_STAGE_SETGROUPS);
+    if (request->set_gid && syscall(SYS_setresgid, request->gid, request->gid, request->gid) < 0)
+        cc_child_fail(context, CC_STAGE_SETGID);
+    if (request->set_uid && syscall(SYS_setresuid, request->uid, request->uid, request->uid) < 0)
+        cc_child_fail(context, CC_STAGE_SETUID);
+
+    if (request->restore_nofile) {
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+            limit.rlim_cur = request->nofile_soft;
+            if (setrlimit(RLIMIT_NOFILE, &limit) < 0) cc_child_fail(context, CC_STAGE_RLIMIT);
+        }
+    }
+
+    if (cc_child_close_fds() < 0) cc_child_fail(context, CC_STAGE_CLOSE_FDS);
+
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+
+    execve(request->path, request->argv, request->envp);
+    cc_child_fail(context, CC_STAGE_EXEC);
+    return 127;
+}
+
+int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
+    /* The child runs on this buffer while this thread is suspended. */
+    char stack[CC_CHILD_STACK_SIZE] __attribute__((aligned(16)));
+    cc_child_context context = { .request = request, .error = 0, .stage = CC_STAGE_NONE };
+
+    /* No signal handler may run in the child before it resets them. */
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+
+    int pidfd = -1;
+    pid_t pid = clone(cc_child_main, stack + sizeof stack,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context, &pidfd);
+    int clone_errno = errno;
+
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+
+    result->pid = 0;
+    result->pidfd = -1;
+    result->error = 0;
+    result->stage = CC_STAGE_NONE;
+
+    if (pid < 0) {
+        result->error = clone_errno;
+        result->stage = CC_STAGE_CLONE;
+        return -1;
+    }
+    if (context.stage != CC_STAGE_NONE) {
+        /* The child has exited (or is about to); reap it so it leaves no zombie. */
+        cc_exit_info ignored;
+        while (cc_wait_pidfd(pidfd, WEXITED, &ignored) == -EINTR) {}
+        close(pidfd);
+        result->error = context.error;
+        result->stage = (cc_spawn_stage)context.stage;
+        return -1;
+    }
+    result->pid = pid;
+    result->pidfd = pidfd;
+    return 0;
+}

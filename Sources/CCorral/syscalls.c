@@ -1,0 +1,70 @@
+// Linux calls that glibc 2.36 does not wrap, and siginfo_t fields that Swift
+// cannot read through the union.
+#include "CCorral.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+const int cc_WEXITED = WEXITED;
+const int cc_WNOHANG = WNOHANG;
+const int cc_WNOWAIT = WNOWAIT;
+const int cc_CLD_EXITED = CLD_EXITED;
+const int cc_CLD_KILLED = CLD_KILLED;
+const int cc_CLD_DUMPED = CLD_DUMPED;
+
+static int cc_waitid(idtype_t type, id_t id, int options, cc_exit_info *info) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(type, id, &si, options) < 0) return -errno;
+    info->pid = si.si_pid;
+    info->code = si.si_code;
+    info->status = si.si_status;
+    return 0;
+}
+
+int cc_wait_pidfd(int pidfd, int options, cc_exit_info *info) {
+    return cc_waitid((idtype_t)P_PIDFD, (id_t)pidfd, options | __WALL, info);
+}
+
+int cc_wait_adopted(int options, cc_exit_info *info) {
+    return cc_waitid(P_ALL, 0, options, info);
+}
+
+int cc_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int cc_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+void cc_block_sigpipe_on_this_thread(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+void cc_name_this_thread(const char *name) {
+    (void)pthread_setname_np(pthread_self(), name);
+}
+
+int cc_pipe_cloexec(int *read_end, int *write_end) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
+    *read_end = fds[0];
+    *write_end = fds[1];
+    return 0;
+}

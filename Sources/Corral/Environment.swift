@@ -1,0 +1,37 @@
+/// The environment a job starts with. Whatever is chosen, the job also gets
+/// `CORRAL_JOB_ID=<id>`.
+public struct Environment: Hashable, Sendable {
+    enum Base: Hashable, Sendable {
+        case inherit
+        case exactly([String: String])
+    }
+
+    let base: Base
+    /// Values to set (non-nil) or remove (nil) on top of the base.
+    let changes: [String: String?]
+
+    /// This process's environment at the time the job is spawned.
+    public static let inherit = Environment(base: .inherit, changes: [:])
+
+    /// This process's environment, with `changes` applied: a value sets a
+    /// variable, `nil` removes it.
+    public static func inherit(updating changes: [String: String?]) -> Environment {
+        Environment(base: .inherit, changes: changes)
+    }
+
+    /// Exactly these variables and nothing of this process's.
+    public static func custom(_ variables: [String: String]) -> Environment {
+        Environment(base: .exactly(variables), changes: [:])
+    }
+
+    /// The resolved variables, given this process's environment.
+    func resolve(inherited: () -> [String: String]) -> [String: String] {
+        var result: [String: String]
+        switch base {
+        case .inherit: result = inherited()
+        case .exactly(let variables): result = variables
+        }
+        for (key, value) in changes { result[key] = value }
+        return result
+    }
+}

@@ -1,0 +1,46 @@
+/// Everything known about a finished job. Every submitted job gets exactly
+/// one result, whatever happened to it.
+public struct JobResult: Hashable, Sendable {
+    /// The runner-assigned id (`CORRAL_JOB_ID`).
+    public var id: JobID
+    /// `JobSpec.name`.
+    public var name: String?
+    /// How the job ended.
+    public var outcome: Outcome
+    /// How the leader itself terminated, also when the job timed out or was
+    /// cancelled; nil when it never started or could not be reaped in time.
+    public var leaderStatus: TerminationStatus?
+    /// Standard output, or both streams with `OutputMode.combined`.
+    public var stdout: CapturedOutput
+    /// Standard error (empty with `.combined` and `.discarded`).
+    public var stderr: CapturedOutput
+    /// True when an output pipe was still held open (by a descendant) after
+    /// the drain timeout, or at cancellation, and Corral closed it.
+    public var pipesForceClosed: Bool
+    /// True when members of the process group were still alive after the
+    /// leader exited and Corral killed them.
+    public var lingeringKilled: Bool
+    /// False when the leader had not exited even after SIGKILL by the time
+    /// the result was due (a process stuck in the kernel); Corral keeps
+    /// waiting for it in the background and reaps it when it exits.
+    public var leaderReaped: Bool
+    /// The leader's pid, which is also the process group and session id.
+    public var pid: Int32?
+    /// When things happened.
+    public var timing: JobTiming
+}
+
+/// The moments of a job's life, on the monotonic clock, plus its start on
+/// the wall clock.
+public struct JobTiming: Hashable, Sendable {
+    public var submitted: MonotonicInstant
+    /// When the leader was spawned; nil if it never was.
+    public var spawned: MonotonicInstant?
+    public var leaderExited: MonotonicInstant?
+    public var delivered: MonotonicInstant
+    /// Wall-clock time of the spawn (or of delivery if it never spawned).
+    public var startedAt: WallClockTime
+
+    /// From spawn (or submission, if it never spawned) to delivery.
+    public var duration: Duration { delivered - (spawned ?? submitted) }
+}

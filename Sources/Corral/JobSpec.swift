@@ -1,0 +1,86 @@
+/// Everything that describes one job: a plain value, safe to build anywhere
+/// and to send to any runner.
+///
+/// ```swift
+/// var spec = JobSpec(.shell("make test"))
+/// spec.timeout = .seconds(30)
+/// let result = try await runner.run(spec)
+/// ```
+public struct JobSpec: Hashable, Sendable {
+    /// What to run.
+    public var command: Command
+    /// A name of the caller's choosing, carried into the result unchanged.
+    public var name: String?
+    /// The environment; `.inherit` by default.
+    public var environment: Environment = .inherit
+    /// The working directory; this process's by default.
+    public var workingDirectory: String?
+    /// Run as this user (its primary group and supplementary groups too,
+    /// unless `group` is given). Needs root.
+    public var user: UserIdentity?
+    /// Run with this group. Needs root.
+    public var group: GroupIdentity?
+    /// Standard input; `/dev/null` by default.
+    public var input: Input = .null
+    /// Where standard output and standard error go.
+    public var output: OutputMode = .separate
+    /// How much of each stream is kept in the result.
+    public var outputLimit: OutputLimit = .default
+    /// How long the job may run, counted from its spawn; none by default.
+    public var timeout: Duration?
+    /// Sent to the whole process group on timeout or cancellation.
+    public var stopSignal: Signal = .terminate
+    /// How long after the stop signal SIGKILL follows.
+    public var killGrace: Duration = .seconds(2)
+    /// How long after the leader exits to wait for end-of-file on the
+    /// output pipes before force-closing them: descendants that left the
+    /// process group may still hold them.
+    public var drainTimeout: Duration = .seconds(1)
+    /// What happens to the rest of the group when the leader exits.
+    public var lingering: LingeringPolicy = .kill
+
+    public init(_ command: Command) {
+        self.command = command
+    }
+
+    /// Checks the spec; throws `CorralError.invalidSpec` naming the field.
+    public func validate() throws(CorralError) {
+        func invalid(_ field: String, _ message: String) -> CorralError {
+            CorralError(.invalidSpec, "\(field): \(message)")
+        }
+        switch command {
+        case .executable(let name, let arguments):
+            if name.isEmpty { throw invalid("command", "the executable name is empty") }
+            if name.utf8.contains(0) { throw invalid("command", "the executable name contains a NUL byte") }
+            if let index = arguments.firstIndex(where: { $0.utf8.contains(0) }) {
+                throw invalid("arguments[\(index)]", "contains a NUL byte")
+            }
+        case .shell(let text):
+            if text.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\n" }) {
+                throw invalid("command", "the shell command is empty")
+            }
+            if text.utf8.contains(0) { throw invalid("command", "the shell command contains a NUL byte") }
+        }
+        if let directory = workingDirectory {
+            if directory.isEmpty { throw invalid("workingDirectory", "is empty") }
+            if directory.utf8.contains(0) { throw invalid("workingDirectory", "contains a NUL byte") }
+        }
+        let variables = environment.changes.map { ($0.key, $0.value ?? "") }
+            + { if case .exactly(let v) = environment.base { return v.map { ($0.key, $0.value) } } else { return [] } }()
+        for (key, value) in variables {
+            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
+                throw invalid("environment", "invalid variable name \(String(reflecting: key))")
+            }
+            if value.utf8.contains(0) { throw invalid("environment", "the value of \(key) contains a NUL byte") }
+        }
+        if case .name(let name) = user, name.isEmpty { throw invalid("user", "is empty") }
+        if case .name(let name) = group, name.isEmpty { throw invalid("group", "is empty") }
+        if case .bytes(let limit) = outputLimit, limit < 0 { throw invalid("outputLimit", "is negative") }
+        if let timeout, timeout < .zero { throw invalid("timeout", "is negative") }
+        if killGrace < .zero { throw invalid("killGrace", "is negative") }
+        if drainTimeout < .zero { throw invalid("drainTimeout", "is negative") }
+        if stopSignal.rawValue <= 0 || stopSignal.rawValue >= 65 {
+            throw invalid("stopSignal", "\(stopSignal.rawValue) is not a signal number")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A NULL-terminated array of C strings in one allocation, as `execve`
+/// takes `argv` and `envp`. Immutable once built, so it may be built on any
+/// thread and read on the loop.
+final class CStringArray: @unchecked Sendable {
+    /// `count + 1` pointers (the last is NULL) followed by the string bytes.
+    let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    let count: Int
+
+    init(_ strings: [String]) {
+        count = strings.count
+        let pointerBytes = (strings.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride
+        let stringBytes = strings.reduce(0) { $0 + $1.utf8.count + 1 }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: pointerBytes + stringBytes,
+                                                   alignment: MemoryLayout<UnsafeMutablePointer<CChar>?>.alignment)
+        pointers = raw.bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: strings.count + 1)
+        var cursor = (raw + pointerBytes).bindMemory(to: CChar.self, capacity: stringBytes)
+        for (index, string) in strings.enumerated() {
+            pointers[index] = cursor
+            for byte in string.utf8 {
+                cursor.pointee = CChar(bitPattern: byte)
+                cursor += 1
+            }
+            cursor.pointee = 0
+            cursor += 1
+        }
+        pointers[strings.count] = nil
+    }
+
+    deinit { UnsafeMutableRawPointer(pointers).deallocate() }
+
+    subscript(index: Int) -> UnsafeMutablePointer<CChar> { pointers[index]! }
+}

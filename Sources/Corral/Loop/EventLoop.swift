@@ -1,0 +1,175 @@
+import CCorral
+import CLibUV
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libuv loop on one thread of its own. Other threads talk to it only
+/// through `send`, which appends to a locked inbox and wakes the loop with
+/// `uv_async_send` — libuv's one cross-thread entry point. Everything else
+/// here is touched on the loop thread only.
+final class EventLoop: LoopObject, @unchecked Sendable {
+    struct Diagnostics: Sendable {
+        /// What `uv_loop_close` returned: 0, or UV_EBUSY if a handle leaked.
+        var loopCloseStatus: Int32 = 0
+        /// The types of handles still open at close, if any.
+        var leakedHandles: [String] = []
+        var orphansReaped = 0
+    }
+
+    private enum Phase {
+        case open
+        case closing
+        case closed
+    }
+
+    private struct Inbox {
+        var commands: [LoopCommand] = []
+        var phase = Phase.open
+        var waiters: [@Sendable () -> Void] = []
+        var diagnostics = Diagnostics()
+    }
+
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    private let wakeup: UnsafeMutablePointer<uv_async_t>
+    private let inbox = Mutex(Inbox())
+    /// Loop thread only.
+    private(set) var scheduler: JobScheduler!
+    private var orphanReaper: OrphanReaper?
+
+    init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
+        loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        let status = uv_loop_init(loop)
+        guard status == 0 else {
+            loop.deallocate()
+            throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
+        }
+        wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self, owner: LoopObject())
+        super.init()
+        UVHandle.base(wakeup).pointee.data = unretained
+        uv_async_init(loop, wakeup) { handle in
+            (LoopObject.owner(of: handle!.pointee.data) as! EventLoop).drainInbox()
+        }
+        do {
+            scheduler = try JobScheduler(eventLoop: self, configuration: configuration)
+        } catch {
+            uv_close(UVHandle.base(wakeup)) { UnsafeMutableRawPointer($0!).deallocate() }
+            uv_run(loop, UV_RUN_DEFAULT)
+            uv_loop_close(loop)
+            loop.deallocate()
+            throw error
+        }
+        if reapOrphans { orphanReaper = OrphanReaper(eventLoop: self) }
+    }
+
+    /// Starts the loop thread. Call once.
+    func start() throws(CorralError) {
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 2 << 20)
+        var thread = pthread_t()
+        let retained = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, &attributes, { argument in
+            let eventLoop = Unmanaged<EventLoop>.fromOpaque(argument!).takeRetainedValue()
+            eventLoop.threadMain()
+            return nil
+        }, retained)
+        guard status == 0 else {
+            Unmanaged<EventLoop>.fromOpaque(retained).release()
+            throw CorralError(.runnerFailure, "cannot start the loop thread: \(Errno(code: status))", errno: status)
+        }
+        pthread_detach(thread)
+    }
+
+    private func threadMain() {
+        cc_name_this_thread("corral-loop")
+        cc_block_sigpipe_on_this_thread()
+        orphanReaper?.start()
+        uv_run(loop, UV_RUN_DEFAULT)
+        let status = uv_loop_close(loop)
+        var leaked: [String] = []
+        if status != 0 {
+            final class Names { var list: [String] = [] }
+            let names = Names()
+            uv_walk(loop, { handle, context in
+                let name = String(cString: uv_handle_type_name(uv_handle_get_type(handle)))
+                Unmanaged<Names>.fromOpaque(context!).takeUnretainedValue().list.append(name)
+            }, Unmanaged.passUnretained(names).toOpaque())
+            leaked = names.list
+        } else {
+            loop.deallocate()
+        }
+        let reaped = orphanReaper?.reaped ?? 0
+        let waiters = inbox.withLock { inbox -> [@Sendable () -> Void] in
+            inbox.phase = .closed
+            inbox.diagnostics.loopCloseStatus = status
+            inbox.diagnostics.leakedHandles = leaked
+            inbox.diagnostics.orphansReaped = reaped
+            let waiters = inbox.waiters
+            inbox.waiters = []
+            return waiters
+        }
+        scheduler = nil
+        waiters.forEach { $0() }
+    }
+
+    /// Hands a command to the loop. Returns false once shutdown has begun
+    /// (the command is dropped).
+    @discardableResult
+    func send(_ command: LoopCommand) -> Bool {
+        inbox.withLock { inbox in
+            guard inbox.phase == .open else { return false }
+            inbox.commands.append(command)
+            // Under the lock: the loop closes `wakeup` only after the phase
+            // has left .open, so no send can race with the close.
+            uv_async_send(wakeup)
+            return true
+        }
+    }
+
+    /// Begins shutdown (once) and calls `done` when the loop has closed.
+    func shutdown(done: @escaping @Sendable () -> Void) {
+        let finishedAlready = inbox.withLock { inbox -> Bool in
+            switch inbox.phase {
+            case .closed:
+                return true
+            case .closing:
+                inbox.waiters.append(done)
+                return false
+            case .open:
+                inbox.phase = .closing
+                inbox.waiters.append(done)
+                inbox.commands.append(.shutdown)
+                uv_async_send(wakeup)
+                return false
+            }
+        }
+        if finishedAlready { done() }
+    }
+
+    var diagnostics: Diagnostics { inbox.withLock { $0.diagnostics } }
+
+    private func drainInbox() {
+        let commands = inbox.withLock { inbox -> [LoopCommand] in
+            let commands = inbox.commands
+            inbox.commands = []
+            return commands
+        }
+        for command in commands {
+            switch command {
+            case .submit(let submission): scheduler.submit(submission)
+            case .cancel(let id): scheduler.cancel(id)
+            case .shutdown: scheduler.beginShutdown()
+            }
+        }
+    }
+
+    /// Called by the scheduler once every job is done during shutdown:
+    /// closes the loop's own handles so `uv_run` returns.
+    func closeOwnHandles() {
+        orphanReaper?.stop()
+        UVHandle.close(wakeup)
+    }
+}

@@ -1,0 +1,178 @@
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Decides what runs: a FIFO queue of submitted jobs, started while both the
+/// in-flight limit and the descriptor budget allow. Loop thread only.
+final class JobScheduler {
+    struct Configuration: Sendable {
+        /// At most this many jobs in flight.
+        var maxJobsInFlight: Int
+        /// Descriptors the jobs in flight may hold in all.
+        var descriptorBudget: Int
+        /// The soft open-files limit to give back to children, if raised.
+        var childOpenFileLimit: UInt64?
+    }
+
+    private unowned let eventLoop: EventLoop
+    let configuration: Configuration
+    var loop: UnsafeMutablePointer<uv_loop_t> { eventLoop.loop }
+    /// Shared by every output pipe: libuv fills it, the read callback copies
+    /// out of it before the next read.
+    let readBuffer: UnsafeMutableRawBufferPointer
+    let devNullRead: Int32
+    let devNullWrite: Int32
+
+    private var queue: [Submission?] = []
+    private var queueHead = 0
+    private var queuedIndex: [JobID: Int] = [:]
+    private var jobs: [JobID: LoopJob] = [:]
+    private var descriptorsInUse = 0
+    private var shuttingDown = false
+    private var closedOwnHandles = false
+
+    init(eventLoop: EventLoop, configuration: Configuration) throws(CorralError) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        guard case .success(let read) = Syscalls.open("/dev/null", O_RDONLY),
+              case .success(let write) = Syscalls.open("/dev/null", O_WRONLY) else {
+            throw CorralError(.runnerFailure, "cannot open /dev/null: \(Errno.current)")
+        }
+        devNullRead = read
+        devNullWrite = write
+        readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+    }
+
+    deinit {
+        Syscalls.close(devNullRead)
+        Syscalls.close(devNullWrite)
+        readBuffer.deallocate()
+    }
+
+    var jobsInFlight: Int { jobs.count }
+
+    func submit(_ submission: Submission) {
+        if shuttingDown {
+            deliver(cancelledBeforeStart: submission)
+            return
+        }
+        queuedIndex[submission.id] = queue.count
+        queue.append(submission)
+        pump()
+    }
+
+    func cancel(_ id: JobID) {
+        if let index = queuedIndex.removeValue(forKey: id), let submission = queue[index] {
+            queue[index] = nil
+            deliver(cancelledBeforeStart: submission)
+            return
+        }
+        jobs[id]?.cancel()
+    }
+
+    func beginShutdown() {
+        shuttingDown = true
+        while let submission = dequeue() { deliver(cancelledBeforeStart: submission) }
+        for job in jobs.values { job.cancel() }
+        finishShutdownIfIdle()
+    }
+
+    /// Starts queued jobs while the limits allow.
+    private func pump() {
+        while queueHead < queue.count, jobs.count < configuration.maxJobsInFlight {
+            guard let next = queue[queueHead] else {
+                queueHead += 1
+                continue
+            }
+            let needed = LoopJob.descriptors(for: next.spec)
+            if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
+            _ = dequeue()
+            launch(next)
+        }
+        if queueHead > 1024, queueHead * 2 > queue.count { compactQueue() }
+    }
+
+    private func dequeue() -> Submission? {
+        while queueHead < queue.count {
+            let next = queue[queueHead]
+            queueHead += 1
+            if let next {
+                queuedIndex.removeValue(forKey: next.id)
+                return next
+            }
+        }
+        return nil
+    }
+
+    private func compactQueue() {
+        queue.removeFirst(queueHead)
+        queueHead = 0
+        queuedIndex.removeAll(keepingCapacity: true)
+        for (index, submission) in queue.enumerated() {
+            if let submission { queuedIndex[submission.id] = index }
+        }
+    }
+
+    private func requeueAtHead(_ submission: Submission) {
+        if queueHead > 0 {
+            queueHead -= 1
+            queue[queueHead] = submission
+        } else {
+            queue.insert(submission, at: 0)
+            for (id, index) in queuedIndex { queuedIndex[id] = index + 1 }
+        }
+        queuedIndex[submission.id] = queueHead
+    }
+
+    private func launch(_ submission: Submission) {
+        let plan: LaunchPlan
+        switch submission.plan {
+        case .success(let ready): plan = ready
+        case .failure(let failure):
+            submission.onCompletion(LoopJob.failedResult(submission, failure))
+            return
+        }
+        let job = LoopJob(scheduler: self, submission: submission)
+        switch job.start(plan) {
+        case .started:
+            jobs[submission.id] = job
+            descriptorsInUse += job.descriptorCount
+        case .failed(let failure):
+            submission.onCompletion(LoopJob.failedResult(submission, failure))
+        case .outOfResources(let error):
+            if jobs.isEmpty {
+                // Nothing running will free anything: report it, do not spin.
+                submission.onCompletion(LoopJob.failedResult(submission, SpawnFailure(
+                    errno: error.code, stage: .resources,
+                    message: "cannot start the job: \(error) (no descriptors or processes left)")))
+            } else {
+                requeueAtHead(submission)  // retried when a running job frees its share
+            }
+        }
+    }
+
+    private func deliver(cancelledBeforeStart submission: Submission) {
+        let now = MonotonicInstant.now()
+        submission.onCompletion(JobResult(
+            id: submission.id, name: submission.spec.name, outcome: .cancelled, leaderStatus: nil,
+            stdout: .empty, stderr: .empty, pipesForceClosed: false, lingeringKilled: false,
+            leaderReaped: true, pid: nil,
+            timing: JobTiming(submitted: submission.submitted, spawned: nil, leaderExited: nil,
+                              delivered: now, startedAt: .now())))
+    }
+
+    /// A job has delivered its result and closed every handle.
+    func jobDidFinish(_ job: LoopJob) {
+        jobs.removeValue(forKey: job.id)
+        descriptorsInUse -= job.descriptorCount
+        if !shuttingDown { pump() }
+        finishShutdownIfIdle()
+    }
+
+    private func finishShutdownIfIdle() {
+        guard shuttingDown, jobs.isEmpty, !closedOwnHandles else { return }
+        closedOwnHandles = true
+        eventLoop.closeOwnHandles()
+    }
+}

@@ -1,0 +1,36 @@
+/// A spec turned into what `execve` needs: resolved path, argv, envp, ids.
+/// Built on the submitting thread (PATH and NSS lookups may block), used on
+/// the loop.
+struct LaunchPlan: Sendable {
+    let path: CStringArray
+    let argv: CStringArray
+    let envp: CStringArray
+    let workingDirectory: CStringArray?
+    let identity: ResolvedIdentity?
+    let input: [UInt8]
+
+    /// Prepares `spec` for the job `id`; a lookup that fails is a spawn failure.
+    static func prepare(_ spec: JobSpec, id: JobID) -> Result<LaunchPlan, SpawnFailure> {
+        var environment = spec.environment.resolve(inherited: ProcessEnvironment.current)
+        environment["CORRAL_JOB_ID"] = id.rawValue
+        let path: String
+        switch PathLookup.resolve(spec.command.program, searchPath: environment["PATH"]) {
+        case .success(let found): path = found
+        case .failure(let failure): return .failure(failure)
+        }
+        let identity: ResolvedIdentity?
+        switch UserLookup.resolve(user: spec.user, group: spec.group) {
+        case .success(let resolved): identity = resolved
+        case .failure(let failure): return .failure(failure)
+        }
+        let input: [UInt8]
+        if case .bytes(let bytes) = spec.input { input = bytes } else { input = [] }
+        return .success(LaunchPlan(
+            path: CStringArray([path]),
+            argv: CStringArray(spec.command.argv),
+            envp: CStringArray(environment.map { "\($0.key)=\($0.value)" }),
+            workingDirectory: spec.workingDirectory.map { CStringArray([$0]) },
+            identity: identity,
+            input: input))
+    }
+}

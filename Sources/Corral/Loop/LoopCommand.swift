@@ -1,0 +1,17 @@
+/// A job as handed to the loop: the spec, its launch plan (or why it cannot
+/// launch), and where its output and result go.
+struct Submission: Sendable {
+    let id: JobID
+    let spec: JobSpec
+    let plan: Result<LaunchPlan, SpawnFailure>
+    let submitted: MonotonicInstant
+    let onOutput: (@Sendable (OutputChunk) -> Void)?
+    let onCompletion: @Sendable (JobResult) -> Void
+}
+
+/// What other threads ask of the loop.
+enum LoopCommand: Sendable {
+    case submit(Submission)
+    case cancel(JobID)
+    case shutdown
+}

@@ -1,0 +1,178 @@
+import CCorral
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension LoopJob {
+    // MARK: Stop sequence
+
+    /// Stop signal to the whole group (with SIGCONT, so a stopped job can act
+    /// on it), then SIGKILL after the grace.
+    func beginStop(_ reason: StopReason) {
+        stopReason = reason
+        if spec.stopSignal.rawValue == SIGKILL {
+            signalGroup(SIGKILL)
+            startTimer(.reapWait, after: spec.drainTimeout)
+        } else {
+            signalGroup(spec.stopSignal.rawValue)
+            signalGroup(SIGCONT)
+            startTimer(.grace, after: spec.killGrace)
+        }
+    }
+
+    /// Signals the job's process group. Only called while the leader is
+    /// alive or an unreaped zombie, so the group id cannot have been reused.
+    func signalGroup(_ signal: Int32) {
+        precondition(!leaderReaped, "group signal after the leader was reaped")
+        Syscalls.kill(-pid, signal)
+    }
+
+    // MARK: Leader exit
+
+    func leaderMayHaveExited() {
+        if let status = peekLeader() { leaderExited(status) }
+    }
+
+    /// The leader's status if it has exited, read without reaping it.
+    func peekLeader() -> TerminationStatus? {
+        var info = cc_exit_info()
+        guard cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOWAIT | cc_WNOHANG, &info) == 0, info.pid != 0 else {
+            return nil
+        }
+        if info.code == cc_CLD_EXITED { return .exited(info.status) }
+        return .signaled(Signal(rawValue: info.status), coreDumped: info.code == cc_CLD_DUMPED)
+    }
+
+    func leaderExited(_ status: TerminationStatus) {
+        leaderStatus = status
+        leaderExitedAt = .now()
+        if let poll { uv_poll_stop(poll) }
+        if spec.lingering == .kill || stopReason != nil {
+            // Still pinned by the unreaped leader: kill what remains, reap,
+            // then see whether anything of the group was left.
+            signalGroup(SIGKILL)
+            reapLeader()
+            lingeringKilled = Syscalls.kill(-pid, 0)
+        } else {
+            reapLeader()
+        }
+        closePoll()
+        guard !delivered else { return }  // delivered without it (reap wait); now it is reaped too
+        stopTimer()
+        if allOutputsEnded { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
+    }
+
+    func outputDidEnd() {
+        if leaderReaped, allOutputsEnded, !delivered { deliver() }
+    }
+
+    // MARK: Delivery
+
+    /// Builds and hands over the result (once); closes what is still open.
+    func deliver() {
+        guard !delivered else { return }
+        delivered = true
+        stopTimer()
+        if let timer { UVHandle.close(timer) }
+        input?.close()
+        for output in outputs where output.isOpen {
+            pipesForceClosed = true
+            output.close()
+        }
+        submission.onCompletion(result())
+    }
+
+    var allOutputsEnded: Bool { outputs.allSatisfy { !$0.isOpen } }
+
+    /// Reaps the leader, which has exited (WNOHANG: never blocks the loop).
+    func reapLeader() {
+        var info = cc_exit_info()
+        if cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOHANG, &info) == 0, info.pid != 0 { leaderReaped = true }
+    }
+
+    /// Stops watching the pidfd; it is closed with its poll handle.
+    func closePoll() {
+        if let poll { UVHandle.close(poll) }
+    }
+
+    func result() -> JobResult {
+        let outcome: Outcome
+        switch (stopReason, leaderStatus) {
+        case (.deadline?, _): outcome = .timedOut
+        case (.cancel?, _): outcome = .cancelled
+        case (nil, .exited(let code)?): outcome = .exited(code)
+        case (nil, .signaled(let signal, let core)?): outcome = .signaled(signal, coreDumped: core)
+        case (nil, nil): outcome = .cancelled  // unreachable: delivery without exit needs a stop
+        }
+        var stdout = CapturedOutput.empty
+        var stderr = CapturedOutput.empty
+        for output in outputs {
+            if output.stream == .stderr { stderr = output.captured } else { stdout = output.captured }
+        }
+        return JobResult(
+            id: id, name: spec.name, outcome: outcome,
+            leaderStatus: leaderReaped ? leaderStatus : nil,
+            stdout: stdout, stderr: stderr, pipesForceClosed: pipesForceClosed,
+            lingeringKilled: lingeringKilled, leaderReaped: leaderReaped, pid: pid,
+            timing: JobTiming(submitted: submission.submitted, spawned: spawnedAt,
+                              leaderExited: leaderExitedAt, delivered: .now(), startedAt: startedAt))
+    }
+
+    static func failedResult(_ submission: Submission, _ failure: SpawnFailure) -> JobResult {
+        let now = MonotonicInstant.now()
+        return JobResult(
+            id: submission.id, name: submission.spec.name, outcome: .failedToStart(failure),
+            leaderStatus: nil, stdout: .empty, stderr: .empty, pipesForceClosed: false,
+            lingeringKilled: false, leaderReaped: true, pid: nil,
+            timing: JobTiming(submitted: submission.submitted, spawned: nil, leaderExited: nil,
+                              delivered: now, startedAt: .now()))
+    }
+}
+
+/// Writes a job's stdin bytes through a pipe, then closes it.
+final class InputWriter: LoopObject {
+    private unowned let job: LoopJob
+    private let handle: UnsafeMutablePointer<uv_pipe_t>
+    private let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+    private let bytes: UnsafeMutableRawBufferPointer
+
+    init(job: LoopJob, fd: Int32, bytes: [UInt8]) {
+        self.job = job
+        self.bytes = .allocate(byteCount: bytes.count, alignment: 1)
+        self.bytes.copyBytes(from: bytes)
+        handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self, owner: LoopObject())
+        super.init()
+        UVHandle.base(handle).pointee.data = unretained
+        request.pointee.data = unretained
+        uv_pipe_init(job.scheduler.loop, handle, 0)
+        var buffer = uv_buf_init(self.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        if uv_pipe_open(handle, fd) != 0 {
+            Syscalls.close(fd)
+            request.pointee.data = nil
+            UVHandle.close(handle)
+            return
+        }
+        let status = uv_write(request, UVHandle.stream(handle), &buffer, 1) { request, _ in
+            // Done, or failed (EPIPE: the job did not read it all; ECANCELED: closed).
+            let writer = unsafeDowncast(LoopObject.owner(of: request!.pointee.data), to: InputWriter.self)
+            writer.request.pointee.data = nil
+            writer.close()
+        }
+        if status != 0 {
+            request.pointee.data = nil
+            close()
+        }
+    }
+
+    deinit {
+        request.deallocate()
+        bytes.deallocate()
+    }
+
+    func close() { UVHandle.close(handle) }
+
+    override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
+        job.handleDidClose(handle)
+    }
+}

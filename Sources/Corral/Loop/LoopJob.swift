@@ -1,0 +1,224 @@
+import CCorral
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One spawned job on the loop: its leader (watched through a pidfd), its
+/// output pipes, its stdin pipe and one timer that serves each phase in
+/// turn (deadline, grace, drain, reap wait). Loop thread only.
+///
+/// The job stays in the scheduler's table until it has delivered its result
+/// and every handle has closed; the handles point at it unretained.
+final class LoopJob: LoopObject {
+    enum TimerPhase {
+        case idle
+        case deadline     // the job's timeout
+        case grace        // stop signal sent; SIGKILL when it fires
+        case drain        // leader gone; force-close pipes when it fires
+        case reapWait     // SIGKILL sent; deliver without the leader when it fires
+    }
+
+    enum StopReason {
+        case deadline
+        case cancel
+    }
+
+    enum StartResult {
+        case started
+        case failed(SpawnFailure)
+        case outOfResources(Errno)
+    }
+
+    unowned let scheduler: JobScheduler
+    let submission: Submission
+    var id: JobID { submission.id }
+    var spec: JobSpec { submission.spec }
+    let descriptorCount: Int
+
+    var pid: Int32 = 0
+    var pidfd: Int32 = -1
+    var poll: UnsafeMutablePointer<uv_poll_t>?
+    var timer: UnsafeMutablePointer<uv_timer_t>?
+    var timerPhase = TimerPhase.idle
+    var outputs: [OutputPipe] = []
+    var input: InputWriter?
+    var openHandles = 0
+
+    var stopReason: StopReason?
+    var leaderStatus: TerminationStatus?
+    var leaderReaped = false
+    var delivered = false
+    var pipesForceClosed = false
+    var lingeringKilled = false
+    var spawnedAt: MonotonicInstant?
+    var leaderExitedAt: MonotonicInstant?
+    var startedAt = WallClockTime.now()
+
+    init(scheduler: JobScheduler, submission: Submission) {
+        self.scheduler = scheduler
+        self.submission = submission
+        self.descriptorCount = LoopJob.descriptors(for: submission.spec)
+    }
+
+    /// Descriptors a running job holds in this process: its pidfd, the read
+    /// end of each output pipe, the write end of its stdin pipe.
+    static func descriptors(for spec: JobSpec) -> Int {
+        var count = 1
+        switch spec.output {
+        case .separate: count += 2
+        case .combined: count += 1
+        case .discarded: break
+        }
+        if case .bytes(let bytes) = spec.input, !bytes.isEmpty { count += 1 }
+        return count
+    }
+
+    // MARK: Start
+
+    func start(_ plan: LaunchPlan) -> StartResult {
+        var parentEnds: [Int32] = []
+        var childEnds: [Int32] = []
+        func closeAll() { (parentEnds + childEnds).forEach(Syscalls.close) }
+        func makePipe() -> Result<(read: Int32, write: Int32), Errno> {
+            let made = Syscalls.pipe()
+            if case .success(let ends) = made { parentEnds.append(ends.read); childEnds.append(ends.write) }
+            return made
+        }
+
+        var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
+        var outputEnds: [(OutputChunk.Stream, Int32)] = []
+        var inputEnd: Int32?
+        do throws(Errno) {
+            if !plan.input.isEmpty {
+                let ends = try Syscalls.pipe().get()
+                parentEnds.append(ends.write)
+                childEnds.append(ends.read)
+                stdio.0 = ends.read
+                inputEnd = ends.write
+            }
+            switch spec.output {
+            case .separate:
+                let out = try makePipe().get()
+                let err = try makePipe().get()
+                stdio.1 = out.write
+                stdio.2 = err.write
+                outputEnds = [(.stdout, out.read), (.stderr, err.read)]
+            case .combined:
+                let both = try makePipe().get()
+                stdio.1 = both.write
+                stdio.2 = both.write
+                outputEnds = [(.combined, both.read)]
+            case .discarded:
+                break
+            }
+        } catch {
+            closeAll()
+            if error.code == EMFILE || error.code == ENFILE { return .outOfResources(error) }
+            return .failed(SpawnFailure(errno: error.code, stage: .resources, message: "cannot create a pipe: \(error)"))
+        }
+
+        startedAt = .now()
+        let spawned = Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
+                                    stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit)
+        childEnds.forEach(Syscalls.close)
+        childEnds = []
+        switch spawned {
+        case .failure(.transient(let error)):
+            closeAll()
+            return .outOfResources(error)
+        case .failure(.failed(let failure)):
+            closeAll()
+            return .failed(failure)
+        case .success(let child):
+            pid = child.pid
+            pidfd = child.pidfd
+            spawnedAt = .now()
+        }
+
+        watchLeader()
+        for (stream, fd) in outputEnds {
+            openHandles += 1
+            if let pipe = OutputPipe(job: self, stream: stream, fd: fd, limit: spec.outputLimit,
+                                     onOutput: submission.onOutput) {
+                outputs.append(pipe)
+            }
+        }
+        if let inputEnd {
+            openHandles += 1
+            input = InputWriter(job: self, fd: inputEnd, bytes: plan.input)
+        }
+        timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)
+        uv_timer_init(scheduler.loop, timer)
+        openHandles += 1
+        if let timeout = spec.timeout { startTimer(.deadline, after: timeout) }
+        return .started
+    }
+
+    private func watchLeader() {
+        let poll = UVHandle.allocate(UV_POLL, as: uv_poll_t.self, owner: self)
+        self.poll = poll
+        openHandles += 1
+        uv_poll_init(scheduler.loop, poll, pidfd)
+        uv_poll_start(poll, Int32(UV_READABLE.rawValue)) { handle, _, _ in
+            unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).leaderMayHaveExited()
+        }
+    }
+
+    // MARK: Timer
+
+    func startTimer(_ phase: TimerPhase, after delay: Duration) {
+        guard let timer else { return }
+        timerPhase = phase
+        uv_timer_start(timer, { handle in
+            unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).timerFired()
+        }, delay.timerMilliseconds, 0)
+    }
+
+    func stopTimer() {
+        guard let timer else { return }
+        timerPhase = .idle
+        uv_timer_stop(timer)
+    }
+
+    private func timerFired() {
+        let phase = timerPhase
+        timerPhase = .idle
+        switch phase {
+        case .idle:
+            break
+        case .deadline:
+            // Exits that raced the deadline in this loop iteration count as exits.
+            if let status = peekLeader() { leaderExited(status) } else { beginStop(.deadline) }
+        case .grace:
+            signalGroup(SIGKILL)
+            startTimer(.reapWait, after: spec.drainTimeout)
+        case .drain, .reapWait:
+            deliver()
+        }
+    }
+
+    override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
+        if let poll, UnsafeMutableRawPointer(poll) == handle {
+            Syscalls.close(pidfd)
+            pidfd = -1
+            self.poll = nil
+        }
+        if let timer, UnsafeMutableRawPointer(timer) == handle { self.timer = nil }
+        openHandles -= 1
+        if openHandles == 0, delivered { scheduler.jobDidFinish(self) }
+    }
+
+    // MARK: Cancellation
+
+    /// Cancels the job: the stop sequence if the leader still runs; if it has
+    /// exited and only the pipes are draining, they are closed at once.
+    func cancel() {
+        guard !delivered else { return }
+        if leaderStatus != nil {
+            deliver()
+        } else if stopReason == nil {
+            beginStop(.cancel)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import CLibUV
+
+/// Something on the loop that owns libuv handles: each handle's `data`
+/// points at its owner (unretained; the owner outlives its handles), and
+/// the owner hears when a handle has closed and its memory is gone.
+class LoopObject {
+    /// Called on the loop thread after a handle owned by this object closed.
+    func handleDidClose(_ handle: UnsafeMutableRawPointer) {}
+
+    final var unretained: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    static func owner(of data: UnsafeMutableRawPointer?) -> LoopObject {
+        Unmanaged<LoopObject>.fromOpaque(data!).takeUnretainedValue()
+    }
+}
+
+/// Allocation and closing of libuv handles. A handle's memory is released
+/// only in its close callback, as libuv requires.
+enum UVHandle {
+    static func allocate<Handle>(_ type: uv_handle_type, as _: Handle.Type, owner: LoopObject) -> UnsafeMutablePointer<Handle> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: uv_handle_size(type), alignment: 16)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: uv_handle_size(type))
+        raw.assumingMemoryBound(to: uv_handle_t.self).pointee.data = owner.unretained
+        return raw.bindMemory(to: Handle.self, capacity: 1)
+    }
+
+    /// Frees a handle that was allocated but never initialised.
+    static func deallocateUninitialised<Handle>(_ handle: UnsafeMutablePointer<Handle>) {
+        UnsafeMutableRawPointer(handle).deallocate()
+    }
+
+    static func base<Handle>(_ handle: UnsafeMutablePointer<Handle>) -> UnsafeMutablePointer<uv_handle_t> {
+        UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)
+    }
+
+    static func stream<Handle>(_ handle: UnsafeMutablePointer<Handle>) -> UnsafeMutablePointer<uv_stream_t> {
+        UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
+    }
+
+    /// Closes the handle (once); its owner hears of it from the close callback.
+    static func close<Handle>(_ handle: UnsafeMutablePointer<Handle>) {
+        let base = base(handle)
+        if uv_is_closing(base) != 0 { return }
+        uv_close(base, uvHandleClosed)
+    }
+}
+
+private func uvHandleClosed(_ handle: UnsafeMutablePointer<uv_handle_t>?) {
+    guard let handle else { return }
+    let owner = LoopObject.owner(of: handle.pointee.data)
+    owner.handleDidClose(UnsafeMutableRawPointer(handle))
+    UnsafeMutableRawPointer(handle).deallocate()
+}

@@ -1,0 +1,77 @@
+import CCorral
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Thin wrappers over the syscalls Corral makes: each retries on EINTR and
+/// returns the errno instead of leaving it in a global.
+enum Syscalls {
+    /// A pipe with both ends close-on-exec: (read end, write end).
+    static func pipe() -> Result<(read: Int32, write: Int32), Errno> {
+        var read: Int32 = -1
+        var write: Int32 = -1
+        let status = cc_pipe_cloexec(&read, &write)
+        if status != 0 { return .failure(Errno(code: -status)) }
+        return .success((read, write))
+    }
+
+    static func open(_ path: String, _ flags: Int32) -> Result<Int32, Errno> {
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC)
+            if fd >= 0 { return .success(fd) }
+            if errno != EINTR { return .failure(Errno.current) }
+        }
+    }
+
+    static func close(_ fd: Int32) {
+        if fd >= 0 { _ = Glibc.close(fd) }  // never retried: the fd is gone either way on Linux
+    }
+
+    /// kill(2); true when the signal was sent to at least one process.
+    @discardableResult
+    static func kill(_ pid: Int32, _ signal: Int32) -> Bool {
+        Glibc.kill(pid, signal) == 0
+    }
+
+    /// The soft and hard limits on open files.
+    static func openFileLimits() -> (soft: UInt64, hard: UInt64) {
+        var limit = rlimit()
+        getrlimit(RLIMIT_NOFILE_VALUE, &limit)
+        return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+
+    /// Raises the soft open-files limit to the hard one; returns the new soft limit.
+    static func raiseOpenFileLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(RLIMIT_NOFILE_VALUE, &raised) == 0 { return UInt64(raised.rlim_cur) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
+    /// How many descriptors this process has open now.
+    static func openDescriptorCount() -> Int {
+        guard let directory = opendir("/proc/self/fd") else { return 0 }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let first = entry.pointee.d_name.0
+            if first != UInt8(ascii: ".") { count += 1 }
+        }
+        return max(0, count - 1)  // the directory stream's own descriptor
+    }
+
+    static var RLIMIT_NOFILE_VALUE: __rlimit_resource_t {
+        __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    }
+}
+
+/// An errno value with its message.
+struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
+    let code: Int32
+    static var current: Errno { Errno(code: errno) }
+    var description: String { String(cString: strerror(code)) }
+}

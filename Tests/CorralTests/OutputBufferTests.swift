@@ -1,0 +1,6 @@
+import XCTest
+@testable import Corral
+
+final class OutputBufferTests: XCTestCase {
+    func testPlaceholder() {}
+}
