@@ -37,8 +37,8 @@ int cc_wait_pidfd(int pidfd, int options, cc_exit_info *info) {
     return cc_waitid((idtype_t)P_PIDFD, (id_t)pidfd, options | __WALL, info);
 }
 
-int cc_wait_adopted(int options, cc_exit_info *info) {
-    return cc_waitid(P_ALL, 0, options, info);
+int cc_wait_pid(pid_t pid, int options, cc_exit_info *info) {
+    return cc_waitid(P_PID, (id_t)pid, options, info);
 }
 
 int cc_pidfd_open(pid_t pid) {

@@ -15,6 +15,10 @@ public enum Outcome: Hashable, Sendable {
     case cancelled
     /// The job could not be started.
     case failedToStart(SpawnFailure)
+    /// The leader was reaped by someone else in this process (a
+    /// `waitpid(-1)`, or SIGCHLD set to SIG_IGN) before Corral could read its
+    /// status, which is therefore unknown.
+    case lost(reason: String)
 }
 
 /// How the leader process itself terminated.

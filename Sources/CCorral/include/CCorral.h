@@ -47,8 +47,8 @@ typedef struct cc_spawn_result {
 } cc_spawn_result;
 
 /// Spawn a child with a vfork-style clone: it runs in a new session and
-/// process group (pgid == pid), delivers no SIGCHLD (exit signal 0, so a
-/// host's waitpid(-1) never sees it), and is waited for through its pidfd.
+/// process group (pgid == pid), starts with exit signal 0 (only until exec:
+/// exec resets that to SIGCHLD), and is waited for through its pidfd.
 /// Returns 0 on success, -1 with result->error and result->stage set.
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result);
 
@@ -62,10 +62,8 @@ typedef struct cc_exit_info {
 /// waitid(P_PIDFD, pidfd, …, options | __WALL). Returns 0 or -errno.
 int cc_wait_pidfd(int pidfd, int options, cc_exit_info *info);
 
-/// waitid(P_ALL, …, options) without __WALL: sees only children that signal
-/// SIGCHLD, i.e. adopted orphans, never the leaders cc_spawn started.
-/// Returns 0 or -errno.
-int cc_wait_adopted(int options, cc_exit_info *info);
+/// waitid(P_PID, pid, …, options). Returns 0 or -errno.
+int cc_wait_pid(pid_t pid, int options, cc_exit_info *info);
 
 /// pidfd_open(2). Returns the fd or -errno.
 int cc_pidfd_open(pid_t pid);

@@ -25,23 +25,49 @@ extension LoopJob {
     /// alive or an unreaped zombie, so the group id cannot have been reused.
     func signalGroup(_ signal: Int32) {
         precondition(!leaderReaped, "group signal after the leader was reaped")
+        guard !leaderVanished else { return }  // the group id may belong to someone else now
         Syscalls.kill(-pid, signal)
     }
 
     // MARK: Leader exit
 
-    func leaderMayHaveExited() {
-        if let status = peekLeader() { leaderExited(status) }
+    enum LeaderState {
+        case running
+        case exited(TerminationStatus)
+        /// Reaped by someone else: the pidfd is readable, waitid says ECHILD.
+        case vanished
     }
 
-    /// The leader's status if it has exited, read without reaping it.
-    func peekLeader() -> TerminationStatus? {
-        var info = cc_exit_info()
-        guard cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOWAIT | cc_WNOHANG, &info) == 0, info.pid != 0 else {
-            return nil
+    func leaderMayHaveExited() {
+        switch peekLeader() {
+        case .running: break
+        case .exited(let status): leaderExited(status)
+        case .vanished: leaderDisappeared()
         }
-        if info.code == cc_CLD_EXITED { return .exited(info.status) }
-        return .signaled(Signal(rawValue: info.status), coreDumped: info.code == cc_CLD_DUMPED)
+    }
+
+    /// The leader's state, read without reaping it.
+    func peekLeader() -> LeaderState {
+        var info = cc_exit_info()
+        let status = cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOWAIT | cc_WNOHANG, &info)
+        if status == -ECHILD { return .vanished }
+        guard status == 0, info.pid != 0 else { return .running }
+        if info.code == cc_CLD_EXITED { return .exited(.exited(info.status)) }
+        return .exited(.signaled(Signal(rawValue: info.status), coreDumped: info.code == cc_CLD_DUMPED))
+    }
+
+    /// Someone else reaped the leader. Its status is lost, and its group may
+    /// no longer be pinned, so no more group signals: drain and deliver.
+    func leaderDisappeared() {
+        leaderVanished = true
+        leaderReaped = true
+        leaderExitedAt = .now()
+        LeaderRegistry.remove(pid)
+        if let poll { uv_poll_stop(poll) }
+        closePoll()
+        guard !delivered else { return }
+        stopTimer()
+        if allOutputsEnded { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
     }
 
     func leaderExited(_ status: TerminationStatus) {
@@ -88,7 +114,12 @@ extension LoopJob {
     /// Reaps the leader, which has exited (WNOHANG: never blocks the loop).
     func reapLeader() {
         var info = cc_exit_info()
-        if cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOHANG, &info) == 0, info.pid != 0 { leaderReaped = true }
+        let status = cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOHANG, &info)
+        // ECHILD: reaped by someone else just now; its status was already read.
+        if (status == 0 && info.pid != 0) || status == -ECHILD {
+            leaderReaped = true
+            LeaderRegistry.remove(pid)
+        }
     }
 
     /// Stops watching the pidfd; it is closed with its poll handle.
@@ -103,7 +134,10 @@ extension LoopJob {
         case (.cancel?, _): outcome = .cancelled
         case (nil, .exited(let code)?): outcome = .exited(code)
         case (nil, .signaled(let signal, let core)?): outcome = .signaled(signal, coreDumped: core)
-        case (nil, nil): outcome = .cancelled  // unreachable: delivery without exit needs a stop
+        case (nil, nil) where leaderVanished:
+            outcome = .lost(reason: "the leader (pid \(pid)) was reaped by someone else in this process "
+                + "(waitpid(-1) or SIGCHLD ignored); its exit status is unknown")
+        case (nil, nil): outcome = .cancelled  // unreachable: delivery without an exit needs a stop
         }
         var stdout = CapturedOutput.empty
         var stderr = CapturedOutput.empty

@@ -48,6 +48,8 @@ final class LoopJob: LoopObject {
     var stopReason: StopReason?
     var leaderStatus: TerminationStatus?
     var leaderReaped = false
+    /// The leader was reaped by someone else: its pgid is no longer pinned.
+    var leaderVanished = false
     var delivered = false
     var pipesForceClosed = false
     var lingeringKilled = false
@@ -119,8 +121,10 @@ final class LoopJob: LoopObject {
         }
 
         startedAt = .now()
-        let spawned = Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
-                                    stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit)
+        let spawned = LeaderRegistry.spawn {
+            Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
+                          stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit)
+        }
         childEnds.forEach(Syscalls.close)
         childEnds = []
         switch spawned {
@@ -189,7 +193,11 @@ final class LoopJob: LoopObject {
             break
         case .deadline:
             // Exits that raced the deadline in this loop iteration count as exits.
-            if let status = peekLeader() { leaderExited(status) } else { beginStop(.deadline) }
+            switch peekLeader() {
+            case .running: beginStop(.deadline)
+            case .exited(let status): leaderExited(status)
+            case .vanished: leaderDisappeared()
+            }
         case .grace:
             signalGroup(SIGKILL)
             startTimer(.reapWait, after: spec.drainTimeout)
@@ -215,7 +223,7 @@ final class LoopJob: LoopObject {
     /// exited and only the pipes are draining, they are closed at once.
     func cancel() {
         guard !delivered else { return }
-        if leaderStatus != nil {
+        if leaderStatus != nil || leaderVanished {
             deliver()
         } else if stopReason == nil {
             beginStop(.cancel)

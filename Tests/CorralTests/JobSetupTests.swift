@@ -1,0 +1,73 @@
+import Foundation
+import XCTest
+@testable import Corral
+
+/// Scenario 11: stdin, environment, working directory (and user) reach the job.
+final class JobSetupTests: CorralTestCase {
+    func testStdinBytesReachTheChild() async throws {
+        var spec = JobSpec(.executable("cat"))
+        spec.input = .text("line one\nline two")
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.stdout.text, "line one\nline two")
+    }
+
+    func testLargeStdinThatTheJobIgnoresDoesNotBlock() async throws {
+        var spec = JobSpec(.shell("echo ignoring input"))
+        spec.input = .bytes([UInt8](repeating: 65, count: 4 << 20))
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.stdout.text, "ignoring input\n")
+    }
+
+    func testDefaultStdinIsEmpty() async throws {
+        let result = try await runner.run(JobSpec(.executable("wc", arguments: ["-c"])))
+        XCTAssertEqual(result.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+    }
+
+    func testEnvironmentOverridesRemovalsAndJobID() async throws {
+        var spec = JobSpec(.shell("echo \"$CORRAL_TEST_VALUE|${HOME-unset}|$CORRAL_JOB_ID\""))
+        spec.environment = .inherit(updating: ["CORRAL_TEST_VALUE": "over ridden", "HOME": nil])
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.stdout.text, "over ridden|unset|\(result.id.rawValue)\n")
+    }
+
+    func testCustomEnvironmentHasOnlyWhatWasGiven() async throws {
+        var spec = JobSpec(.executable("/usr/bin/env"))
+        spec.environment = .custom(["ONLY": "this"])
+        let result = try await runner.run(spec)
+        let lines = Set(result.stdout.text.split(separator: "\n").map(String.init))
+        XCTAssertEqual(lines, ["ONLY=this", "CORRAL_JOB_ID=\(result.id.rawValue)"])
+    }
+
+    func testWorkingDirectoryIsApplied() async throws {
+        var spec = JobSpec(.executable("/bin/pwd"))
+        spec.workingDirectory = scratch.path
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.stdout.text, URL(fileURLWithPath: scratch.path).resolvingSymlinksInPath().path + "\n")
+    }
+
+    func testRunsAsAnotherUserWhenRoot() async throws {
+        try XCTSkipUnless(getuid() == 0, "changing user needs root")
+        var spec = JobSpec(.shell("id -u; id -g"))
+        spec.user = .name("nobody")
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.stdout.text, "65534\n65534\n")
+    }
+
+    func testChangingUserWithoutRootFailsClearly() async throws {
+        try XCTSkipIf(getuid() == 0, "as root the change succeeds (see testRunsAsAnotherUserWhenRoot)")
+        var spec = JobSpec(.executable("/bin/true"))
+        spec.user = .id(12345)
+        let result = try await runner.run(spec)
+        guard case .failedToStart(let failure) = result.outcome else { return XCTFail("\(result.outcome)") }
+        XCTAssertEqual(failure.errno, EPERM)
+        XCTAssertTrue(failure.message.contains("needs root"))
+    }
+
+    func testArgumentsAreNotExpanded() async throws {
+        let result = try await runner.run(JobSpec(.executable("printf", arguments: ["%s|", "$HOME", "*", "a b"])))
+        XCTAssertEqual(result.stdout.text, "$HOME|*|a b|")
+    }
+}

@@ -1,6 +1,0 @@
-import XCTest
-@testable import Corral
-
-final class OutputBufferTests: XCTestCase {
-    func testPlaceholder() {}
-}
