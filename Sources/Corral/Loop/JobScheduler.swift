@@ -88,7 +88,8 @@ final class JobScheduler {
             let needed = LoopJob.descriptors(for: next.spec)
             if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
             _ = dequeue()
-            launch(next)
+            // Short of descriptors or processes: wait for a running job to finish.
+            guard launch(next) else { break }
         }
         if queueHead > 1024, queueHead * 2 > queue.count { compactQueue() }
     }
@@ -125,13 +126,15 @@ final class JobScheduler {
         queuedIndex[submission.id] = queueHead
     }
 
-    private func launch(_ submission: Submission) {
+    /// Starts a job, or delivers why it cannot start. Returns false when it
+    /// went back to the head of the queue to wait for resources.
+    private func launch(_ submission: Submission) -> Bool {
         let plan: LaunchPlan
         switch submission.plan {
         case .success(let ready): plan = ready
         case .failure(let failure):
             submission.onCompletion(LoopJob.failedResult(submission, failure))
-            return
+            return true
         }
         let job = LoopJob(scheduler: self, submission: submission)
         switch job.start(plan) {
@@ -148,8 +151,10 @@ final class JobScheduler {
                     message: "cannot start the job: \(error) (no descriptors or processes left)")))
             } else {
                 requeueAtHead(submission)  // retried when a running job frees its share
+                return false
             }
         }
+        return true
     }
 
     private func deliver(cancelledBeforeStart submission: Submission) {
