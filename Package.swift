@@ -5,6 +5,7 @@ let package = Package(
     name: "Corral",
     products: [
         .library(name: "Corral", targets: ["Corral"]),
+        .library(name: "CorralFormat", targets: ["CorralFormat"]),
         .executable(name: "corral", targets: ["corral"]),
     ],
     dependencies: [
@@ -28,10 +29,18 @@ let package = Package(
             dependencies: ["CLibUV", "CCorral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The job spec and result as JSON, durations and sizes as text:
+        // shared by the CLI and the agent.
+        .target(
+            name: "CorralFormat",
+            dependencies: ["Corral"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "corral",
             dependencies: [
                 "Corral",
+                "CorralFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
@@ -39,6 +48,11 @@ let package = Package(
         .testTarget(
             name: "CorralTests",
             dependencies: ["Corral", "CCorral"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "CorralCLITests",
+            dependencies: ["Corral", "CorralFormat", "corral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -91,6 +91,7 @@ final class LoopJob: LoopObject {
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
         var outputEnds: [(OutputChunk.Stream, Int32)] = []
         var inputEnd: Int32?
+        if case .inherit = spec.input { stdio.0 = STDIN_FILENO }
         do throws(Errno) {
             if !plan.input.isEmpty {
                 let ends = try Syscalls.pipe().get()

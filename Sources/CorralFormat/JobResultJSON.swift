@@ -1,0 +1,80 @@
+import Corral
+import Foundation
+
+/// Encodes results as one JSON object per line: the schema of `corral run
+/// --json`, `corral batch` and the agent's API.
+public enum JobResultJSON {
+    /// The `outcome` field's value.
+    public static func outcomeName(_ outcome: Outcome) -> String {
+        switch outcome {
+        case .exited: return "exited"
+        case .signaled: return "signaled"
+        case .timedOut: return "timed_out"
+        case .cancelled: return "cancelled"
+        case .failedToStart: return "failed_to_start"
+        case .lost: return "lost"
+        }
+    }
+
+    public static func encode(_ result: JobResult, id: String) -> String {
+        var json = JSONWriter()
+        json.add("id", id)
+        json.add("outcome", outcomeName(result.outcome))
+        var exitCode: Int32?
+        var signal: String?
+        switch result.leaderStatus {
+        case .exited(let code)?: exitCode = code
+        case .signaled(let killer, _)?: signal = killer.name
+        case nil: break
+        }
+        json.add("exit_code", exitCode)
+        json.add("signal", signal)
+        add(result.stdout, as: "stdout", to: &json)
+        add(result.stderr, as: "stderr", to: &json)
+        json.add("stdout_dropped", result.stdout.droppedBytes)
+        json.add("stderr_dropped", result.stderr.droppedBytes)
+        json.add("pipes_force_closed", result.pipesForceClosed)
+        json.add("lingering_killed", result.lingeringKilled)
+        json.add("leader_reaped", result.leaderReaped)
+        json.add("pid", result.pid)
+        json.add("job_id", result.id.rawValue)
+        json.add("started_at", result.timing.startedAt.rfc3339)
+        json.add("duration_s", (result.timing.duration.seconds * 1000).rounded() / 1000)
+        switch result.outcome {
+        case .failedToStart(let failure):
+            json.add("error", failure.message)
+            json.add("errno", failure.errno)
+            json.add("stage", failure.stage.name)
+        case .lost(let reason):
+            json.add("error", reason)
+        default:
+            break
+        }
+        return json.text
+    }
+
+    /// The result line for a spec that could not be read.
+    public static func invalidSpec(_ error: SpecError, line: Int?) -> String {
+        var json = JSONWriter()
+        json.add("id", error.id)
+        json.add("outcome", "invalid_spec")
+        json.add("exit_code", nil as Int?)
+        json.add("signal", nil as String?)
+        if let line { json.add("line", line) }
+        if let field = error.field { json.add("field", field) }
+        json.add("error", error.description)
+        return json.text
+    }
+
+    private static func add(_ output: CapturedOutput, as name: String, to json: inout JSONWriter) {
+        if let text = String(validating: output.bytes, as: UTF8.self) {
+            json.add(name, text)
+        } else {
+            json.add(name + "_base64", Data(output.bytes).base64EncodedString())
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

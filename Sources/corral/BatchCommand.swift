@@ -1,0 +1,5 @@
+import ArgumentParser
+struct BatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "batch", abstract: "Run many jobs from JSON Lines.")
+    func run() throws {}
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+
+/// `corral`: run jobs with deadlines that hold, whatever the job's
+/// descendants do.
+@main
+struct CorralCommand: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "corral",
+        abstract: "Run jobs with deadlines that hold: the whole process tree is stopped, pipes never hang.",
+        discussion: """
+            Examples:
+              corral run --timeout 2s -- ./script.sh
+              corral run --timeout 30s --json --shell 'make test'
+              corral batch jobs.jsonl -j 64 --output results.jsonl
+
+            Exit codes (run): the job's exit code; 124 timed out; 125 corral's own error;
+            126 cannot execute; 127 not found; 128+N killed by signal N.
+            """,
+        version: "corral \(version)",
+        subcommands: [RunCommand.self, BatchCommand.self]
+    )
+
+    /// Parses and runs, with corral's exit codes: a usage error is 125 (as
+    /// timeout(1) has it), not ArgumentParser's 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data(("corral: " + message(for: error) + "\n").utf8))
+            if code == .validationFailure || code == .failure {
+                FileHandle.standardError.write(Data("Try 'corral --help' for more information.\n".utf8))
+            }
+            Foundation.exit(ExitCodes.corralError)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import Corral
+import CorralFormat
+import Dispatch
+import Foundation
+import Synchronization
+
+/// `corral run`: one command with a deadline, like timeout(1) without the hang.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one command with a deadline; stop its whole process tree when it passes.",
+        discussion: """
+            The command runs in its own session and process group. On timeout (or Ctrl-C) the
+            whole group gets the stop signal, then KILL after --kill-after; output pipes still
+            held by escaped descendants are closed after --drain, so corral never hangs.
+
+            Examples:
+              corral run --timeout 2s -- examples/seed/sleep.sh
+              corral run --timeout 1m --kill-after 5s --signal INT -- ./server --port 8080
+              corral run --json --max-output 64KiB --shell 'make -j4 test 2>&1'
+
+            Durations: 500ms, 30s, 5m, 1h30m, or seconds. Sizes: 65536, 64KiB, 1MiB, 10MB.
+            Signals: TERM, SIGTERM, term or 15.
+            Exit codes: the command's; 124 timed out; 125 corral's own error; 126 cannot
+            execute; 127 not found; 128+N killed by signal N; 130/143/129 when corral itself
+            got INT/TERM/HUP.
+            """)
+
+    @Option(help: ArgumentHelp("Stop the command after this long.", valueName: "duration"))
+    var timeout: String?
+    @Option(help: ArgumentHelp("Stop signal sent to the whole group (default TERM).", valueName: "signal"))
+    var signal: String = "TERM"
+    @Option(name: .customLong("kill-after"), help: ArgumentHelp("Grace between the stop signal and KILL (default 2s).", valueName: "duration"))
+    var killAfter: String = "2s"
+    @Option(help: ArgumentHelp("How long to wait for output after the command exits before closing its pipes (default 1s).", valueName: "duration"))
+    var drain: String = "1s"
+    @Flag(help: "Run the single COMMAND argument as /bin/sh -c text.")
+    var shell = false
+    @Option(help: ArgumentHelp("Working directory.", valueName: "dir"))
+    var cwd: String?
+    @Option(name: .customLong("env"), help: ArgumentHelp("Set a variable (repeatable).", valueName: "K=V"))
+    var environment: [String] = []
+    @Option(name: .customLong("unset-env"), help: ArgumentHelp("Remove a variable (repeatable).", valueName: "K"))
+    var unsetEnvironment: [String] = []
+    @Flag(name: .customLong("clear-env"), help: "Start from an empty environment (plus --env).")
+    var clearEnvironment = false
+    @Option(help: ArgumentHelp("Run as this user (needs root).", valueName: "name|uid"))
+    var user: String?
+    @Option(help: ArgumentHelp("Run with this group (needs root).", valueName: "name|gid"))
+    var group: String?
+    @Option(name: .customLong("max-output"), help: ArgumentHelp("With --json: bytes kept per stream, head and tail (default 1MiB, 0 = unlimited).", valueName: "size"))
+    var maxOutput: String = "1MiB"
+    @Flag(help: "Send the command's stderr into its stdout, in order.")
+    var combine = false
+    @Flag(name: .customLong("leave-running"), help: "Do not kill what the command leaves running when it exits.")
+    var leaveRunning = false
+    @Flag(help: "Capture the output and print one JSON result object at the end.")
+    var json = false
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (after --).", valueName: "command"))
+    var command: [String] = []
+
+    func run() throws {
+        let spec: JobSpec
+        do { spec = try makeSpec() } catch { throw ValidationError(error.description) }
+
+        let forwarder = SignalForwarder()  // before the runner's thread exists
+        var configuration = Runner.Configuration()
+        configuration.reapOrphans = true  // corral owns this process: no other children to protect
+        configuration.maxJobsInFlight = 1
+        let runner = try Runner(configuration: configuration)
+        let finished = DispatchSemaphore(value: 0)
+        let outcome = ResultSlot()
+        let json = self.json
+        var stream: (@Sendable (OutputChunk) -> Void)?
+        if !json { stream = RunCommand.streamToOwnOutput }
+        let handle = try runner.submit(spec, onOutput: stream, onCompletion: { result in
+            outcome.set(result)
+            finished.signal()
+        })
+        forwarder.onSignal { _ in handle.cancel() }
+        finished.wait()
+        shutdown(runner)
+
+        let result = outcome.get()!
+        if json {
+            FileOutput.standardOutput.writeLine(JobResultJSON.encode(result, id: result.id.rawValue))
+        } else if case .failedToStart(let failure) = result.outcome {
+            FileOutput.standardError.writeLine("corral: \(failure.message)")
+        } else if case .lost(let reason) = result.outcome {
+            FileOutput.standardError.writeLine("corral: \(reason)")
+        }
+        if let received = forwarder.signal { throw ExitCode(128 + Int32(received)) }
+        throw ExitCode(ExitCodes.code(for: result))
+    }
+
+    /// Writes a chunk to corral's own stdout or stderr, as it arrives.
+    @Sendable private static func streamToOwnOutput(_ chunk: OutputChunk) {
+        let sink: FileOutput = chunk.stream == .stderr ? .standardError : .standardOutput
+        sink.write(chunk.bytes)
+    }
+
+    private func makeSpec() throws(CLIError) -> JobSpec {
+        var words = command
+        if words.first == "--" {
+            words.removeFirst()
+        } else if let first = words.first, first.hasPrefix("-"), first.count > 1 {
+            throw CLIError("unknown option '\(first)' (put the command after --)")
+        }
+        guard let program = words.first else { throw CLIError("missing COMMAND (corral run [options] -- COMMAND [ARG...])") }
+        var spec: JobSpec
+        if shell {
+            guard words.count == 1 else { throw CLIError("--shell takes the command as one argument (quote it)") }
+            spec = JobSpec(.shell(program))
+        } else {
+            spec = JobSpec(.executable(program, arguments: Array(words.dropFirst())))
+        }
+        if let timeout { spec.timeout = try duration(timeout, flag: "--timeout") }
+        spec.killGrace = try duration(killAfter, flag: "--kill-after")
+        spec.drainTimeout = try duration(drain, flag: "--drain")
+        guard let stopSignal = Signal(parsing: signal) else {
+            throw CLIError("--signal: unknown signal '\(signal)' (expected TERM, SIGTERM, term or 15)")
+        }
+        spec.stopSignal = stopSignal
+        var changes: [String: String?] = [:]
+        for assignment in environment {
+            guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
+                throw CLIError("--env: expected K=V, got '\(assignment)'")
+            }
+            changes[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
+        }
+        for name in unsetEnvironment { changes[name] = .some(nil) }
+        if clearEnvironment {
+            spec.environment = .custom(changes.compactMapValues { $0 })
+        } else if !changes.isEmpty {
+            spec.environment = .inherit(updating: changes)
+        }
+        spec.workingDirectory = cwd
+        spec.user = user.map { UInt32($0).map(UserIdentity.id) ?? .name($0) }
+        spec.group = group.map { UInt32($0).map(GroupIdentity.id) ?? .name($0) }
+        guard let limit = SizeText.parse(maxOutput) else {
+            throw CLIError("--max-output: expected \(SizeText.accepted), got '\(maxOutput)'")
+        }
+        // Streaming mode keeps nothing: the bytes went to corral's own stdout/stderr.
+        spec.outputLimit = json ? (limit == 0 ? .unlimited : .bytes(limit)) : .bytes(0)
+        if combine { spec.output = .combined }
+        if leaveRunning { spec.lingering = .leaveRunning }
+        spec.input = .inherit
+        do { try spec.validate() } catch { throw CLIError(error.message) }
+        return spec
+    }
+
+    private func duration(_ text: String, flag: String) throws(CLIError) -> Duration {
+        guard let value = DurationText.parse(text) else {
+            throw CLIError("\(flag): expected \(DurationText.accepted), got '\(text)'")
+        }
+        return value
+    }
+}
+
+/// One result, handed from the loop thread to the waiting one.
+final class ResultSlot: Sendable {
+    private let slot = Mutex<JobResult?>(nil)
+    func set(_ result: JobResult) { slot.withLock { $0 = result } }
+    func get() -> JobResult? { slot.withLock { $0 } }
+}
+
+/// Shuts a runner down from synchronous code.
+func shutdown(_ runner: Runner) {
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        await runner.shutdown()
+        done.signal()
+    }
+    done.wait()
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Takes SIGINT, SIGTERM and SIGHUP aimed at corral itself on one thread
+/// (`sigwait`), so the jobs get their stop sequence and their results are
+/// reported before corral exits.
+///
+/// - Important: Create it before any other thread (the runner's loop
+///   thread): the signals are blocked in the creating thread and in every
+///   thread started after it, so none can take the default action.
+final class SignalForwarder: Sendable {
+    private struct State {
+        var received: Int32?
+        var handler: (@Sendable (Int32) -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    init() {
+        var set = SignalForwarder.signals
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let thread = Thread { [self] in
+            var set = SignalForwarder.signals
+            while true {
+                var number: Int32 = 0
+                guard sigwait(&set, &number) == 0 else { continue }
+                let handler = state.withLock { state -> (@Sendable (Int32) -> Void)? in
+                    guard state.received == nil else { return nil }
+                    state.received = number
+                    return state.handler
+                }
+                handler?(number)
+            }
+        }
+        thread.start()
+    }
+
+    /// Calls `handler` on the first signal, at once if one already came.
+    func onSignal(_ handler: @escaping @Sendable (Int32) -> Void) {
+        let pending = state.withLock { state -> Int32? in
+            state.handler = handler
+            return state.received
+        }
+        if let pending { handler(pending) }
+    }
+
+    /// The first signal received, if any.
+    var signal: Int32? { state.withLock { $0.received } }
+
+    private static var signals: sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, number) }
+        return set
+    }
+}
