@@ -61,6 +61,8 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
+        // Passthrough capture takes every word after the options, -h and --help too.
+        if let first = command.first, first == "-h" || first == "--help" { throw CleanExit.helpRequest(self) }
         let spec: JobSpec
         do { spec = try makeSpec() } catch { throw ValidationError(error.description) }
 

@@ -71,3 +71,26 @@ final class JobSetupTests: CorralTestCase {
         XCTAssertEqual(result.stdout.text, "$HOME|*|a b|")
     }
 }
+
+/// Regression: a finished stdin writer was closed a second time at delivery,
+/// after libuv had freed its handle; the memory by then belonged to another
+/// job's output pipe, which lost its output. Many concurrent jobs with stdin
+/// make the reuse certain.
+final class ConcurrentInputTests: CorralTestCase {
+    func testConcurrentJobsWithStdinKeepEveryOutput() throws {
+        let results = ResultBox()
+        for index in 0..<200 {
+            var spec = JobSpec(.executable("/bin/echo", arguments: ["job-\(index)"]))
+            spec.input = .text("ignored input \(index)")
+            spec.name = String(index)
+            try runner.submit(spec, onCompletion: results.add)
+        }
+        let all = results.wait(for: 200)
+        XCTAssertEqual(all.count, 200)
+        for result in all {
+            XCTAssertEqual(result.outcome, .exited(0), "\(result.name!): \(result.outcome)")
+            XCTAssertEqual(result.stdout.text, "job-\(result.name!)\n")
+            XCTAssertFalse(result.pipesForceClosed)
+        }
+    }
+}

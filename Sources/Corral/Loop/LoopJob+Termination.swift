@@ -100,7 +100,7 @@ extension LoopJob {
         guard !delivered else { return }
         delivered = true
         stopTimer()
-        if let timer { UVHandle.close(timer) }
+        closeTimer()
         input?.close()
         for output in outputs where output.isOpen {
             pipesForceClosed = true
@@ -122,9 +122,19 @@ extension LoopJob {
         }
     }
 
-    /// Stops watching the pidfd; it is closed with its poll handle.
+    /// Stops watching the pidfd; it is closed with its poll handle. The
+    /// pointer is dropped at once: after the close callback it is freed.
     func closePoll() {
-        if let poll { UVHandle.close(poll) }
+        guard let poll else { return }
+        self.poll = nil
+        closingPoll = UnsafeMutableRawPointer(poll)
+        UVHandle.close(poll)
+    }
+
+    func closeTimer() {
+        guard let timer else { return }
+        self.timer = nil
+        UVHandle.close(timer)
     }
 
     func result() -> JobResult {
@@ -170,6 +180,8 @@ final class InputWriter: LoopObject {
     private let handle: UnsafeMutablePointer<uv_pipe_t>
     private let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
     private let bytes: UnsafeMutableRawBufferPointer
+    /// Closing has begun: the handle may already be freed, never touch it again.
+    private var closing = false
 
     init(job: LoopJob, fd: Int32, bytes: [UInt8]) {
         self.job = job
@@ -184,7 +196,7 @@ final class InputWriter: LoopObject {
         if uv_pipe_open(handle, fd) != 0 {
             Syscalls.close(fd)
             request.pointee.data = nil
-            UVHandle.close(handle)
+            close()
             return
         }
         let status = uv_write(request, UVHandle.stream(handle), &buffer, 1) { request, _ in
@@ -204,7 +216,11 @@ final class InputWriter: LoopObject {
         bytes.deallocate()
     }
 
-    func close() { UVHandle.close(handle) }
+    func close() {
+        guard !closing else { return }
+        closing = true
+        UVHandle.close(handle)
+    }
 
     override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
         job.handleDidClose(handle)

@@ -39,6 +39,8 @@ final class LoopJob: LoopObject {
     var pid: Int32 = 0
     var pidfd: Int32 = -1
     var poll: UnsafeMutablePointer<uv_poll_t>?
+    /// The poll handle being closed: its pidfd is closed with it.
+    var closingPoll: UnsafeMutableRawPointer?
     var timer: UnsafeMutablePointer<uv_timer_t>?
     var timerPhase = TimerPhase.idle
     var outputs: [OutputPipe] = []
@@ -208,12 +210,11 @@ final class LoopJob: LoopObject {
     }
 
     override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
-        if let poll, UnsafeMutableRawPointer(poll) == handle {
+        if handle == closingPoll {
             Syscalls.close(pidfd)
             pidfd = -1
-            self.poll = nil
+            closingPoll = nil
         }
-        if let timer, UnsafeMutableRawPointer(timer) == handle { self.timer = nil }
         openHandles -= 1
         if openHandles == 0, delivered { scheduler.jobDidFinish(self) }
     }
