@@ -104,19 +104,20 @@ final class ResourceTests: CorralTestCase {
     }
 
     func testDroppingARunnerWithoutShutdownStillStopsItsJobsAndThread() throws {
-        let threadsBefore = ProcessTable.threadCount
+        let loopsBefore = ProcessTable.loopThreadCount
         let results = ResultBox()
         var id: JobID?
         do {
             var configuration = Runner.Configuration()
             configuration.reapOrphans = true
             let dropped = try Runner(configuration: configuration)
+            XCTAssertTrue(ProcessTable.wait { ProcessTable.loopThreadCount == loopsBefore + 1 }, "the loop thread started")
             id = try dropped.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"])), onCompletion: results.add).id
             XCTAssertNotNil(waitForProcess(of: id!, named: "sleep"))
         }
         let result = results.wait(for: 1).first
         XCTAssertEqual(result?.outcome, .cancelled)
-        XCTAssertTrue(ProcessTable.wait { ProcessTable.threadCount == threadsBefore }, "the loop thread ended")
+        XCTAssertTrue(ProcessTable.wait { ProcessTable.loopThreadCount == loopsBefore }, "the loop thread ended")
         if let result { assertNothingLeft(result) }
     }
 }
