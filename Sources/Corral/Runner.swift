@@ -55,7 +55,8 @@ public final class Runner: Sendable {
         eventLoop = try EventLoop(
             configuration: JobScheduler.Configuration(
                 maxJobsInFlight: maxInFlight, descriptorBudget: budget,
-                childOpenFileLimit: soft != original ? original : nil),
+                childOpenFileLimit: soft != original ? original : nil,
+                shutdownReapTimeout: configuration.shutdownReapTimeout),
             reapOrphans: configuration.reapOrphans)
         idPrefix = "c" + String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
         try eventLoop.start()
@@ -125,7 +126,7 @@ public final class Runner: Sendable {
         }
     }
 
-    /// For tests: what the loop saw when it closed.
+    /// For tests and operators: what the loop saw when it closed.
     var diagnostics: EventLoop.Diagnostics { eventLoop.diagnostics }
 
     private func prepare(_ spec: JobSpec, onOutput: (@Sendable (OutputChunk) -> Void)?,
@@ -168,6 +169,10 @@ extension Runner {
         ///   Corral job leader. Turn it on only in a process whose other
         ///   children nobody waits for (Corral's own CLI and agent do).
         public var reapOrphans = false
+        /// How long `shutdown()` waits, once every result is delivered, for
+        /// leaders that have not died even after SIGKILL (a process stuck in
+        /// the kernel) before it stops watching them.
+        public var shutdownReapTimeout: Duration = .seconds(5)
 
         public init() {}
     }

@@ -94,7 +94,3 @@ func format(_ value: Double, digits: Int) -> String {
     if digits == 0, text.hasSuffix(".0") { text.removeLast(2) }
     return text
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -16,6 +16,8 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         /// The types of handles still open at close, if any.
         var leakedHandles: [String] = []
         var orphansReaped = 0
+        /// Leaders still not dead after SIGKILL when shutdown stopped waiting.
+        var abandonedLeaders = 0
     }
 
     private enum Phase {
@@ -102,11 +104,13 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             loop.deallocate()
         }
         let reaped = orphanReaper?.reaped ?? 0
+        let abandoned = scheduler.abandonedLeaders
         let waiters = inbox.withLock { inbox -> [@Sendable () -> Void] in
             inbox.phase = .closed
             inbox.diagnostics.loopCloseStatus = status
             inbox.diagnostics.leakedHandles = leaked
             inbox.diagnostics.orphansReaped = reaped
+            inbox.diagnostics.abandonedLeaders = abandoned
             let waiters = inbox.waiters
             inbox.waiters = []
             return waiters

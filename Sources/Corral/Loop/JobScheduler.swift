@@ -5,7 +5,7 @@ import Glibc
 
 /// Decides what runs: a FIFO queue of submitted jobs, started while both the
 /// in-flight limit and the descriptor budget allow. Loop thread only.
-final class JobScheduler {
+final class JobScheduler: LoopObject {
     struct Configuration: Sendable {
         /// At most this many jobs in flight.
         var maxJobsInFlight: Int
@@ -13,6 +13,9 @@ final class JobScheduler {
         var descriptorBudget: Int
         /// The soft open-files limit to give back to children, if raised.
         var childOpenFileLimit: UInt64?
+        /// How long shutdown waits for leaders that have not died even after
+        /// SIGKILL, once every result is delivered.
+        var shutdownReapTimeout: Duration
     }
 
     private unowned let eventLoop: EventLoop
@@ -31,6 +34,9 @@ final class JobScheduler {
     private var descriptorsInUse = 0
     private var shuttingDown = false
     private var closedOwnHandles = false
+    /// Started at shutdown once only unreaped leaders remain.
+    private var abandonTimer: UnsafeMutablePointer<uv_timer_t>?
+    private(set) var abandonedLeaders = 0
 
     init(eventLoop: EventLoop, configuration: Configuration) throws(CorralError) {
         self.eventLoop = eventLoop
@@ -42,6 +48,7 @@ final class JobScheduler {
         devNullRead = read
         devNullWrite = write
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        super.init()
     }
 
     deinit {
@@ -175,9 +182,34 @@ final class JobScheduler {
         finishShutdownIfIdle()
     }
 
+    /// A job delivered its result (its leader may still await reaping).
+    func jobDidDeliver() {
+        finishShutdownIfIdle()
+    }
+
     private func finishShutdownIfIdle() {
-        guard shuttingDown, jobs.isEmpty, !closedOwnHandles else { return }
-        closedOwnHandles = true
-        eventLoop.closeOwnHandles()
+        guard shuttingDown, !closedOwnHandles else { return }
+        if jobs.isEmpty {
+            closedOwnHandles = true
+            if let abandonTimer { UVHandle.close(abandonTimer) }
+            abandonTimer = nil
+            eventLoop.closeOwnHandles()
+        } else if abandonTimer == nil, jobs.values.allSatisfy(\.delivered) {
+            // Every result is out; only leaders stuck past SIGKILL remain. Wait
+            // for them a bounded time: shutdown must not hang on the kernel.
+            let timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)
+            abandonTimer = timer
+            uv_timer_init(loop, timer)
+            uv_timer_start(timer, { handle in
+                unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: JobScheduler.self).abandonStuckLeaders()
+            }, configuration.shutdownReapTimeout.timerMilliseconds, 0)
+        }
+    }
+
+    private func abandonStuckLeaders() {
+        for job in jobs.values {
+            job.abandon()
+            abandonedLeaders += 1
+        }
     }
 }

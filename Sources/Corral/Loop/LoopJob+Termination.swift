@@ -107,6 +107,15 @@ extension LoopJob {
             output.close()
         }
         submission.onCompletion(result())
+        scheduler.jobDidDeliver()
+    }
+
+    /// Gives up on a leader that did not die even after SIGKILL (shutdown
+    /// only): stops watching it. It stays a zombie of this process once it
+    /// dies; `EventLoop.Diagnostics.abandonedLeaders` counts these.
+    func abandon() {
+        LeaderRegistry.remove(pid)
+        closePoll()
     }
 
     var allOutputsEnded: Bool { outputs.allSatisfy { !$0.isOpen } }
