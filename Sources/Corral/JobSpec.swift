@@ -65,9 +65,9 @@ public struct JobSpec: Hashable, Sendable {
             if directory.isEmpty { throw invalid("workingDirectory", "is empty") }
             if directory.utf8.contains(0) { throw invalid("workingDirectory", "contains a NUL byte") }
         }
-        let variables = environment.changes.map { ($0.key, $0.value ?? "") }
-            + { if case .exactly(let v) = environment.base { return v.map { ($0.key, $0.value) } } else { return [] } }()
-        for (key, value) in variables {
+        var variables = environment.changes.mapValues { $0 ?? "" }
+        if case .exactly(let given) = environment.base { variables.merge(given) { change, _ in change } }
+        for (key, value) in variables.sorted(by: { $0.key < $1.key }) {
             if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
                 throw invalid("environment", "invalid variable name \(String(reflecting: key))")
             }

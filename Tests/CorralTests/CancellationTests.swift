@@ -36,17 +36,27 @@ final class CancellationTests: CorralTestCase {
         assertNothingLeft(result)
     }
 
-    func testCancelledBeforeItStartsNeverRuns() async throws {
-        let runner = self.runner!
+    func testCancellingAQueuedJobDeliversAtOnceAndNeverRunsIt() async throws {
+        var configuration = Runner.Configuration()
+        configuration.maxJobsInFlight = 1
+        let single = try Runner(configuration: configuration)
+        let results = ResultBox()
+        let blocker = try single.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"])), onCompletion: results.add)
+        XCTAssertNotNil(waitForProcess(of: blocker.id, named: "sleep"))
         let marker = scratch.appendingPathComponent("ran").path
-        let task = Task {
-            withUnsafeCurrentTask { $0?.cancel() }
-            return try await runner.run(JobSpec(.shell("touch '\(marker)'")))
-        }
-        let result = try await task.value
+        let queued = try single.submit(JobSpec(.shell("touch '\(marker)'")), onCompletion: results.add)
+
+        queued.cancel()
+
+        XCTAssertEqual(results.wait(for: 1).first?.id, queued.id, "delivered while the blocker still runs")
+        let result = try XCTUnwrap(results.all.first)
         XCTAssertEqual(result.outcome, .cancelled)
-        // It may have been spawned before the cancel reached the loop; if so it was stopped.
-        if result.pid == nil { XCTAssertFalse(FileManager.default.fileExists(atPath: marker)) }
+        XCTAssertNil(result.pid)
+        XCTAssertNil(result.timing.spawned)
+        blocker.cancel()
+        XCTAssertEqual(results.wait(for: 2).count, 2)
+        await single.shutdown()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the queued job never ran")
     }
 
     func testShutdownWithRunningAndQueuedJobsDeliversEveryResult() async throws {

@@ -47,9 +47,9 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             loop.deallocate()
             throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
         }
-        wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self, owner: LoopObject())
+        wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self)
         super.init()
-        UVHandle.base(wakeup).pointee.data = unretained
+        UVHandle.setOwner(wakeup, self)
         uv_async_init(loop, wakeup) { handle in
             (LoopObject.owner(of: handle!.pointee.data) as! EventLoop).drainInbox()
         }

@@ -196,9 +196,9 @@ final class InputWriter: LoopObject {
         self.job = job
         self.bytes = .allocate(byteCount: bytes.count, alignment: 1)
         self.bytes.copyBytes(from: bytes)
-        handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self, owner: LoopObject())
+        handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self)
         super.init()
-        UVHandle.base(handle).pointee.data = unretained
+        UVHandle.setOwner(handle, self)
         request.pointee.data = unretained
         uv_pipe_init(job.scheduler.loop, handle, 0)
         var buffer = uv_buf_init(self.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))

@@ -17,11 +17,22 @@ class LoopObject {
 /// Allocation and closing of libuv handles. A handle's memory is released
 /// only in its close callback, as libuv requires.
 enum UVHandle {
-    static func allocate<Handle>(_ type: uv_handle_type, as _: Handle.Type, owner: LoopObject) -> UnsafeMutablePointer<Handle> {
+    /// Zeroed memory for a handle of `type`; give it an owner before use.
+    static func allocate<Handle>(_ type: uv_handle_type, as _: Handle.Type) -> UnsafeMutablePointer<Handle> {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: uv_handle_size(type), alignment: 16)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: uv_handle_size(type))
-        raw.assumingMemoryBound(to: uv_handle_t.self).pointee.data = owner.unretained
         return raw.bindMemory(to: Handle.self, capacity: 1)
+    }
+
+    static func allocate<Handle>(_ type: uv_handle_type, as kind: Handle.Type, owner: LoopObject) -> UnsafeMutablePointer<Handle> {
+        let handle = allocate(type, as: kind)
+        setOwner(handle, owner)
+        return handle
+    }
+
+    /// Points the handle's `data` at its owner, who hears of its close.
+    static func setOwner<Handle>(_ handle: UnsafeMutablePointer<Handle>, _ owner: LoopObject) {
+        base(handle).pointee.data = owner.unretained
     }
 
     /// Frees a handle that was allocated but never initialised.

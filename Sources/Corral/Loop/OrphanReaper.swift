@@ -18,9 +18,9 @@ final class OrphanReaper: LoopObject {
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
-        signal = UVHandle.allocate(UV_SIGNAL, as: uv_signal_t.self, owner: LoopObject())
+        signal = UVHandle.allocate(UV_SIGNAL, as: uv_signal_t.self)
         super.init()
-        UVHandle.base(signal).pointee.data = unretained
+        UVHandle.setOwner(signal, self)
         _ = cc_become_subreaper()
         uv_signal_init(eventLoop.loop, signal)
     }

@@ -17,16 +17,16 @@ final class OutputPipe: LoopObject {
         self.stream = stream
         self.buffer = OutputBuffer(limit: limit)
         self.onOutput = onOutput
-        handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self, owner: LoopObject())
+        handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self)
         super.init()
-        UVHandle.base(handle).pointee.data = unretained
+        UVHandle.setOwner(handle, self)
         uv_pipe_init(job.scheduler.loop, handle, 0)
         let opened = uv_pipe_open(handle, fd) == 0
         guard opened, uv_read_start(UVHandle.stream(handle), outputAllocate, outputRead) == 0 else {
             if !opened { Syscalls.close(fd) }  // once opened, libuv closes it
             // This object will not outlive init: let the close callback go
             // straight to the job, which counted the handle.
-            UVHandle.base(handle).pointee.data = job.unretained
+            UVHandle.setOwner(handle, job)
             UVHandle.close(handle)
             return nil
         }
