@@ -59,6 +59,10 @@ static int cc_child_main(void *arg) {
     const cc_spawn_request *request = context->request;
 
     cc_child_reset_signals();
+    /* Join the job's cgroup before anything else, so every process the job
+       ever makes is born inside it. */
+    if (request->cgroup_procs_fd >= 0 && write(request->cgroup_procs_fd, "0", 1) != 1)
+        cc_child_fail(context, CC_STAGE_CGROUP);
     if (setsid() < 0) cc_child_fail(context, CC_STAGE_SETSID);
 
     /* Lift any source below 3 out of the way first, so one dup2 cannot

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,5 +68,61 @@ int cc_pipe_cloexec(int *read_end, int *write_end) {
     if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
     *read_end = fds[0];
     *write_end = fds[1];
+    return 0;
+}
+
+int cc_pidfd_send_signal(int pidfd, int signal) {
+    return syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) < 0 ? -errno : 0;
+}
+
+int cc_is_cgroup2(const char *path) {
+    struct statfs info;
+    if (statfs(path, &info) < 0) return -errno;
+    return info.f_type == 0x63677270 ? 1 : 0;
+}
+
+int cc_proc_stat(pid_t pid, char *state, pid_t *group) {
+    char path[64], text[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t count = read(fd, text, sizeof text - 1);
+    int saved = errno;
+    close(fd);
+    if (count <= 0) return count < 0 ? -saved : -EIO;
+    text[count] = 0;
+    /* The command may hold spaces and parentheses: parse after the last ')'. */
+    const char *close_paren = strrchr(text, ')');
+    int parent = 0, pgrp = 0;
+    char letter = 0;
+    if (close_paren == NULL || sscanf(close_paren + 1, " %c %d %d", &letter, &parent, &pgrp) != 3) return -EIO;
+    *state = letter;
+    *group = (pid_t)pgrp;
+    return 0;
+}
+
+long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value) {
+    static const char key[] = "CORRAL_JOB_ID=";
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t used = 0;
+    while (used < capacity - 1) {
+        ssize_t count = read(fd, buffer + used, capacity - 1 - used);
+        if (count < 0 && errno == EINTR) continue;
+        if (count <= 0) break;
+        used += (size_t)count;
+    }
+    close(fd);
+    buffer[used] = 0;
+    for (size_t start = 0; start < used;) {
+        size_t length = strnlen(buffer + start, used - start);
+        if (length > sizeof key - 1 && memcmp(buffer + start, key, sizeof key - 1) == 0) {
+            *value = buffer + start + sizeof key - 1;
+            return (long)(length - (sizeof key - 1));
+        }
+        start += length + 1;
+    }
     return 0;
 }

@@ -26,6 +26,21 @@ public struct JobResult: Hashable, Sendable {
     public var leaderReaped: Bool
     /// The leader's pid, which is also the process group and session id.
     public var pid: Int32?
+    /// How the job's processes were held together.
+    public var containment: Containment
+    /// Processes of the job other than the leader that Corral killed: the
+    /// cgroup's members at `cgroup.kill`, or escapees found by the sweep.
+    /// (Plain process-group members are killed by group, unnamed.)
+    public var killed: [ProcessSummary]
+    /// Escapees (processes that left the group, found by `CORRAL_JOB_ID`)
+    /// that the process-group tier's sweep signalled.
+    public var escapeesKilled: Int
+    /// Who still held an output pipe when it was force-closed.
+    public var pipeHolders: [PipeHolder]
+    /// Processes deliberately left running (`LingeringPolicy.leaveRunning`).
+    public var leftRunning: [ProcessSummary]
+    /// CPU time of the whole job tree (cgroup tier, from `cpu.stat`).
+    public var cpuTime: Duration?
     /// When things happened.
     public var timing: JobTiming
 }

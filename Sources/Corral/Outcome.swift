@@ -46,6 +46,7 @@ public struct SpawnFailure: Error, Hashable, Sendable, CustomStringConvertible {
         public static let rlimit = Stage(name: "rlimit")
         public static let closeDescriptors = Stage(name: "close-descriptors")
         public static let exec = Stage(name: "exec")
+        public static let cgroup = Stage(name: "cgroup")
         public var description: String { name }
     }
 

@@ -26,6 +26,8 @@ public final class Runner: Sendable {
     private let sequence = Atomic<UInt64>(0)
     /// What the runner settled on at start.
     public let limits: Limits
+    /// The containment tier in use, and why the cgroup tier is not, if so.
+    public let containment: ContainmentReport
 
     /// The limits a runner works within.
     public struct Limits: Sendable, Hashable {
@@ -52,11 +54,13 @@ public final class Runner: Sendable {
         let budget = max(4, Int(soft) - inUse - reserve)
         let maxInFlight = configuration.maxJobsInFlight.map { max(1, $0) } ?? max(1, budget / 3)
         limits = Limits(maxJobsInFlight: maxInFlight, descriptorBudget: budget, openFileLimit: soft)
+        let (tree, report) = CgroupTree.setUp(configuration.containment)
+        containment = report
         eventLoop = try EventLoop(
             configuration: JobScheduler.Configuration(
                 maxJobsInFlight: maxInFlight, descriptorBudget: budget,
                 childOpenFileLimit: soft != original ? original : nil,
-                shutdownReapTimeout: configuration.shutdownReapTimeout),
+                shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree),
             reapOrphans: configuration.reapOrphans)
         idPrefix = "c" + String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
         try eventLoop.start()
@@ -173,6 +177,9 @@ extension Runner {
         /// leaders that have not died even after SIGKILL (a process stuck in
         /// the kernel) before it stops watching them.
         public var shutdownReapTimeout: Duration = .seconds(5)
+        /// How jobs are contained: a cgroup v2 leaf each when available
+        /// (`.automatic`), or process groups and the escapee sweep.
+        public var containment: ContainmentSetting = .automatic
 
         public init() {}
     }

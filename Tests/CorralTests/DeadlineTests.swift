@@ -37,21 +37,27 @@ final class DeadlineTests: CorralTestCase {
         assertNothingLeft(result)
     }
 
-    /// A descendant that left the group (setsid) keeps the pipe: the drain
-    /// timeout closes it, so the result never waits on the escapee.
-    func testEscapedDescendantHoldingThePipeDoesNotHoldTheResult() async throws {
-        var spec = JobSpec.shell("setsid sleep 1000 & sleep 1000", timeout: .seconds(1))
+    /// A descendant that left the group and wiped its environment cannot be
+    /// found without cgroups: it keeps the pipe, and the drain timeout closes
+    /// it, so the result never waits on it; the result names who held it.
+    func testUnfindableEscapeeHoldingThePipeDoesNotHoldTheResult() async throws {
+        var configuration = Runner.Configuration()
+        configuration.containment = .processGroup
+        let groups = try Runner(configuration: configuration)
+        var spec = JobSpec.shell("setsid env -i /bin/sleep 1000 & sleep 1000", timeout: .seconds(1))
         spec.drainTimeout = .milliseconds(500)
 
-        let result = try await runner.run(spec)
+        let result = try await groups.run(spec)
+        await groups.shutdown()
 
         XCTAssertEqual(result.outcome, .timedOut)
         XCTAssertTrue(result.pipesForceClosed)
         XCTAssertLessThan(result.timing.duration.seconds, 1 + 2 + 0.5 + 1)
-        // Containment of escapees is the next layer's work; here we clean up.
-        let escapees = ProcessTable.processes(of: result.id, group: nil).filter { $0.state != "Z" }
-        XCTAssertEqual(escapees.map(\.command), ["sleep"])
-        escapees.forEach { kill($0.pid, SIGKILL) }
+        XCTAssertEqual(result.pipeHolders.map(\.process.command), ["sleep"])
+        XCTAssertEqual(result.pipeHolders.first?.killed, false, "nothing could find it to kill it")
+        XCTAssertEqual(result.escapeesKilled, 0)
+        // This is what only the cgroup tier can contain; clean up by hand.
+        for holder in result.pipeHolders { kill(holder.process.pid, SIGKILL) }
         assertNothingLeft(result)
     }
 

@@ -90,8 +90,8 @@ final class ResourceTests: CorralTestCase {
         defer { shutdownAndWait(small) }
         let results = ResultBox()
 
-        // Room for one job's spawn (two pipes and a pidfd), not for two.
-        let taken = exhaustDescriptors(leaving: 6)
+        // Room for one job's spawn (two pipes, a pidfd, a cgroup leaf's two files), not for two.
+        let taken = exhaustDescriptors(leaving: 8)
         for index in 0..<5 {
             try small.submit(JobSpec(.shell("sleep 0.1; echo \(index)")), onCompletion: results.add)
         }

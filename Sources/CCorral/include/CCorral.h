@@ -18,6 +18,7 @@ typedef enum cc_spawn_stage {
     CC_STAGE_RLIMIT = 8,
     CC_STAGE_CLOSE_FDS = 9,
     CC_STAGE_EXEC = 10,
+    CC_STAGE_CGROUP = 11,
 } cc_spawn_stage;
 
 /// Everything the child needs, prepared by the parent. No field is read
@@ -37,6 +38,7 @@ typedef struct cc_spawn_request {
     uid_t uid;
     bool restore_nofile;         /* put RLIMIT_NOFILE's soft limit back for the child */
     unsigned long long nofile_soft;
+    int cgroup_procs_fd;         /* >= 0: the child writes "0" here (joins that cgroup) first */
 } cc_spawn_request;
 
 typedef struct cc_spawn_result {
@@ -67,6 +69,21 @@ int cc_wait_pid(pid_t pid, int options, cc_exit_info *info);
 
 /// pidfd_open(2). Returns the fd or -errno.
 int cc_pidfd_open(pid_t pid);
+
+/// pidfd_send_signal(2). Returns 0 or -errno.
+int cc_pidfd_send_signal(int pidfd, int signal);
+
+/// 1 if `path` is on a cgroup v2 filesystem, 0 if not, -errno on error.
+int cc_is_cgroup2(const char *path);
+
+/// Reads /proc/<pid>/stat: the state letter and the process group.
+/// Returns 0 or -errno.
+int cc_proc_stat(pid_t pid, char *state, pid_t *group);
+
+/// Finds `CORRAL_JOB_ID=<value>` in /proc/<pid>/environ, reading it into
+/// `buffer` (size `capacity`). Returns the value's length with the value
+/// at `*value` (inside `buffer`), 0 if absent, or -errno.
+long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value);
 
 /// Make this process a child subreaper (PR_SET_CHILD_SUBREAPER). 0 or -errno.
 int cc_become_subreaper(void);

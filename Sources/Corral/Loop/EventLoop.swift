@@ -90,6 +90,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         cc_block_sigpipe_on_this_thread()
         orphanReaper?.start()
         uv_run(loop, UV_RUN_DEFAULT)
+        scheduler.configuration.cgroupTree?.removeDirectory()
         let status = uv_loop_close(loop)
         var leaked: [String] = []
         if status != 0 {

@@ -16,7 +16,11 @@ final class JobScheduler: LoopObject {
         /// How long shutdown waits for leaders that have not died even after
         /// SIGKILL, once every result is delivered.
         var shutdownReapTimeout: Duration
+        /// The cgroup tier's directory, or nil for the process-group tier.
+        var cgroupTree: CgroupTree?
     }
+
+    var tier: Containment { configuration.cgroupTree == nil ? .processGroup : .cgroup }
 
     private unowned let eventLoop: EventLoop
     let configuration: Configuration
@@ -59,6 +63,19 @@ final class JobScheduler: LoopObject {
 
     var jobsInFlight: Int { jobs.count }
 
+    private var iterations: IterationCounter?
+    private var snapshot: (iteration: UInt64, value: ProcessSnapshot)?
+
+    /// The escapee candidates of this loop iteration (taken on first use).
+    func processSnapshot() -> ProcessSnapshot {
+        if iterations == nil { iterations = IterationCounter(loop: loop) }
+        let now = iterations!.iteration
+        if let snapshot, snapshot.iteration == now { return snapshot.value }
+        let taken = ProcessSnapshot.take(jobGroups: Set(jobs.values.map(\.pid)), buffer: readBuffer)
+        snapshot = (now, taken)
+        return taken
+    }
+
     func submit(_ submission: Submission) {
         if shuttingDown {
             deliver(cancelledBeforeStart: submission)
@@ -92,7 +109,7 @@ final class JobScheduler: LoopObject {
                 queueHead += 1
                 continue
             }
-            let needed = LoopJob.descriptors(for: next.spec)
+            let needed = LoopJob.descriptors(for: next.spec, cgroup: configuration.cgroupTree != nil)
             if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
             _ = dequeue()
             // Short of descriptors or processes: wait for a running job to finish.
@@ -140,7 +157,7 @@ final class JobScheduler: LoopObject {
         switch submission.plan {
         case .success(let ready): plan = ready
         case .failure(let failure):
-            submission.onCompletion(LoopJob.failedResult(submission, failure))
+            submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
             return true
         }
         let job = LoopJob(scheduler: self, submission: submission)
@@ -149,13 +166,13 @@ final class JobScheduler: LoopObject {
             jobs[submission.id] = job
             descriptorsInUse += job.descriptorCount
         case .failed(let failure):
-            submission.onCompletion(LoopJob.failedResult(submission, failure))
+            submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
         case .outOfResources(let error):
             if jobs.isEmpty {
                 // Nothing running will free anything: report it, do not spin.
                 submission.onCompletion(LoopJob.failedResult(submission, SpawnFailure(
                     errno: error.code, stage: .resources,
-                    message: "cannot start the job: \(error) (no descriptors or processes left)")))
+                    message: "cannot start the job: \(error) (no descriptors or processes left)"), containment: tier))
             } else {
                 requeueAtHead(submission)  // retried when a running job frees its share
                 return false
@@ -165,13 +182,7 @@ final class JobScheduler: LoopObject {
     }
 
     private func deliver(cancelledBeforeStart submission: Submission) {
-        let now = MonotonicInstant.now()
-        submission.onCompletion(JobResult(
-            id: submission.id, name: submission.spec.name, outcome: .cancelled, leaderStatus: nil,
-            stdout: .empty, stderr: .empty, pipesForceClosed: false, lingeringKilled: false,
-            leaderReaped: true, pid: nil,
-            timing: JobTiming(submitted: submission.submitted, spawned: nil, leaderExited: nil,
-                              delivered: now, startedAt: .now())))
+        submission.onCompletion(LoopJob.notStartedResult(submission, outcome: .cancelled, containment: tier))
     }
 
     /// A job has delivered its result and closed every handle.
@@ -191,6 +202,7 @@ final class JobScheduler: LoopObject {
         guard shuttingDown, !closedOwnHandles else { return }
         if jobs.isEmpty {
             closedOwnHandles = true
+            iterations?.close()  // kept (not released): it owns the handle until the close callback
             if let abandonTimer { UVHandle.close(abandonTimer) }
             abandonTimer = nil
             eventLoop.closeOwnHandles()

@@ -12,11 +12,12 @@ extension LoopJob {
     func beginStop(_ reason: StopReason) {
         stopReason = reason
         if spec.stopSignal.rawValue == SIGKILL {
-            signalGroup(SIGKILL)
+            killEverything()
             startTimer(.reapWait, after: spec.drainTimeout)
         } else {
             signalGroup(spec.stopSignal.rawValue)
             signalGroup(SIGCONT)
+            if containment == .processGroup { sweepEscapees(signal: spec.stopSignal.rawValue) }
             startTimer(.grace, after: spec.killGrace)
         }
     }
@@ -67,7 +68,7 @@ extension LoopJob {
         closePoll()
         guard !delivered else { return }
         stopTimer()
-        if allOutputsEnded { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
+        if readyToDeliver { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
     }
 
     func leaderExited(_ status: TerminationStatus) {
@@ -77,20 +78,32 @@ extension LoopJob {
         if spec.lingering == .kill || stopReason != nil {
             // Still pinned by the unreaped leader: kill what remains, reap,
             // then see whether anything of the group was left.
+            let containedLeft = containment == .cgroup && killCgroup()
             signalGroup(SIGKILL)
             reapLeader()
-            lingeringKilled = Syscalls.kill(-pid, 0)
+            let groupLeft = Syscalls.kill(-pid, 0)
+            // Escapees are looked for where something was left or the job was stopped.
+            let escaped = containment == .processGroup && (groupLeft || stopReason != nil)
+                && sweepEscapees(signal: SIGKILL)
+            lingeringKilled = containedLeft || groupLeft || escaped
         } else {
             reapLeader()
+            keepDaemons()
         }
         closePoll()
         guard !delivered else { return }  // delivered without it (reap wait); now it is reaped too
         stopTimer()
-        if allOutputsEnded { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
+        if readyToDeliver { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
     }
 
     func outputDidEnd() {
-        if leaderReaped, allOutputsEnded, !delivered { deliver() }
+        if !delivered, readyToDeliver { deliver() }
+    }
+
+    /// The leader is reaped, every pipe is at end-of-file, and (cgroup tier)
+    /// nothing is left in the job's cgroup.
+    var readyToDeliver: Bool {
+        leaderReaped && allOutputsEnded && !cgroupStillPopulated
     }
 
     // MARK: Delivery
@@ -102,10 +115,12 @@ extension LoopJob {
         stopTimer()
         closeTimer()
         input?.close()
-        for output in outputs where output.isOpen {
+        if outputs.contains(where: \.isOpen) {
             pipesForceClosed = true
-            output.close()
+            recordPipeHolders()
         }
+        for output in outputs where output.isOpen { output.close() }
+        finishContainment()
         submission.onCompletion(result())
         scheduler.jobDidDeliver()
     }
@@ -116,6 +131,7 @@ extension LoopJob {
     func abandon() {
         LeaderRegistry.remove(pid)
         closePoll()
+        closeCgroupWatch()
     }
 
     var allOutputsEnded: Bool { outputs.allSatisfy { !$0.isOpen } }
@@ -168,18 +184,25 @@ extension LoopJob {
             leaderStatus: leaderReaped ? leaderStatus : nil,
             stdout: stdout, stderr: stderr, pipesForceClosed: pipesForceClosed,
             lingeringKilled: lingeringKilled, leaderReaped: leaderReaped, pid: pid,
+            containment: containment, killed: killed, escapeesKilled: escapees.count,
+            pipeHolders: pipeHolders, leftRunning: leftRunning, cpuTime: cpuTime,
             timing: JobTiming(submitted: submission.submitted, spawned: spawnedAt,
                               leaderExited: leaderExitedAt, delivered: .now(), startedAt: startedAt))
     }
 
-    static func failedResult(_ submission: Submission, _ failure: SpawnFailure) -> JobResult {
-        let now = MonotonicInstant.now()
-        return JobResult(
-            id: submission.id, name: submission.spec.name, outcome: .failedToStart(failure),
+    static func failedResult(_ submission: Submission, _ failure: SpawnFailure, containment: Containment) -> JobResult {
+        notStartedResult(submission, outcome: .failedToStart(failure), containment: containment)
+    }
+
+    /// The result of a job that never started (failed to, or cancelled in the queue).
+    static func notStartedResult(_ submission: Submission, outcome: Outcome, containment: Containment) -> JobResult {
+        JobResult(
+            id: submission.id, name: submission.spec.name, outcome: outcome,
             leaderStatus: nil, stdout: .empty, stderr: .empty, pipesForceClosed: false,
-            lingeringKilled: false, leaderReaped: true, pid: nil,
+            lingeringKilled: false, leaderReaped: true, pid: nil, containment: containment,
+            killed: [], escapeesKilled: 0, pipeHolders: [], leftRunning: [], cpuTime: nil,
             timing: JobTiming(submitted: submission.submitted, spawned: nil, leaderExited: nil,
-                              delivered: now, startedAt: .now()))
+                              delivered: .now(), startedAt: .now()))
     }
 }
 

@@ -59,16 +59,31 @@ final class LoopJob: LoopObject {
     var leaderExitedAt: MonotonicInstant?
     var startedAt = WallClockTime.now()
 
+    // Containment (LoopJob+Containment.swift).
+    var containment: Containment
+    var leaf: CgroupLeaf?
+    var cgroupWatch: UnsafeMutablePointer<uv_poll_t>?
+    var closingCgroupWatch: UnsafeMutableRawPointer?
+    /// Last known `populated` of the leaf; re-read before it is relied on.
+    var cgroupPopulated = true
+    var killed: [ProcessSummary] = []
+    var escapees: Set<Int32> = []
+    var pipeHolders: [PipeHolder] = []
+    var leftRunning: [ProcessSummary] = []
+    var cpuTime: Duration?
+
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
         self.submission = submission
-        self.descriptorCount = LoopJob.descriptors(for: submission.spec)
+        self.descriptorCount = LoopJob.descriptors(for: submission.spec, cgroup: scheduler.configuration.cgroupTree != nil)
+        self.containment = scheduler.tier
     }
 
     /// Descriptors a running job holds in this process: its pidfd, the read
-    /// end of each output pipe, the write end of its stdin pipe.
-    static func descriptors(for spec: JobSpec) -> Int {
-        var count = 1
+    /// end of each output pipe, the write end of its stdin pipe, and its
+    /// cgroup.events in the cgroup tier.
+    static func descriptors(for spec: JobSpec, cgroup: Bool) -> Int {
+        var count = cgroup ? 2 : 1
         switch spec.output {
         case .separate: count += 2
         case .combined: count += 1
@@ -90,6 +105,15 @@ final class LoopJob: LoopObject {
             return made
         }
 
+        if let tree = scheduler.configuration.cgroupTree {
+            switch tree.createLeaf(id.rawValue) {
+            case .success(let created): leaf = created
+            case .failure(let error) where error.code == EMFILE || error.code == ENFILE:
+                return .outOfResources(error)
+            case .failure:
+                containment = .processGroup  // this job only: e.g. cgroup.max.descendants reached
+            }
+        }
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
         var outputEnds: [(OutputChunk.Stream, Int32)] = []
         var inputEnd: Int32?
@@ -119,6 +143,8 @@ final class LoopJob: LoopObject {
             }
         } catch {
             closeAll()
+            if let leaf { Syscalls.close(leaf.procsFD) }  // not yet handed to a spawn
+            discardLeaf()
             if error.code == EMFILE || error.code == ENFILE { return .outOfResources(error) }
             return .failed(SpawnFailure(errno: error.code, stage: .resources, message: "cannot create a pipe: \(error)"))
         }
@@ -126,16 +152,20 @@ final class LoopJob: LoopObject {
         startedAt = .now()
         let spawned = LeaderRegistry.spawn {
             Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
-                          stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit)
+                          stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
+                          cgroupProcs: leaf?.procsFD)
         }
         childEnds.forEach(Syscalls.close)
         childEnds = []
+        if let leaf { Syscalls.close(leaf.procsFD) }
         switch spawned {
         case .failure(.transient(let error)):
             closeAll()
+            discardLeaf()
             return .outOfResources(error)
         case .failure(.failed(let failure)):
             closeAll()
+            discardLeaf()
             return .failed(failure)
         case .success(let child):
             pid = child.pid
@@ -144,6 +174,7 @@ final class LoopJob: LoopObject {
         }
 
         watchLeader()
+        watchCgroup()
         for (stream, fd) in outputEnds {
             openHandles += 1
             if let pipe = OutputPipe(job: self, stream: stream, fd: fd, limit: spec.outputLimit,
@@ -177,6 +208,7 @@ final class LoopJob: LoopObject {
     func startTimer(_ phase: TimerPhase, after delay: Duration) {
         guard let timer else { return }
         timerPhase = phase
+        uv_update_time(scheduler.loop)  // count from now, not from the start of this loop iteration
         uv_timer_start(timer, { handle in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).timerFired()
         }, delay.timerMilliseconds, 0)
@@ -202,7 +234,7 @@ final class LoopJob: LoopObject {
             case .vanished: leaderDisappeared()
             }
         case .grace:
-            signalGroup(SIGKILL)
+            killEverything()
             startTimer(.reapWait, after: spec.drainTimeout)
         case .drain, .reapWait:
             deliver()
@@ -214,6 +246,11 @@ final class LoopJob: LoopObject {
             Syscalls.close(pidfd)
             pidfd = -1
             closingPoll = nil
+        }
+        if handle == closingCgroupWatch, let leaf {
+            Syscalls.close(leaf.eventsFD)
+            self.leaf = nil
+            closingCgroupWatch = nil
         }
         openHandles -= 1
         if openHandles == 0, delivered { scheduler.jobDidFinish(self) }

@@ -9,6 +9,8 @@ final class OutputPipe: LoopObject {
     private let onOutput: (@Sendable (OutputChunk) -> Void)?
     /// Still reading: neither end-of-file nor closed.
     private(set) var isOpen = false
+    /// The pipe's inode, to find who else holds it.
+    let inode: UInt64?
 
     /// Takes ownership of `fd`. Returns nil (and closes `fd`) if libuv refuses it.
     init?(job: LoopJob, stream: OutputChunk.Stream, fd: Int32, limit: OutputLimit,
@@ -17,6 +19,7 @@ final class OutputPipe: LoopObject {
         self.stream = stream
         self.buffer = OutputBuffer(limit: limit)
         self.onOutput = onOutput
+        self.inode = ProcFiles.inode(of: fd)
         handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self)
         super.init()
         UVHandle.setOwner(handle, self)

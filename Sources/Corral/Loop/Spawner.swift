@@ -17,8 +17,9 @@ enum Spawner {
     }
 
     static func spawn(_ plan: LaunchPlan, command: Command, workingDirectory: String?,
-                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?) -> Result<Spawned, Failure> {
+                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil) -> Result<Spawned, Failure> {
         var request = cc_spawn_request()
+        request.cgroup_procs_fd = cgroupProcs ?? -1
         request.path = UnsafePointer(plan.path[0])
         request.argv = UnsafePointer(plan.argv.pointers)
         request.envp = UnsafePointer(plan.envp.pointers)
@@ -42,7 +43,7 @@ enum Spawner {
         }
         if status == 0 { return .success(Spawned(pid: result.pid, pidfd: result.pidfd)) }
         let code = result.error
-        if result.stage == CC_STAGE_CLONE, code == EAGAIN || code == ENOMEM {
+        if result.stage == CC_STAGE_CLONE, [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(code) {
             return .failure(.transient(Errno(code: code)))
         }
         return .failure(.failed(failure(stage: result.stage, errno: code, plan: plan,
@@ -74,6 +75,8 @@ enum Spawner {
                                 message: "setuid(\(plan.identity?.uid ?? 0)) failed: \(reason)\(needsRoot)")
         case CC_STAGE_RLIMIT:
             return SpawnFailure(errno: code, stage: .rlimit, message: "cannot restore the open-files limit: \(reason)")
+        case CC_STAGE_CGROUP:
+            return SpawnFailure(errno: code, stage: .cgroup, message: "cannot join the job's cgroup: \(reason)")
         case CC_STAGE_CLOSE_FDS:
             return SpawnFailure(errno: code, stage: .closeDescriptors, message: "cannot close descriptors: \(reason)")
         default:

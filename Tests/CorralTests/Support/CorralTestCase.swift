@@ -14,7 +14,15 @@ class CorralTestCase: XCTestCase {
     var configuration: Runner.Configuration {
         var configuration = Runner.Configuration()
         configuration.reapOrphans = true  // this machine's pid 1 does not reap
+        configuration.containment = CorralTestCase.containment
         return configuration
+    }
+
+    /// The tier every scenario runs in: automatic (the cgroup tier where
+    /// cgroup v2 is writable), or the process-group tier when
+    /// CORRAL_TEST_CONTAINMENT=processGroup; scripts/test runs both.
+    static var containment: ContainmentSetting {
+        ProcessInfo.processInfo.environment["CORRAL_TEST_CONTAINMENT"] == "processGroup" ? .processGroup : .automatic
     }
 
     /// libuv opens its signal pipe once per process, on first use: do that

@@ -1,0 +1,154 @@
+import CCorral
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What keeps a job's processes from outliving it: its cgroup leaf (cgroup
+/// tier) or the escapee sweep (process-group tier).
+extension LoopJob {
+    // MARK: cgroup tier
+
+    /// Watches the leaf's cgroup.events (EPOLLPRI on change): "every process
+    /// is gone" is observed, never polled for.
+    func watchCgroup() {
+        guard let leaf else { return }
+        let watch = UVHandle.allocate(UV_POLL, as: uv_poll_t.self, owner: self)
+        cgroupWatch = watch
+        openHandles += 1
+        cgroupPopulated = true
+        uv_poll_init(scheduler.loop, watch, leaf.eventsFD)
+        uv_poll_start(watch, Int32(UV_PRIORITIZED.rawValue)) { handle, _, _ in
+            unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).cgroupChanged()
+        }
+    }
+
+    private func cgroupChanged() {
+        guard let leaf, cgroupWatch != nil else { return }
+        cgroupPopulated = CgroupLeaf.populated(eventsFD: leaf.eventsFD)
+        guard !cgroupPopulated else { return }
+        if delivered { removeLeaf() } else if readyToDeliver { deliver() }
+    }
+
+    /// Whether anything is still in the leaf (re-read: an event may be pending).
+    var cgroupStillPopulated: Bool {
+        guard let leaf, cgroupWatch != nil else { return false }
+        if cgroupPopulated { cgroupPopulated = CgroupLeaf.populated(eventsFD: leaf.eventsFD) }
+        return cgroupPopulated
+    }
+
+    /// cgroup.kill; records who was in the leaf. True if anything besides
+    /// the leader was there.
+    @discardableResult
+    func killCgroup() -> Bool {
+        guard let leaf, cgroupWatch != nil else { return false }
+        let members = CgroupLeaf.members(leaf.path).filter { $0 != pid }
+        for member in members where !killed.contains(where: { $0.pid == member }) {
+            killed.append(ProcessSummary(pid: member, command: ProcFiles.command(of: member)))
+        }
+        CgroupLeaf.kill(leaf.path)
+        return !members.isEmpty
+    }
+
+    /// SIGKILL to the group and to whatever contains the rest: the cgroup, or
+    /// the escapees found by the sweep. True if anything besides the group was there.
+    @discardableResult
+    func killEverything() -> Bool {
+        signalGroup(SIGKILL)
+        if containment == .cgroup { return killCgroup() }
+        return sweepEscapees(signal: SIGKILL)
+    }
+
+    // MARK: process-group tier
+
+    /// Finds processes that left the job's group but carry its
+    /// `CORRAL_JOB_ID` (it survives setsid and double forks) and signals each
+    /// through a pidfd, opened before the signal and checked again after, so
+    /// a recycled pid is never hit. True if any was found.
+    @discardableResult
+    func sweepEscapees(signal: Int32) -> Bool {
+        let marker = Array("CORRAL_JOB_ID=\(id.rawValue)".utf8)
+        var found = false
+        for candidate in scheduler.processSnapshot().byJob[id.rawValue] ?? [] where candidate.pid != pid {
+            let pidfd = cc_pidfd_open(candidate.pid)
+            guard pidfd >= 0 else { continue }  // gone since the snapshot
+            defer { Syscalls.close(pidfd) }
+            // Pinned now: is it still the process the snapshot saw?
+            guard ProcFiles.environment(of: candidate.pid, contains: marker) else { continue }
+            _ = cc_pidfd_send_signal(pidfd, signal)
+            if signal != SIGKILL { _ = cc_pidfd_send_signal(pidfd, SIGCONT) }
+            found = true
+            if escapees.insert(candidate.pid).inserted {
+                killed.append(ProcessSummary(pid: candidate.pid, command: ProcFiles.command(of: candidate.pid)))
+            }
+        }
+        return found
+    }
+
+    // MARK: both tiers
+
+    /// `.leaveRunning`: what the leader left behind keeps running, named in
+    /// the result; in the cgroup tier it moves out of the job's leaf.
+    func keepDaemons() {
+        var survivors: [pid_t]
+        if containment == .cgroup, let leaf, let tree = scheduler.configuration.cgroupTree {
+            survivors = CgroupLeaf.members(leaf.path).filter { $0 != pid }
+            CgroupLeaf.move(survivors, to: tree.daemons)
+        } else {
+            let marker = Array("CORRAL_JOB_ID=\(id.rawValue)".utf8)
+            survivors = ProcFiles.processIDs().filter { candidate in
+                candidate != pid && ProcFiles.statFields(of: candidate)?.first != "Z"
+                    && ProcFiles.environment(of: candidate, contains: marker)
+            }
+        }
+        leftRunning = survivors.map { ProcessSummary(pid: $0, command: ProcFiles.command(of: $0)) }
+    }
+
+    /// Before force-closing: who still holds the pipes, and kill those that
+    /// belong to the job (unless it leaves them running).
+    func recordPipeHolders() {
+        let inodes = Set(outputs.filter(\.isOpen).compactMap(\.inode))
+        let holders = ProcFiles.pipeHolders(inodes: inodes)
+        let kills = spec.lingering == .kill || stopReason != nil
+        if kills {
+            if containment == .cgroup { killCgroup() } else { sweepEscapees(signal: SIGKILL) }
+        }
+        let members = Set(leaf.map { CgroupLeaf.members($0.path) } ?? [])
+        pipeHolders = holders.map { holder in
+            let belongs = escapees.contains(holder) || members.contains(holder)
+                || killed.contains(where: { $0.pid == holder })
+            return PipeHolder(process: ProcessSummary(pid: holder, command: ProcFiles.command(of: holder)),
+                              killed: kills && belongs)
+        }
+    }
+
+    /// At delivery: the job tree's CPU time, and the leaf removed once empty.
+    func finishContainment() {
+        guard let leaf, cgroupWatch != nil else { return }
+        cpuTime = CgroupLeaf.cpuTime(leaf.path)
+        if !cgroupStillPopulated { removeLeaf() }  // else when cgroup.events says it emptied
+    }
+
+    func removeLeaf() {
+        guard let leaf else { return }
+        if rmdir(leaf.path) != 0, errno == EBUSY { return }  // not empty after all: wait for the next event
+        closeCgroupWatch()
+    }
+
+    /// Stops watching; cgroup.events is closed with the poll handle.
+    func closeCgroupWatch() {
+        guard let cgroupWatch else { return }
+        self.cgroupWatch = nil
+        closingCgroupWatch = UnsafeMutableRawPointer(cgroupWatch)
+        UVHandle.close(cgroupWatch)
+    }
+
+    /// The spawn failed or never happened: the leaf was never used
+    /// (`cgroup.procs` is closed by whoever held it).
+    func discardLeaf() {
+        guard let leaf else { return }
+        Syscalls.close(leaf.eventsFD)
+        rmdir(leaf.path)
+        self.leaf = nil
+    }
+}

@@ -1,0 +1,170 @@
+import CCorral
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// This runner's cgroup v2 directory, `<base>/corral/r<pid>-<start time>`,
+/// and the job leaves in it. Created at runner start; stale directories of
+/// runners that died are emptied and removed then.
+final class CgroupTree: Sendable {
+    /// `<base>/corral`: every runner's directory, and `daemons` for
+    /// processes a `.leaveRunning` job left behind.
+    let root: String
+    let directory: String
+    var daemons: String { root + "/daemons" }
+
+    private init(root: String, directory: String) {
+        self.root = root
+        self.directory = directory
+    }
+
+    /// Sets the tree up as `setting` asks; nil (with the reason) when the
+    /// process-group tier must serve instead.
+    static func setUp(_ setting: ContainmentSetting) -> (CgroupTree?, ContainmentReport) {
+        let base: String
+        switch setting.choice {
+        case .processGroup:
+            return (nil, ContainmentReport(tier: .processGroup, directory: nil, note: nil))
+        case .cgroup(let directory):
+            base = directory
+        case .automatic:
+            guard let found = ownCgroupDirectory() else {
+                return (nil, ContainmentReport(tier: .processGroup, directory: nil,
+                                               note: "no cgroup v2 hierarchy is mounted; using process groups"))
+            }
+            base = found
+        }
+        func fallBack(_ reason: String) -> (CgroupTree?, ContainmentReport) {
+            (nil, ContainmentReport(tier: .processGroup, directory: nil,
+                                    note: "cgroup v2 containment unavailable at \(base): \(reason); using process groups"))
+        }
+        let kind = cc_is_cgroup2(base)
+        guard kind >= 0 else { return fallBack(Errno(code: -kind).description) }
+        guard kind == 1 else { return fallBack("not a cgroup v2 directory") }
+        let root = base.hasSuffix("/") ? base + "corral" : base + "/corral"
+        for path in [root, root + "/daemons"] where mkdir(path, 0o755) != 0 && errno != EEXIST {
+            return fallBack("cannot create \(path): \(Errno.current)")
+        }
+        guard access(root + "/cgroup.procs", W_OK) == 0 else {
+            return fallBack("\(root)/cgroup.procs is not writable (delegate the cgroup, e.g. systemd Delegate=yes)")
+        }
+        removeStale(in: root)
+        let directory = root + "/r\(getpid())-\(startTime(of: getpid()) ?? "0")"
+        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+            return fallBack("cannot create \(directory): \(Errno.current)")
+        }
+        return (CgroupTree(root: root, directory: directory),
+                ContainmentReport(tier: .cgroup, directory: directory, note: nil))
+    }
+
+    /// Where this process sits in the cgroup v2 hierarchy.
+    static func ownCgroupDirectory() -> String? {
+        guard let mountinfo = ProcFiles.read("/proc/self/mountinfo"),
+              let own = ProcFiles.read("/proc/self/cgroup")?.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+        else { return nil }
+        for line in mountinfo.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            guard fields.count > 4 else { continue }
+            let mount = String(fields[4])
+            let path = own.dropFirst(3)
+            return path == "/" ? mount : mount + path
+        }
+        return nil
+    }
+
+    /// A new leaf: its directory, `cgroup.procs` for the child to join
+    /// (close it after the spawn) and `cgroup.events` to watch.
+    func createLeaf(_ name: String) -> Result<CgroupLeaf, Errno> {
+        let path = directory + "/" + name
+        guard mkdir(path, 0o755) == 0 else { return .failure(Errno.current) }
+        let procs = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard procs >= 0 else {
+            let error = Errno.current
+            rmdir(path)
+            return .failure(error)
+        }
+        let events = open(path + "/cgroup.events", O_RDONLY | O_CLOEXEC)
+        guard events >= 0 else {
+            let error = Errno.current
+            close(procs)
+            rmdir(path)
+            return .failure(error)
+        }
+        return .success(CgroupLeaf(path: path, procsFD: procs, eventsFD: events))
+    }
+
+    /// Removes this runner's (empty) directory; at shutdown.
+    func removeDirectory() {
+        for leaf in ProcFiles.entries(directory) where !leaf.hasPrefix("cgroup.") && !leaf.contains(".") {
+            CgroupLeaf.killAndRemove(directory + "/" + leaf)
+        }
+        rmdir(directory)
+    }
+
+    /// Empties and removes the directories of runners that are gone.
+    private static func removeStale(in root: String) {
+        for name in ProcFiles.entries(root) where name.hasPrefix("r") {
+            let parts = name.dropFirst().split(separator: "-")
+            guard parts.count == 2, let pid = pid_t(parts[0]) else { continue }
+            if let start = startTime(of: pid), start == parts[1] { continue }  // its runner still lives
+            let directory = root + "/" + name
+            for leaf in ProcFiles.entries(directory) where !leaf.contains(".") {
+                CgroupLeaf.killAndRemove(directory + "/" + leaf)
+            }
+            rmdir(directory)
+        }
+    }
+
+    static func startTime(of pid: pid_t) -> String? {
+        guard let fields = ProcFiles.statFields(of: pid), fields.count > 19 else { return nil }
+        return String(fields[19])
+    }
+}
+
+/// One job's cgroup.
+struct CgroupLeaf: Sendable {
+    let path: String
+    let procsFD: Int32
+    let eventsFD: Int32
+
+    /// Whether any process is in it, from `cgroup.events`.
+    static func populated(eventsFD: Int32) -> Bool {
+        guard let text = ProcFiles.read(fd: eventsFD, from: 0) else { return false }
+        return text.split(separator: "\n").contains("populated 1")
+    }
+
+    /// The pids in it now.
+    static func members(_ path: String) -> [pid_t] {
+        (ProcFiles.read(path + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    /// SIGKILL to every process in it, including any being forked.
+    @discardableResult
+    static func kill(_ path: String) -> Bool {
+        ProcFiles.write("1", to: path + "/cgroup.kill") == nil
+    }
+
+    /// CPU time of everything that ever ran in it.
+    static func cpuTime(_ path: String) -> Duration? {
+        guard let stat = ProcFiles.read(path + "/cpu.stat"),
+              let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }),
+              let micros = Int64(line.dropFirst("usage_usec ".count)) else { return nil }
+        return .microseconds(micros)
+    }
+
+    /// Moves processes to another cgroup (for `.leaveRunning` daemons).
+    static func move(_ pids: [pid_t], to destination: String) {
+        for pid in pids { _ = ProcFiles.write(String(pid), to: destination + "/cgroup.procs") }
+    }
+
+    /// Kills what is left, waits (bounded) for it to empty, removes it.
+    static func killAndRemove(_ path: String) {
+        kill(path)
+        for _ in 0..<200 {
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            usleep(5_000)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small reads of /proc and cgroupfs, without Foundation.
+enum ProcFiles {
+    /// The whole of a small file, or nil if it cannot be read.
+    static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return read(fd: fd, from: 0)
+    }
+
+    /// Reads an open file from `offset` to its end (cgroup.events is re-read this way).
+    static func read(fd: Int32, from offset: Int) -> String? {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var position = offset
+        while true {
+            let count = pread(fd, &chunk, chunk.count, off_t(position))
+            if count < 0, errno == EINTR { continue }
+            if count < 0 { return nil }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+            position += count
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes a short string to a file (cgroupfs control files).
+    static func write(_ text: String, to path: String) -> Errno? {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return Errno.current }
+        defer { close(fd) }
+        let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        return written < 0 ? Errno.current : nil
+    }
+
+    /// The entries of a directory, without "." and "..".
+    static func entries(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The numeric entries of /proc: every process.
+    static func processIDs() -> [pid_t] { entries("/proc").compactMap { pid_t($0) } }
+
+    /// `/proc/<pid>/comm`.
+    static func command(of pid: pid_t) -> String {
+        var text = read("/proc/\(pid)/comm") ?? "?"
+        if text.hasSuffix("\n") { text.removeLast() }
+        return text
+    }
+
+    /// Fields after the command in `/proc/<pid>/stat` (state is field 0,
+    /// ppid 1, pgrp 2, …, starttime 19).
+    static func statFields(of pid: pid_t) -> [Substring]? {
+        guard let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+    }
+
+    /// Whether the process's environment holds exactly this `KEY=value` entry.
+    static func environment(of pid: pid_t, contains entry: [UInt8]) -> Bool {
+        guard let text = readBytes("/proc/\(pid)/environ") else { return false }
+        return text.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(entry) }
+    }
+
+    static func readBytes(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = Glibc.read(fd, &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { break }
+            bytes += chunk[..<count]
+        }
+        return bytes
+    }
+}
+
+extension ProcFiles {
+    /// The target of a symbolic link (`/proc/<pid>/fd/<n>`).
+    static func link(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The processes (other than this one) with a descriptor on any of these pipes.
+    static func pipeHolders(inodes: Set<UInt64>) -> [pid_t] {
+        let me = getpid()
+        let wanted = Set(inodes.map { "pipe:[\($0)]" })
+        return processIDs().filter { pid in
+            pid != me && entries("/proc/\(pid)/fd").contains { fd in
+                link("/proc/\(pid)/fd/\(fd)").map(wanted.contains) ?? false
+            }
+        }
+    }
+
+    /// The inode of an open descriptor.
+    static func inode(of fd: Int32) -> UInt64? {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+}
