@@ -1,10 +1,11 @@
 import CCorral
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// This runner's cgroup v2 directory, `<base>/corral/r<pid>-<start time>`,
-/// and the job leaves in it. Created at runner start; stale directories of
+/// This runner's cgroup v2 directory, `<base>/corral/r<pid>-<start time>-<n>`
+/// (n: the runner's number within this process), and the job leaves in it. Created at runner start; stale directories of
 /// runners that died are emptied and removed then.
 final class CgroupTree: Sendable {
     /// `<base>/corral`: every runner's directory, and `daemons` for
@@ -49,8 +50,9 @@ final class CgroupTree: Sendable {
             return fallBack("\(root)/cgroup.procs is not writable (delegate the cgroup, e.g. systemd Delegate=yes)")
         }
         removeStale(in: root)
-        let directory = root + "/r\(getpid())-\(startTime(of: getpid()) ?? "0")"
-        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+        let serial = runnerSerial.add(1, ordering: .relaxed).newValue
+        let directory = root + "/r\(getpid())-\(startTime(of: getpid()) ?? "0")-\(serial)"
+        guard mkdir(directory, 0o755) == 0 else {
             return fallBack("cannot create \(directory): \(Errno.current)")
         }
         return (CgroupTree(root: root, directory: directory),
@@ -107,7 +109,7 @@ final class CgroupTree: Sendable {
     private static func removeStale(in root: String) {
         for name in ProcFiles.entries(root) where name.hasPrefix("r") {
             let parts = name.dropFirst().split(separator: "-")
-            guard parts.count == 2, let pid = pid_t(parts[0]) else { continue }
+            guard parts.count >= 2, let pid = pid_t(parts[0]) else { continue }
             if let start = startTime(of: pid), start == parts[1] { continue }  // its runner still lives
             let directory = root + "/" + name
             for leaf in ProcFiles.entries(directory) where !leaf.contains(".") {
@@ -122,6 +124,9 @@ final class CgroupTree: Sendable {
         return String(fields[19])
     }
 }
+
+/// Numbers the runners of this process, so each has a directory of its own.
+private let runnerSerial = Atomic<UInt64>(0)
 
 /// One job's cgroup.
 struct CgroupLeaf: Sendable {

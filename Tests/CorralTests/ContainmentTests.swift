@@ -1,0 +1,206 @@
+import Foundation
+import XCTest
+@testable import Corral
+
+/// Containment: nothing of a job escapes, in either tier (issue 3's scenarios).
+class ContainmentTestCase: CorralTestCase {
+    func requireCgroupTier() throws {
+        try XCTSkipUnless(runner.containment.tier == .cgroup,
+                          "cgroup v2 containment unavailable here: \(runner.containment.note ?? "?")")
+    }
+
+    func processGroupRunner() throws -> Runner {
+        var configuration = Runner.Configuration()
+        configuration.containment = .processGroup
+        configuration.reapOrphans = true
+        return try Runner(configuration: configuration)
+    }
+
+    /// A double-forked daemon that has certainly left the group (it says so
+    /// through a FIFO) before the leader exits.
+    func daemonizingJob() throws -> JobSpec {
+        let fifo = scratch.appendingPathComponent("escaped").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        return .shell("( setsid sh -c 'echo out > \(fifo); exec sleep 1000' & ); read line < \(fifo); echo forked")
+    }
+
+    /// Every process carrying the job's id, anywhere, alive.
+    func survivors(_ result: JobResult) -> [ProcessEntry] {
+        ProcessTable.processes(of: result.id, group: nil).filter { $0.state != "Z" }
+    }
+}
+
+final class CgroupContainmentTests: ContainmentTestCase {
+    /// 1. setsid escapee, cgroup tier.
+    func testEscapeeIsKilledWithTheJobAndTheLeafRemoved() async throws {
+        try requireCgroupTier()
+        let result = try await runner.run(.shell("setsid sleep 1000 & sleep 1000", timeout: .seconds(1)))
+
+        XCTAssertEqual(result.outcome, .timedOut)
+        XCTAssertEqual(result.containment, .cgroup)
+        XCTAssertLessThan(result.timing.duration.seconds, 1 + 2 + 1)
+        XCTAssertTrue(survivors(result).isEmpty, "left: \(survivors(result))")
+        XCTAssertTrue(result.killed.contains { $0.command == "sleep" }, "\(result.killed)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + result.id.rawValue),
+                       "leaf removed")
+        XCTAssertNotNil(result.cpuTime)
+        assertNothingLeft(result)
+    }
+
+    /// 3. Double-fork daemon, cgroup tier.
+    func testDoubleForkedDaemonIsKilledWhenTheLeaderExits() async throws {
+        try requireCgroupTier()
+        let result = try await runner.run(daemonizingJob())
+
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.stdout.text, "forked\n")
+        XCTAssertTrue(result.lingeringKilled)
+        XCTAssertEqual(Set(result.killed.map(\.command)).isSubset(of: ["sh", "sleep"]), true, "\(result.killed)")
+        XCTAssertFalse(result.killed.isEmpty, "the result lists what was killed")
+        XCTAssertTrue(survivors(result).isEmpty, "left: \(survivors(result))")
+        assertNothingLeft(result)
+    }
+
+    /// 4. A job forking hundreds of short- and long-lived processes while it is killed.
+    func testForkingStormIsKilledCompletely() async throws {
+        try requireCgroupTier()
+        let storm = "i=0; while [ $i -lt 200 ]; do sleep 1000 & true & ( setsid sleep 1000 & ) ; i=$((i+1)); done; echo spawned; wait"
+        let result = try await runner.run(.shell(storm, timeout: .milliseconds(300)))
+
+        XCTAssertEqual(result.outcome, .timedOut)
+        XCTAssertTrue(ProcessTable.wait { self.survivors(result).isEmpty }, "left: \(survivors(result).prefix(5))")
+        assertNothingLeft(result)
+    }
+
+    /// 3 / leaveRunning: intended daemons move out of the leaf and are listed.
+    func testLeaveRunningMovesTheDaemonOutAndListsIt() async throws {
+        try requireCgroupTier()
+        var spec = JobSpec.shell("setsid sleep 1000 >/dev/null 2>&1 & echo started")
+        spec.lingering = .leaveRunning
+
+        let result = try await runner.run(spec)
+
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.leftRunning.count, 1)
+        XCTAssertTrue(["setsid", "sleep"].contains(result.leftRunning.first?.command), "\(result.leftRunning)")  // before or after its exec
+        let daemon = try XCTUnwrap(result.leftRunning.first)
+        let cgroup = try String(contentsOfFile: "/proc/\(daemon.pid)/cgroup", encoding: .utf8)
+        XCTAssertTrue(cgroup.contains("/corral/daemons"), cgroup)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + result.id.rawValue))
+        kill(daemon.pid, SIGKILL)
+        assertNothingLeft(result)
+    }
+
+    /// 7. Five hundred jobs at once: every leaf created and removed.
+    func testFiveHundredJobsLeaveNoLeaves() throws {
+        try requireCgroupTier()
+        let directory = runner.containment.directory!
+        let results = ResultBox()
+        for index in 0..<500 {
+            var spec = JobSpec.shell(index % 2 == 0 ? "sleep 1000 & echo \(index)" : "setsid sleep 1000 & sleep 1000")
+            spec.timeout = .seconds(1)
+            try runner.submit(spec, onCompletion: results.add)
+        }
+        let all = results.wait(for: 500, upTo: .seconds(120))
+        XCTAssertEqual(all.count, 500)
+        XCTAssertTrue(all.allSatisfy { $0.containment == .cgroup })
+        let leaves = { (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { !$0.contains(".") } ?? [] }
+        XCTAssertTrue(ProcessTable.wait { leaves().isEmpty }, "leaves left: \(leaves().prefix(5))")
+        for result in all { XCTAssertTrue(survivors(result).isEmpty) }
+    }
+
+    /// Stale leaves of a runner that died are emptied and removed at start.
+    func testStaleLeavesOfADeadRunnerAreCleanedAtStart() async throws {
+        try requireCgroupTier()
+        let root = URL(fileURLWithPath: runner.containment.directory!).deletingLastPathComponent().path
+        let stale = root + "/r999999-1/leftover"   // pid 999999 cannot exist (pid_max)
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        let orphan = try await runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"]))) { _ in }
+        let pid = try XCTUnwrap(waitForProcess(of: orphan.id, named: "sleep"))
+        try String(pid).write(toFile: stale + "/cgroup.procs", atomically: false, encoding: .utf8)
+
+        let next = try Runner(configuration: configuration)
+        await next.shutdown()
+
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/r999999-1"), "stale directory removed")
+        XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(pid) == nil || ProcessTable.entry(pid)?.state == "Z" },
+                      "the process in the stale leaf was killed")
+    }
+}
+
+extension CgroupContainmentTests {
+    /// Regression: two runners of one process shared a cgroup directory, and
+    /// one's shutdown killed the other's jobs.
+    func testAnotherRunnersShutdownLeavesThisRunnersJobsAlone() async throws {
+        try requireCgroupTier()
+        let results = ResultBox()
+        let handle = try runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"])), onCompletion: results.add)
+        let pid = try XCTUnwrap(waitForProcess(of: handle.id, named: "sleep"))
+
+        let other = try Runner(configuration: configuration)
+        XCTAssertNotEqual(other.containment.directory, runner.containment.directory)
+        _ = try await other.run(.shell("echo hello"))
+        await other.shutdown()
+
+        XCTAssertEqual(ProcessTable.entry(pid)?.state.isLetter, true)
+        XCTAssertNotEqual(ProcessTable.entry(pid)?.state, "Z", "still running")
+        XCTAssertTrue(results.all.isEmpty)
+        handle.cancel()
+        XCTAssertEqual(results.wait(for: 1).first?.outcome, .cancelled)
+    }
+}
+
+final class ProcessGroupContainmentTests: ContainmentTestCase {
+    /// 2. setsid escapee, process-group tier: the sweep finds and kills it.
+    func testSweepKillsTheEscapee() async throws {
+        let groups = try processGroupRunner()
+        let result = try await groups.run(.shell("setsid sleep 1000 & sleep 1000", timeout: .seconds(1)))
+        await groups.shutdown()
+
+        XCTAssertEqual(result.outcome, .timedOut)
+        XCTAssertEqual(result.containment, .processGroup)
+        XCTAssertLessThan(result.timing.duration.seconds, 1 + 2 + 1 + 1)
+        XCTAssertEqual(result.escapeesKilled, 1)
+        XCTAssertEqual(result.killed.map(\.command), ["sleep"])
+        XCTAssertTrue(survivors(result).isEmpty, "left: \(survivors(result))")
+        assertNothingLeft(result)
+    }
+
+    /// 3. Double-fork daemon, process-group tier.
+    func testSweepKillsADoubleForkedDaemon() async throws {
+        let groups = try processGroupRunner()
+        let result = try await groups.run(daemonizingJob())
+        await groups.shutdown()
+
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertTrue(result.pipesForceClosed, "the daemon held the pipe until the drain timeout")
+        XCTAssertGreaterThanOrEqual(result.escapeesKilled, 1)
+        XCTAssertFalse(result.killed.isEmpty, "the result lists what was killed")
+        // 5. The holder list names the escapee, killed.
+        XCTAssertFalse(result.pipeHolders.isEmpty)
+        XCTAssertTrue(result.pipeHolders.allSatisfy(\.killed), "\(result.pipeHolders)")
+        XCTAssertTrue(Set(result.pipeHolders.map(\.process.command)).isSubset(of: ["sh", "sleep"]))
+        XCTAssertTrue(ProcessTable.wait { self.survivors(result).isEmpty }, "left: \(survivors(result))")
+        assertNothingLeft(result)
+    }
+
+    /// 6. cgroup tier asked for where it cannot be had: a clear note, and jobs still run.
+    func testUnusableCgroupDirectoryFallsBackWithAClearNote() async throws {
+        var configuration = Runner.Configuration()
+        configuration.containment = .cgroup(under: scratch.path)  // a plain directory, not cgroupfs
+        let fallback = try Runner(configuration: configuration)
+        XCTAssertEqual(fallback.containment.tier, .processGroup)
+        let note = try XCTUnwrap(fallback.containment.note)
+        XCTAssertTrue(note.contains(scratch.path) && note.contains("not a cgroup v2 directory"), note)
+        let result = try await fallback.run(.shell("echo still runs"))
+        await fallback.shutdown()
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.containment, .processGroup)
+
+        configuration.containment = .cgroup(under: "/proc/corral-nowhere")
+        let missing = try Runner(configuration: configuration)
+        XCTAssertEqual(missing.containment.tier, .processGroup)
+        XCTAssertTrue(missing.containment.note?.contains("/proc/corral-nowhere") ?? false)
+        await missing.shutdown()
+    }
+}
