@@ -37,6 +37,18 @@ public enum JobResultJSON {
         json.add("lingering_killed", result.lingeringKilled)
         json.add("leader_reaped", result.leaderReaped)
         json.add("pid", result.pid)
+        json.add("containment", result.containment.description == "cgroup" ? "cgroup" : "process_group")
+        json.addRaw("killed", processes(result.killed))
+        json.add("escapees_killed", result.escapeesKilled)
+        json.addRaw("pipe_holders", "[" + result.pipeHolders.map { holder in
+            var entry = JSONWriter()
+            entry.add("pid", holder.process.pid)
+            entry.add("command", holder.process.command)
+            entry.add("killed", holder.killed)
+            return entry.text
+        }.joined(separator: ",") + "]")
+        json.addRaw("left_running", processes(result.leftRunning))
+        if let cpu = result.cpuTime { json.add("cpu_s", (cpu.seconds * 1e6).rounded() / 1e6) }
         json.add("job_id", result.id.rawValue)
         json.add("started_at", result.timing.startedAt.rfc3339)
         json.add("duration_s", (result.timing.duration.seconds * 1000).rounded() / 1000)
@@ -64,6 +76,15 @@ public enum JobResultJSON {
         if let field = error.field { json.add("field", field) }
         json.add("error", error.description)
         return json.text
+    }
+
+    private static func processes(_ list: [ProcessSummary]) -> String {
+        "[" + list.map { process in
+            var entry = JSONWriter()
+            entry.add("pid", process.pid)
+            entry.add("command", process.command)
+            return entry.text
+        }.joined(separator: ",") + "]"
     }
 
     private static func add(_ output: CapturedOutput, as name: String, to json: inout JSONWriter) {
