@@ -81,9 +81,10 @@ final class CgroupContainmentTests: ContainmentTestCase {
         let result = try await runner.run(spec)
 
         XCTAssertEqual(result.outcome, .exited(0))
-        XCTAssertEqual(result.leftRunning.count, 1)
-        XCTAssertTrue(["setsid", "sleep"].contains(result.leftRunning.first?.command), "\(result.leftRunning)")  // before or after its exec
+        XCTAssertEqual(result.leftRunning.count, 1, "\(result.leftRunning)")
+        // Its name is a snapshot (sh, setsid or sleep, before or after its execs): the pid is what counts.
         let daemon = try XCTUnwrap(result.leftRunning.first)
+        XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(daemon.pid)?.command == "sleep" })
         let cgroup = try String(contentsOfFile: "/proc/\(daemon.pid)/cgroup", encoding: .utf8)
         XCTAssertTrue(cgroup.contains("/corral/daemons"), cgroup)
         XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + result.id.rawValue))
@@ -147,6 +148,30 @@ extension CgroupContainmentTests {
         XCTAssertTrue(results.all.isEmpty)
         handle.cancel()
         XCTAssertEqual(results.wait(for: 1).first?.outcome, .cancelled)
+    }
+}
+
+extension CgroupContainmentTests {
+    /// A job may make child cgroups in its own leaf (a Corral running inside
+    /// a Corral job does): their processes die with the job, and the leaf is
+    /// removed depth first.
+    func testChildCgroupsOfAJobAreKilledAndRemovedWithIt() async throws {
+        try requireCgroupTier()
+        let directory = runner.containment.directory!
+        var spec = JobSpec.shell("""
+            leaf="$RUNNER_DIR/$CORRAL_JOB_ID"; mkdir "$leaf/nested" "$leaf/nested/deeper"
+            sh -c "echo 0 > '$leaf/nested/deeper/cgroup.procs'; exec sleep 1000" &
+            sleep 1000
+            """, timeout: .milliseconds(500))
+        spec.environment = .inherit(updating: ["RUNNER_DIR": directory])
+
+        let result = try await runner.run(spec)
+
+        XCTAssertEqual(result.outcome, .timedOut)
+        XCTAssertTrue(result.killed.contains { $0.command == "sleep" } || result.lingeringKilled)
+        XCTAssertTrue(ProcessTable.wait { !FileManager.default.fileExists(atPath: directory + "/" + result.id.rawValue) },
+                      "the leaf and its child cgroups are removed")
+        assertNothingLeft(result)
     }
 }
 

@@ -131,7 +131,8 @@ extension LoopJob {
 
     func removeLeaf() {
         guard let leaf else { return }
-        if rmdir(leaf.path) != 0, errno == EBUSY { return }  // not empty after all: wait for the next event
+        // Depth first: the job may have made child cgroups (a nested Corral does).
+        guard CgroupLeaf.removeTree(leaf.path) else { return }  // not empty after all: wait for the next event
         closeCgroupWatch()
     }
 
@@ -148,7 +149,7 @@ extension LoopJob {
     func discardLeaf() {
         guard let leaf else { return }
         Syscalls.close(leaf.eventsFD)
-        rmdir(leaf.path)
+        CgroupLeaf.removeTree(leaf.path)
         self.leaf = nil
     }
 }

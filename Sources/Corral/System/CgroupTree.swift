@@ -97,26 +97,19 @@ final class CgroupTree: Sendable {
         return .success(CgroupLeaf(path: path, procsFD: procs, eventsFD: events))
     }
 
-    /// Removes this runner's (empty) directory; at shutdown.
+    /// Removes this runner's directory, killing what is left in it; at shutdown.
     func removeDirectory() {
-        for leaf in ProcFiles.entries(directory) where !leaf.hasPrefix("cgroup.") && !leaf.contains(".") {
-            CgroupLeaf.killAndRemove(directory + "/" + leaf)
-        }
-        rmdir(directory)
+        CgroupLeaf.killAndRemove(directory)
     }
 
     /// Empties and removes the directories of runners that are gone.
     private static func removeStale(in root: String) {
-        for name in ProcFiles.entries(root) where name.hasPrefix("r") {
+        let stale = ProcFiles.subdirectories(root).filter { name in
             let parts = name.dropFirst().split(separator: "-")
-            guard parts.count >= 2, let pid = pid_t(parts[0]) else { continue }
-            if let start = startTime(of: pid), start == parts[1] { continue }  // its runner still lives
-            let directory = root + "/" + name
-            for leaf in ProcFiles.entries(directory) where !leaf.contains(".") {
-                CgroupLeaf.killAndRemove(directory + "/" + leaf)
-            }
-            rmdir(directory)
+            guard name.hasPrefix("r"), parts.count >= 2, let pid = pid_t(parts[0]) else { return false }
+            return startTime(of: pid) != String(parts[1])  // its runner is gone
         }
+        CgroupLeaf.killAndRemove(stale.map { root + "/" + $0 })
     }
 
     static func startTime(of pid: pid_t) -> String? {
@@ -164,12 +157,30 @@ struct CgroupLeaf: Sendable {
         for pid in pids { _ = ProcFiles.write(String(pid), to: destination + "/cgroup.procs") }
     }
 
-    /// Kills what is left, waits (bounded) for it to empty, removes it.
-    static func killAndRemove(_ path: String) {
-        kill(path)
-        for _ in 0..<200 {
-            if rmdir(path) == 0 || errno == ENOENT { return }
-            usleep(5_000)
+    /// Kills everything in these cgroups and their descendants (a job may
+    /// have made child cgroups: a Corral running inside a Corral job does),
+    /// waits a bounded time for them to empty, and removes them depth first.
+    /// What cannot be removed yet (a process stuck in the kernel) is left
+    /// for the next runner's stale cleanup.
+    static func killAndRemove(_ paths: [String], waitingUpTo limit: Duration = .milliseconds(500)) {
+        for path in paths { kill(path) }
+        let deadline = MonotonicInstant.now() + limit
+        for path in paths {
+            while isPopulated(path), MonotonicInstant.now() < deadline { usleep(2_000) }
+            removeTree(path)
         }
+    }
+
+    static func killAndRemove(_ path: String) { killAndRemove([path]) }
+
+    /// Removes a cgroup and its (empty) descendants, depth first.
+    @discardableResult
+    static func removeTree(_ path: String) -> Bool {
+        for child in ProcFiles.subdirectories(path) { removeTree(path + "/" + child) }
+        return rmdir(path) == 0 || errno == ENOENT
+    }
+
+    static func isPopulated(_ path: String) -> Bool {
+        (ProcFiles.read(path + "/cgroup.events") ?? "").split(separator: "\n").contains("populated 1")
     }
 }

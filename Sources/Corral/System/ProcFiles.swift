@@ -51,6 +51,21 @@ enum ProcFiles {
         return names
     }
 
+    /// The subdirectories of a directory (child cgroups, in cgroupfs).
+    static func subdirectories(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// The numeric entries of /proc: every process.
     static func processIDs() -> [pid_t] { entries("/proc").compactMap { pid_t($0) } }
 
