@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/vfs.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -125,4 +126,15 @@ long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value
         start += length + 1;
     }
     return 0;
+}
+
+const char *cc_next_directory_entry(void *directory, bool *is_directory) {
+    for (;;) {
+        struct dirent *entry = readdir((DIR *)directory);
+        if (entry == NULL) return NULL;
+        const char *name = entry->d_name;
+        if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+        *is_directory = entry->d_type == DT_DIR;
+        return name;
+    }
 }

@@ -85,6 +85,12 @@ int cc_proc_stat(pid_t pid, char *state, pid_t *group);
 /// at `*value` (inside `buffer`), 0 if absent, or -errno.
 long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value);
 
+/// The next entry of a directory stream: its name (inside the stream's own
+/// buffer, valid until the next call) and whether it is a directory, or
+/// NULL at the end. Reading `d_name` from Swift would copy the whole
+/// 256-byte field, past the end of a short record.
+const char *cc_next_directory_entry(void *directory, bool *is_directory);
+
 /// Make this process a child subreaper (PR_SET_CHILD_SUBREAPER). 0 or -errno.
 int cc_become_subreaper(void);
 

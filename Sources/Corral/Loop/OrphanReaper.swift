@@ -53,52 +53,15 @@ enum ChildList {
     static func current() -> [pid_t] {
         var children: [pid_t] = []
         var sawChildrenFile = false
-        for thread in directoryEntries("/proc/self/task") {
-            guard let text = readSmallFile("/proc/self/task/\(thread)/children") else { continue }
+        for thread in ProcFiles.entries("/proc/self/task") {
+            guard let text = ProcFiles.read("/proc/self/task/\(thread)/children") else { continue }
             sawChildrenFile = true
-            children += text.split(separator: " ").compactMap { pid_t($0.trimmingWhitespace) }
+            children += text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { pid_t($0) }
         }
         if sawChildrenFile { return children }
         let me = getpid()
-        return directoryEntries("/proc").compactMap { name -> pid_t? in
-            guard let pid = pid_t(name), let stat = readSmallFile("/proc/\(name)/stat"),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[close...].split(separator: " ")
-            return fields.count > 2 && pid_t(fields[2]) == me ? pid : nil
+        return ProcFiles.processIDs().filter { pid in
+            ProcFiles.statFields(of: pid).map { $0.count > 1 && pid_t($0[1]) == me } ?? false
         }
-    }
-
-    private static func directoryEntries(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != ".", name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    private static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += chunk[..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-private extension Substring {
-    var trimmingWhitespace: Substring {
-        drop(while: { $0 == " " || $0 == "\n" }).prefix(while: { $0 != " " && $0 != "\n" })
     }
 }

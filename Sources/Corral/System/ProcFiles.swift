@@ -1,3 +1,4 @@
+import CCorral
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,34 +38,23 @@ enum ProcFiles {
         return written < 0 ? Errno.current : nil
     }
 
-    /// The entries of a directory, without "." and "..".
-    static func entries(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != ".", name != ".." { names.append(name) }
+    /// The entries of a directory, without "." and "..", with whether each is a directory.
+    static func directory(_ path: String) -> [(name: String, isDirectory: Bool)] {
+        guard let stream = opendir(path) else { return [] }
+        defer { closedir(stream) }
+        var entries: [(name: String, isDirectory: Bool)] = []
+        var isDirectory = false
+        while let name = cc_next_directory_entry(UnsafeMutableRawPointer(stream), &isDirectory) {
+            entries.append((String(cString: name), isDirectory))
         }
-        return names
+        return entries
     }
 
+    /// The names in a directory, without "." and "..".
+    static func entries(_ path: String) -> [String] { directory(path).map(\.name) }
+
     /// The subdirectories of a directory (child cgroups, in cgroupfs).
-    static func subdirectories(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != ".", name != ".." { names.append(name) }
-        }
-        return names
-    }
+    static func subdirectories(_ path: String) -> [String] { directory(path).filter(\.isDirectory).map(\.name) }
 
     /// The numeric entries of /proc: every process.
     static func processIDs() -> [pid_t] { entries("/proc").compactMap { pid_t($0) } }

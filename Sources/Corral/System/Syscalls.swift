@@ -54,14 +54,7 @@ enum Syscalls {
 
     /// How many descriptors this process has open now.
     static func openDescriptorCount() -> Int {
-        guard let directory = opendir("/proc/self/fd") else { return 0 }
-        defer { closedir(directory) }
-        var count = 0
-        while let entry = readdir(directory) {
-            let first = entry.pointee.d_name.0
-            if first != UInt8(ascii: ".") { count += 1 }
-        }
-        return max(0, count - 1)  // the directory stream's own descriptor
+        max(0, ProcFiles.entries("/proc/self/fd").count - 1)  // less the listing's own descriptor
     }
 
     static var RLIMIT_NOFILE_VALUE: __rlimit_resource_t {
