@@ -1,5 +1,10 @@
 // swift-tools-version: 6.1
 import PackageDescription
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 let package = Package(
     name: "Corral",
@@ -57,3 +62,14 @@ let package = Package(
         ),
     ]
 )
+
+// Benchmarks (scripts/bench) are declared only on request, so `swift test`
+// stays light.
+if ProcessInfo.processInfo.environment["CORRAL_BENCHMARKS"] != nil {
+    package.targets.append(.executableTarget(
+        name: "corral-bench",
+        dependencies: ["Corral"],
+        path: "Benchmarks/CorralBench",
+        swiftSettings: [.swiftLanguageMode(.v6)]
+    ))
+}

@@ -1,0 +1,117 @@
+// Corral's side of the side-by-side benchmarks: the same workloads and the
+// same one-line JSON report as Benchmarks/reference/ref.c (see there).
+import Corral
+import Dispatch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Report {
+    var jobs = 0
+    var delivered = 0
+    var errors = 0
+    var wall = 0.0
+    var overshoot: [Double] = []
+    var megabytesPerSecond: Double?
+
+    func print() {
+        var text = "{\"jobs\":\(jobs),\"delivered\":\(delivered),\"errors\":\(errors),\"wall_s\":\(wall)"
+        let sorted = overshoot.sorted()
+        if !sorted.isEmpty {
+            func pct(_ p: Double) -> Double { sorted[Int((Double(sorted.count - 1) * p).rounded())] }
+            text += ",\"overshoot_ms\":{\"p50\":\(pct(0.5)),\"p99\":\(pct(0.99)),\"max\":\(sorted.last!)}"
+        }
+        if let megabytesPerSecond { text += ",\"mb_per_s\":\(megabytesPerSecond)" }
+        Swift.print(text + "}")
+    }
+}
+
+/// Runs `count` copies of `spec` with at most `inflight` at once and waits.
+func run(_ runner: Runner, _ spec: JobSpec, count: Int, inflight: Int) -> [JobResult] {
+    let results = Mutex<[JobResult]>([])
+    let done = DispatchSemaphore(value: 0)
+    let window = DispatchSemaphore(value: inflight)
+    for _ in 0..<count {
+        window.wait()
+        _ = try! runner.submit(spec) { result in
+            let finished = results.withLock { $0.append(result); return $0.count }
+            window.signal()
+            if finished == count { done.signal() }
+        }
+    }
+    done.wait()
+    return results.withLock { $0 }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3 else {
+    writeStandardError("usage: corral-bench spawn|deadline|trickle|throughput|bigheap …\n")
+    exit(2)
+}
+var configuration = Runner.Configuration()
+if environmentValue("CORRAL_BENCH_CONTAINMENT") == "processGroup" { configuration.containment = .processGroup }
+var report = Report()
+var start = MonotonicInstant.now()
+
+switch arguments[1] {
+case "spawn", "bigheap":
+    let big = arguments[1] == "bigheap"
+    var heap: UnsafeMutableRawPointer?
+    if big {
+        let bytes = Int(arguments[2])! << 20
+        heap = malloc(bytes)
+        for offset in stride(from: 0, to: bytes, by: 4096) { heap!.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self) }
+    }
+    let count = Int(arguments[big ? 3 : 2])!
+    let inflight = big ? 1 : Int(arguments[3])!
+    configuration.maxJobsInFlight = inflight
+    let runner = try Runner(configuration: configuration)
+    var spec = JobSpec(.executable("/bin/true"))
+    spec.output = .discarded
+    start = .now()
+    let results = run(runner, spec, count: count, inflight: inflight)
+    report.wall = seconds(MonotonicInstant.now() - start)
+    report.jobs = count
+    report.delivered = results.count
+    report.errors = results.filter { $0.outcome != .exited(0) }.count
+    _ = heap
+case "deadline", "trickle":
+    let count = Int(arguments[2])!
+    let deadline = arguments[1] == "deadline"
+    let runner = try Runner(configuration: configuration)
+    var spec = JobSpec(.executable("/bin/sleep", arguments: [deadline ? "30" : "1"]))
+    spec.output = .discarded
+    if deadline { spec.timeout = .seconds(Double(arguments[3])!) }
+    let results = run(runner, spec, count: count, inflight: count)
+    report.wall = seconds(MonotonicInstant.now() - start)
+    report.jobs = count
+    report.delivered = results.count
+    report.errors = results.filter { $0.outcome != (deadline ? .timedOut : .exited(0)) }.count
+    if deadline, let timeout = spec.timeout {
+        report.overshoot = results.compactMap { result in
+            result.timing.spawned.map { seconds(result.timing.delivered - ($0 + timeout)) * 1000 }
+        }
+    }
+case "throughput":
+    let runner = try Runner(configuration: configuration)
+    let spec = JobSpec(.executable("/usr/bin/head", arguments: ["-c", arguments[2], "/dev/zero"]))
+    let result = run(runner, spec, count: 1, inflight: 1)[0]
+    report.wall = seconds(MonotonicInstant.now() - start)
+    report.jobs = 1
+    report.delivered = 1
+    report.errors = result.outcome == .exited(0) ? 0 : 1
+    report.megabytesPerSecond = Double(result.stdout.totalBytes) / 1e6 / report.wall
+default:
+    writeStandardError("unknown workload \(arguments[1])\n")
+    exit(2)
+}
+report.print()
+
+func writeStandardError(_ text: String) { _ = text.withCString { write(2, $0, strlen($0)) } }
+
+func environmentValue(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }

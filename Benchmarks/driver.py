@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Runs every benchmark workload on every program, side by side, and writes
+docs/benchmarks.md. Every program is measured from outside the same way:
+
+- wall time and the program's own report (one JSON line on stdout);
+- runner CPU: utime + stime of the runner itself (not its children), read from
+  /proc/<pid>/stat after waitid(WNOWAIT), before it is reaped;
+- peak RSS (VmHWM), peak threads, peak open descriptors: sampled from /proc;
+- medians of REPEATS runs; every figure also as a ratio to the C reference.
+
+A program that fails or hangs gets its failure in the table, not dropped.
+"""
+import json, os, platform, signal, statistics, subprocess, sys, time
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+LIMIT_S = float(os.environ.get("BENCH_LIMIT_S", "120"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def measure(command, env=None):
+    """Runs one command; returns its report plus what /proc said of it."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True, env=env)
+    pid = process.pid
+    peak = {"threads": 0, "rss_kib": 0, "fds": 0}
+    last_fd_sample = 0.0
+    status = None
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+        if info is not None and info.si_pid == pid:
+            break
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("Threads:"):
+                        peak["threads"] = max(peak["threads"], int(line.split()[1]))
+                    elif line.startswith("VmHWM:"):
+                        peak["rss_kib"] = max(peak["rss_kib"], int(line.split()[1]))
+            now = time.monotonic()
+            if now - last_fd_sample > 0.05:
+                peak["fds"] = max(peak["fds"], len(os.listdir(f"/proc/{pid}/fd")))
+                last_fd_sample = now
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        if time.monotonic() - started > LIMIT_S:
+            os.killpg(pid, signal.SIGKILL)
+            status = f"hung: killed after {LIMIT_S:.0f} s"
+        time.sleep(0.005)
+    cpu = None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+            cpu = (int(fields[11]) + int(fields[12])) / ticks
+    except (FileNotFoundError, IndexError):
+        pass
+    out, err = process.communicate()
+    wall = time.monotonic() - started
+    try:
+        os.killpg(pid, signal.SIGKILL)  # whatever it left behind
+    except ProcessLookupError:
+        pass
+    report = None
+    for line in out.decode(errors="replace").splitlines()[::-1]:
+        if line.startswith("{"):
+            report = json.loads(line)
+            break
+    if status is None and (process.returncode != 0 or report is None):
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {process.returncode}"]
+        status = f"failed: {tail[0][:120]}"
+    if status is None and report.get("delivered") != report.get("jobs"):
+        status = f"delivered {report.get('delivered')} of {report.get('jobs')}"
+    return {"status": status, "report": report or {}, "wall": wall, "cpu": cpu, **peak}
+
+
+def median_run(command, env=None):
+    runs = []
+    for _ in range(REPEATS):
+        runs.append(measure(command, env))
+        if runs[-1]["status"]:  # a failure or a hang is the answer; do not repeat it
+            return {"status": runs[-1]["status"]}
+    def med(get):
+        values = [get(r) for r in runs if get(r) is not None]
+        return statistics.median(values) if values else None
+    return {
+        "status": None,
+        "wall": med(lambda r: r["report"].get("wall_s")),
+        "cpu": med(lambda r: r["cpu"]),
+        "rss_mb": med(lambda r: r["rss_kib"] / 1024),
+        "threads": max(r["threads"] for r in runs),
+        "fds": max(r["fds"] for r in runs),
+        "p50": med(lambda r: r["report"].get("overshoot_ms", {}).get("p50")),
+        "p99": med(lambda r: r["report"].get("overshoot_ms", {}).get("p99")),
+        "max": med(lambda r: r["report"].get("overshoot_ms", {}).get("max")),
+        "mbps": med(lambda r: r["report"].get("mb_per_s")),
+        "jobs": runs[0]["report"].get("jobs"),
+    }
+
+
+WORKLOADS = [
+    # id, title, arguments, programs (None: all), what the ratio compares
+    ("W1a", "spawn 2,000 x /bin/true, 1 in flight", ["spawn", "2000", "1"], None),
+    ("W1b", "spawn 2,000 x /bin/true, 64 in flight", ["spawn", "2000", "64"], None),
+    ("W2a", "1,000 x sleep 30, 2 s deadline", ["deadline", "1000", "2"], None),
+    ("W2b", "5,000 x sleep 30, 2 s deadline", ["deadline", "5000", "2"], None),
+    ("W2c", "10,000 x sleep 30, 2 s deadline", ["deadline", "10000", "2"], ["corral"]),
+    ("W3", "5,000 x sleep 1 at once", ["trickle", "5000"], None),
+    ("W4", "one job writing 2 GiB to stdout", ["throughput", str(2 << 30)], None),
+    ("W5", "2,000 x /bin/true one at a time, runner holding 2 GiB", ["bigheap", "2048", "2000"], None),
+]
+
+
+def fmt(value, digits=2, suffix=""):
+    return "–" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def ratio(value, reference, invert=False):
+    if value is None or reference in (None, 0) or value == 0:
+        return ""
+    r = reference / value if invert else value / reference
+    return f" ({r:.2f}x)"
+
+
+def render(programs, results, machine, commands):
+    lines = ["# Benchmarks", "",
+             "Generated by `scripts/bench`; every figure is the median of "
+             f"{REPEATS} runs, measured from outside (/proc and waitid) the same way for every program. "
+             "Ratios are to the C reference (`Benchmarks/reference/ref.c`: posix_spawn + pidfd + epoll) "
+             "in the same run; for rates higher is better (ratio = program / reference), for times, CPU, "
+             "memory and overshoot lower is better (ratio = program / reference).", "",
+             "## Machine", "", "```", machine.strip(), "```", ""]
+    for workload_id, title, args, only in WORKLOADS:
+        lines += [f"## {workload_id}: {title}", "",
+                  "| program | result | wall s | jobs/s or MB/s | overshoot p50 / p99 / max ms | runner CPU s | peak RSS MB | peak threads | peak fds |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        reference = results.get((workload_id, "reference"), {})
+        for name in programs:
+            if only and name not in only:
+                continue
+            r = results.get((workload_id, name))
+            if r is None:
+                continue
+            if r["status"]:
+                lines.append(f"| {name} | **{r['status']}** | | | | | | | |")
+                continue
+            if r["mbps"] is not None:
+                rate = fmt(r["mbps"], 0) + ratio(r["mbps"], reference.get("mbps"))
+            elif r["wall"]:
+                rate = fmt(r["jobs"] / r["wall"], 0) + ratio(r["jobs"] / r["wall"], (reference.get("jobs") or 0) / reference["wall"] if reference.get("wall") else None)
+            else:
+                rate = "–"
+            overshoot = " / ".join(fmt(r[k], 1) for k in ("p50", "p99", "max")) if r["p50"] is not None else "–"
+            if r["p99"] is not None and reference.get("p99"):
+                overshoot += ratio(r["p99"], reference["p99"])
+            lines.append(f"| {name} | ok | {fmt(r['wall'])} | {rate} | {overshoot} | "
+                         f"{fmt(r['cpu'])}{ratio(r['cpu'], reference.get('cpu'))} | {fmt(r['rss_mb'], 1)} | {r['threads']} | {r['fds']} |")
+        lines.append("")
+    lines += ["## Commands", "", "```"] + commands + ["```", ""]
+    return "\n".join(lines)
+
+
+def main():
+    programs = json.loads(sys.argv[1])          # name -> command prefix, or env + command (ordered)
+    output = sys.argv[2]
+    results = {}
+    commands = []
+    for workload_id, title, args, only in WORKLOADS:
+        for name, prefix in programs.items():
+            if only and name not in only:
+                continue
+            env = None
+            if prefix and isinstance(prefix[0], dict):  # {"VAR": "value"} first: set for this program
+                env = {**os.environ, **prefix[0]}
+                shown = " ".join(f"{k}={v}" for k, v in prefix[0].items()) + " "
+                prefix = prefix[1:]
+            else:
+                shown = ""
+            command = prefix + args
+            commands.append(f"{workload_id} {name}: {shown}{' '.join(command)}")
+            print(f"  {workload_id} {name} ...", file=sys.stderr, flush=True)
+            results[(workload_id, name)] = median_run(command, env)
+    machine = subprocess.run(["sh", "-c", "uname -srm; nproc; grep 'model name' /proc/cpuinfo | head -1; "
+                              "free -h | head -2; swift --version 2>&1 | head -1; gcc --version | head -1"],
+                             capture_output=True, text=True).stdout
+    text = render(list(programs), results, machine, commands)
+    with open(output, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+module corral.bench/peers
+
+go 1.19
