@@ -159,6 +159,10 @@ def render(programs, results, machine, commands):
             lines.append(f"| {name} | ok | {fmt(r['wall'])} | {rate} | {overshoot} | "
                          f"{fmt(r['cpu'])}{ratio(r['cpu'], reference.get('cpu'))} | {fmt(r['rss_mb'], 1)} | {r['threads']} | {r['fds']} |")
         lines.append("")
+    analysis = os.path.join(ROOT, "Benchmarks", "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            lines += [f.read()]
     lines += ["## Commands", "", "```"] + commands + ["```", ""]
     return "\n".join(lines)
 
