@@ -7,18 +7,9 @@ import XCTest
 /// arrive by deadline + grace + drain, and the leader be reaped once it can
 /// die, leaving no zombie.
 final class StuckLeaderTests: CorralTestCase {
-    private let freezerRoot = "/sys/fs/cgroup/freezer"
-
     func testResultIsDeliveredOnTimeAndTheLeaderReapedLater() throws {
-        try XCTSkipUnless(access(freezerRoot + "/cgroup.procs", W_OK) == 0,
-                          "needs a writable cgroup v1 freezer at \(freezerRoot) (root, hybrid cgroup host)")
-        let freezer = freezerRoot + "/corral-test-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: freezer, withIntermediateDirectories: false)
-        func state(_ value: String) throws { try value.write(toFile: freezer + "/freezer.state", atomically: false, encoding: .utf8) }
-        defer {
-            try? state("THAWED")
-            _ = ProcessTable.wait { rmdir(freezer) == 0 }
-        }
+        let freezer = try Freezer()
+        defer { freezer.remove() }
 
         var spec = JobSpec(.executable("/bin/sleep", arguments: ["1000"]))
         spec.timeout = .milliseconds(500)
@@ -27,8 +18,7 @@ final class StuckLeaderTests: CorralTestCase {
         let results = ResultBox()
         let handle = try runner.submit(spec, onCompletion: results.add)
         let pid = try XCTUnwrap(waitForProcess(of: handle.id, named: "sleep"))
-        try String(pid).write(toFile: freezer + "/cgroup.procs", atomically: false, encoding: .utf8)
-        try state("FROZEN")
+        try freezer.freeze(pid)
 
         let result = try XCTUnwrap(results.wait(for: 1).first)
         XCTAssertEqual(result.outcome, .timedOut)
@@ -37,22 +27,15 @@ final class StuckLeaderTests: CorralTestCase {
         XCTAssertLessThan(result.timing.duration.seconds, 0.5 + 0.3 + 0.3 + 1)
         XCTAssertEqual(ProcessTable.entry(pid)?.state, "D", "still stuck when the result was delivered")
 
-        try state("THAWED")
+        try freezer.thaw()
         // The pending SIGKILL now ends it, and the runner reaps it in the background.
         XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(pid) == nil }, "reaped: no zombie left")
     }
 
     /// Shutdown waits for a stuck leader only a bounded time, then says so.
     func testShutdownDoesNotHangOnALeaderStuckPastKill() async throws {
-        try XCTSkipUnless(access(freezerRoot + "/cgroup.procs", W_OK) == 0,
-                          "needs a writable cgroup v1 freezer at \(freezerRoot) (root, hybrid cgroup host)")
-        let freezer = freezerRoot + "/corral-test-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: freezer, withIntermediateDirectories: false)
-        func state(_ value: String) throws { try value.write(toFile: freezer + "/freezer.state", atomically: false, encoding: .utf8) }
-        defer {
-            try? state("THAWED")
-            _ = ProcessTable.wait { rmdir(freezer) == 0 }
-        }
+        let freezer = try Freezer()
+        defer { freezer.remove() }
         var configuration = Runner.Configuration()
         configuration.shutdownReapTimeout = .milliseconds(500)
         let stuck = try Runner(configuration: configuration)
@@ -62,8 +45,7 @@ final class StuckLeaderTests: CorralTestCase {
         let results = ResultBox()
         let handle = try stuck.submit(spec, onCompletion: results.add)
         let pid = try XCTUnwrap(waitForProcess(of: handle.id, named: "sleep"))
-        try String(pid).write(toFile: freezer + "/cgroup.procs", atomically: false, encoding: .utf8)
-        try state("FROZEN")
+        try freezer.freeze(pid)
 
         let started = ContinuousClock.now
         await stuck.shutdown()
@@ -73,9 +55,36 @@ final class StuckLeaderTests: CorralTestCase {
         XCTAssertEqual(stuck.diagnostics.abandonedLeaders, 1)
         XCTAssertEqual(stuck.diagnostics.loopCloseStatus, 0)
         // Once it can die it is this process's zombie: reap it here.
-        try state("THAWED")
+        try freezer.thaw()
         var status: Int32 = 0
         XCTAssertEqual(waitpid(pid, &status, 0), pid)
         XCTAssertTrue([SIGTERM, SIGKILL].contains(status & 0x7f), "ended by the pending stop signals")
+    }
+}
+
+/// A cgroup v1 freezer of a test's own: a frozen process ignores SIGKILL
+/// until it is thawed, like one stuck in the kernel.
+struct Freezer {
+    static let root = "/sys/fs/cgroup/freezer"
+    let path = Freezer.root + "/corral-test-\(UUID().uuidString)"
+
+    init() throws {
+        try XCTSkipUnless(access(Freezer.root + "/cgroup.procs", W_OK) == 0,
+                          "needs a writable cgroup v1 freezer at \(Freezer.root) (root, hybrid cgroup host)")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    }
+
+    func freeze(_ pid: Int32) throws {
+        try String(pid).write(toFile: path + "/cgroup.procs", atomically: false, encoding: .utf8)
+        try "FROZEN".write(toFile: path + "/freezer.state", atomically: false, encoding: .utf8)
+    }
+
+    func thaw() throws {
+        try "THAWED".write(toFile: path + "/freezer.state", atomically: false, encoding: .utf8)
+    }
+
+    func remove() {
+        try? thaw()
+        _ = ProcessTable.wait { rmdir(path) == 0 }
     }
 }
