@@ -25,8 +25,8 @@ extension LoopJob {
     /// Signals the job's process group. Only called while the leader is
     /// alive or an unreaped zombie, so the group id cannot have been reused.
     func signalGroup(_ signal: Int32) {
+        guard !leaderVanished else { return }  // reaped elsewhere: the group id may belong to someone else now
         precondition(!leaderReaped, "group signal after the leader was reaped")
-        guard !leaderVanished else { return }  // the group id may belong to someone else now
         Syscalls.kill(-pid, signal)
     }
 
