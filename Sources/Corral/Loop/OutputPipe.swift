@@ -9,8 +9,6 @@ final class OutputPipe: LoopObject {
     private let onOutput: (@Sendable (OutputChunk) -> Void)?
     /// Still reading: neither end-of-file nor closed.
     private(set) var isOpen = false
-    /// The pipe's inode, to find who else holds it.
-    let inode: UInt64?
 
     /// Takes ownership of `fd`. Returns nil (and closes `fd`) if libuv refuses it.
     init?(job: LoopJob, stream: OutputChunk.Stream, fd: Int32, limit: OutputLimit,
@@ -19,7 +17,6 @@ final class OutputPipe: LoopObject {
         self.stream = stream
         self.buffer = OutputBuffer(limit: limit)
         self.onOutput = onOutput
-        self.inode = ProcFiles.inode(of: fd)
         handle = UVHandle.allocate(UV_NAMED_PIPE, as: uv_pipe_t.self)
         super.init()
         UVHandle.setOwner(handle, self)
@@ -50,6 +47,14 @@ final class OutputPipe: LoopObject {
     }
 
     /// Stops reading and closes the read end (libuv closes the fd).
+    /// The pipe's inode while it is open, to find who else holds it. Read
+    /// only when pipes are force-closed, not for every job.
+    var inode: UInt64? {
+        var fd: uv_os_fd_t = -1
+        guard isOpen, uv_fileno(UVHandle.base(handle), &fd) == 0 else { return nil }
+        return ProcFiles.inode(of: fd)
+    }
+
     func close() {
         guard isOpen else { return }
         isOpen = false

@@ -181,6 +181,9 @@ struct CgroupLeaf: Sendable {
     }
 
     static func isPopulated(_ path: String) -> Bool {
-        (ProcFiles.read(path + "/cgroup.events") ?? "").split(separator: "\n").contains("populated 1")
+        let events = open(path + "/cgroup.events", O_RDONLY | O_CLOEXEC)
+        guard events >= 0 else { return false }
+        defer { close(events) }
+        return populated(eventsFD: events)
     }
 }

@@ -15,8 +15,13 @@ enum ProcFiles {
 
     /// Reads an open file from `offset` to its end (cgroup.events is re-read this way).
     static func read(fd: Int32, from offset: Int) -> String? {
+        readBytes(fd: fd, from: offset).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The bytes of an open file from `offset` to its end, or nil on an error.
+    static func readBytes(fd: Int32, from offset: Int) -> [UInt8]? {
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
+        var chunk = [UInt8](repeating: 0, count: 8192)
         var position = offset
         while true {
             let count = pread(fd, &chunk, chunk.count, off_t(position))
@@ -26,7 +31,7 @@ enum ProcFiles {
             bytes += chunk[..<count]
             position += count
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// Writes a short string to a file (cgroupfs control files).
@@ -83,15 +88,7 @@ enum ProcFiles {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 8192)
-        while true {
-            let count = Glibc.read(fd, &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += chunk[..<count]
-        }
-        return bytes
+        return readBytes(fd: fd, from: 0)
     }
 }
 
