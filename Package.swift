@@ -15,6 +15,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Debian's libuv1-dev, found through pkg-config.
@@ -41,11 +46,26 @@ let package = Package(
             dependencies: ["Corral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // `corral agent`: the HTTP service, its page and its SQLite journal.
+        .target(
+            name: "CorralAgent",
+            dependencies: [
+                "Corral",
+                "CorralFormat",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "corral",
             dependencies: [
                 "Corral",
                 "CorralFormat",
+                "CorralAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
@@ -60,8 +80,22 @@ let package = Package(
             dependencies: ["Corral", "CorralFormat", "corral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .testTarget(
+            name: "CorralAgentTests",
+            dependencies: ["Corral", "CorralFormat", "CorralAgent", "corral"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
+
+// The engine alone (scripts/test's AddressSanitizer pass): no CLI, no agent,
+// so the sanitized build does not compile the HTTP and SQLite stacks too.
+if ProcessInfo.processInfo.environment["CORRAL_ENGINE_ONLY"] != nil {
+    let engine: Set<String> = ["CLibUV", "CCorral", "Corral", "CorralTests"]
+    package.targets.removeAll { !engine.contains($0.name) }
+    package.products = [.library(name: "Corral", targets: ["Corral"])]
+    package.dependencies = []
+}
 
 // Benchmarks (scripts/bench) are declared only on request, so `swift test`
 // stays light.

@@ -24,6 +24,13 @@ public struct Environment: Hashable, Sendable {
         Environment(base: .exactly(variables), changes: [:])
     }
 
+    /// This environment with one more variable set on top.
+    public func setting(_ key: String, to value: String) -> Environment {
+        var changes = self.changes
+        changes[key] = .some(value)
+        return Environment(base: base, changes: changes)
+    }
+
     /// The resolved variables, given this process's environment.
     func resolve(inherited: () -> [String: String]) -> [String: String] {
         var result: [String: String]

@@ -106,14 +106,19 @@ public final class Runner: Sendable {
     ///
     /// - Parameters:
     ///   - onOutput: called on the loop thread with each chunk of output.
+    ///   - onStart: called on the loop thread once the leader is spawned
+    ///     (never for a job that fails to start or is cancelled while queued),
+    ///     with what a journal needs to find its processes again.
     ///   - onCompletion: called exactly once, on the loop thread, with the result.
     /// - Returns: a handle to cancel the job.
     /// - Throws: `CorralError` `.invalidSpec` or `.shutDown`; then
     ///   `onCompletion` is never called.
     @discardableResult
     public func submit(_ spec: JobSpec, onOutput: (@Sendable (OutputChunk) -> Void)? = nil,
+                       onStart: (@Sendable (JobStart) -> Void)? = nil,
                        onCompletion: @escaping @Sendable (JobResult) -> Void) throws -> JobHandle {
-        let submission = try prepare(spec, onOutput: onOutput, onCompletion: onCompletion)
+        var submission = try prepare(spec, onOutput: onOutput, onCompletion: onCompletion)
+        submission.onStart = onStart
         guard eventLoop.send(.submit(submission)) else {
             throw CorralError(.shutDown, "the runner has been shut down")
         }

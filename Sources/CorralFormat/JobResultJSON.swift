@@ -65,6 +65,24 @@ public enum JobResultJSON {
         return json.text
     }
 
+    /// The result of a job whose runner died under it (a crashed agent),
+    /// rebuilt from what was journaled: the same schema, outcome `lost`.
+    public static func lost(id: String, reason: String, stdout: [UInt8], stderr: [UInt8], pid: Int32?,
+                            killed: [ProcessSummary], startedAt: WallClockTime?) -> String {
+        var json = JSONWriter()
+        json.add("id", id)
+        json.add("outcome", "lost")
+        json.addRaw("exit_code", "null")
+        json.addRaw("signal", "null")
+        add(CapturedOutput(bytes: stdout), as: "stdout", to: &json)
+        add(CapturedOutput(bytes: stderr), as: "stderr", to: &json)
+        json.add("pid", pid)
+        json.addRaw("killed", processes(killed))
+        json.add("started_at", startedAt?.rfc3339)
+        json.add("error", reason)
+        return json.text
+    }
+
     /// The result line for a spec that could not be read.
     public static func invalidSpec(_ error: SpecError, line: Int?) -> String {
         var json = JSONWriter()

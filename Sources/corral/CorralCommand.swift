@@ -20,7 +20,7 @@ struct CorralCommand: ParsableCommand {
             126 cannot execute; 127 not found; 128+N killed by signal N.
             """,
         version: "corral \(version)",
-        subcommands: [RunCommand.self, BatchCommand.self]
+        subcommands: [RunCommand.self, BatchCommand.self, AgentCommand.self]
     )
 
     /// Parses and runs, with corral's exit codes: a usage error is 125 (as

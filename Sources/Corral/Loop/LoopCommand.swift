@@ -6,6 +6,7 @@ struct Submission: Sendable {
     let plan: Result<LaunchPlan, SpawnFailure>
     let submitted: MonotonicInstant
     let onOutput: (@Sendable (OutputChunk) -> Void)?
+    var onStart: (@Sendable (JobStart) -> Void)? = nil
     let onCompletion: @Sendable (JobResult) -> Void
 }
 

@@ -172,6 +172,10 @@ final class LoopJob: LoopObject {
             pidfd = child.pidfd
             spawnedAt = .now()
         }
+        if let onStart = submission.onStart {
+            onStart(JobStart(id: id, pid: pid, startTime: JobStart.startTime(of: pid),
+                             cgroup: leaf?.path, startedAt: .now()))
+        }
 
         watchLeader()
         watchCgroup()

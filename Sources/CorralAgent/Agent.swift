@@ -1,0 +1,68 @@
+import Corral
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// `corral agent`: the HTTP service in front of one runner and its journal.
+public enum Agent {
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully: no new jobs,
+    /// the running ones get `shutdownGrace`, then the stop sequence; every
+    /// result is journaled before this returns.
+    ///
+    /// - Parameter onListening: called with the page's URL once listening.
+    public static func run(_ configuration: AgentConfiguration, version: String,
+                           onListening: @escaping @Sendable (String) -> Void) async throws {
+        try configuration.validate()
+        var logger = Logger(label: "corral.agent")
+        logger.logLevel = .info
+        let service = try JobService(configuration: configuration, version: version, logger: logger)
+
+        let router = Router()
+        router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
+                                                listensOnLoopback: configuration.listen.isLoopback))
+        ServiceRoutes(service: service).add(to: router)
+        JobRoutes(service: service).add(to: router)
+
+        let listen = configuration.listen
+        var httpLogger = logger
+        httpLogger.logLevel = .warning
+        let app = Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port),
+                                                    serverName: "corral/\(version)", backlog: 4096),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? listen.port
+                let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+                onListening("http://\(host):\(port)/")
+            },
+            logger: httpLogger)
+        let group = ServiceGroup(configuration: .init(
+            services: [app, AgentService(service: service)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        service.endRun()
+    }
+}
+
+/// The agent's own lifecycle under the service group: the journal writer
+/// and retention while running; on graceful shutdown (before the HTTP
+/// server stops) the job shutdown, so clients see 503 meanwhile.
+struct AgentService: Service {
+    let service: JobService
+
+    func run() async throws {
+        let writer = Task { await service.runWriter() }
+        let pruner = Task {
+            while !Task.isCancelled {
+                await service.prune()
+                try? await Task.sleep(for: .seconds(60))
+            }
+        }
+        try? await gracefulShutdown()
+        pruner.cancel()
+        await service.shutdown()
+        await writer.value
+    }
+}

@@ -1,0 +1,67 @@
+import HTTPTypes
+import Hummingbird
+
+/// In front of every route: the token check (constant time; from the
+/// `Authorization: Bearer` header, the `corral_token` cookie, or a `token`
+/// query parameter, which the page turns into the cookie), the Host check
+/// against DNS rebinding when there is no token, and the JSON error body for
+/// every failure, the router's own 404 and 413 included.
+struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: TokenCheck?
+    let listensOnLoopback: Bool
+
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            var setCookie: String?
+            if let token, request.uri.path != "/healthz" {
+                let fromQuery = request.uri.queryParameters.get("token").map { Substring($0) }
+                guard let presented = AccessMiddleware.bearer(request) ?? AccessMiddleware.cookie(request) ?? fromQuery,
+                      token.accepts(presented) else {
+                    throw APIError(.unauthorized, "unauthorized", "a valid token is required: send 'Authorization: Bearer <token>'")
+                }
+                if fromQuery != nil, request.uri.path == "/" {
+                    setCookie = "corral_token=\(presented); Path=/; HttpOnly; SameSite=Strict"
+                }
+            } else if token == nil, listensOnLoopback, !AccessMiddleware.hostIsLoopback(request) {
+                throw APIError(.forbidden, "bad_host", "this agent answers to localhost names only (no token is set)")
+            }
+            var response = try await next(request, context)
+            if let setCookie { response.headers[.setCookie] = setCookie }
+            return response
+        } catch let error as APIError {
+            return error.response
+        } catch let error as HTTPResponseError {
+            switch error.status {
+            case .notFound: return APIError(.notFound, "not_found", "no route \(request.method) \(request.uri.path)").response
+            case .contentTooLarge: return APIError(.contentTooLarge, "too_large", "the request body is too large").response
+            case .methodNotAllowed: return APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)").response
+            default: return APIError(error.status, "http_error", "\(error.status)").response
+            }
+        }
+    }
+
+    private static func bearer(_ request: Request) -> Substring? {
+        guard let value = request.headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
+        return value.dropFirst("Bearer ".count)
+    }
+
+    private static func cookie(_ request: Request) -> Substring? {
+        guard let header = request.headers[.cookie] else { return nil }
+        for part in header.split(separator: ";") {
+            let trimmed = part.drop(while: { $0 == " " })
+            if trimmed.hasPrefix("corral_token=") { return trimmed.dropFirst("corral_token=".count) }
+        }
+        return nil
+    }
+
+    /// A page on another site cannot reach a loopback agent through a DNS
+    /// name it rebinds to 127.0.0.1: the Host header gives it away.
+    private static func hostIsLoopback(_ request: Request) -> Bool {
+        guard let authority = request.head.authority else { return true }
+        var host = Substring(authority)
+        if host.hasPrefix("[") { host = host.dropFirst().prefix(while: { $0 != "]" }) }
+        else if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
