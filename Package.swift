@@ -82,7 +82,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CorralAgentTests",
-            dependencies: ["Corral", "CorralFormat", "CorralAgent", "corral"],
+            dependencies: [
+                "Corral", "CorralFormat", "CorralAgent", "corral",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            exclude: ["Browser"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -99,6 +99,14 @@ final class JobService: Sendable {
             throw APIError(.badRequest, "bad_request", "Idempotency-Key must be 1 to 200 bytes")
         }
 
+        // A retried submit is answered from the journal, queue full or not.
+        if let key = idempotencyKey, let earlier = try await read({ try await journal.job(idempotencyKey: key) }) {
+            guard earlier.specJSON == body else {
+                throw APIError(.conflict, "idempotency_conflict",
+                               "Idempotency-Key was already used for job \(earlier.record.id) with a different spec")
+            }
+            return .replayed(earlier.record)
+        }
         do { try live.reserveSlot() } catch {
             switch error {
             case .queueFull: throw APIError(.tooManyRequests, "queue_full", "the queue is full (\(configuration.maxQueued) jobs waiting); retry later")

@@ -147,6 +147,13 @@ final class Journal: Sendable {
         }
     }
 
+    func job(idempotencyKey key: String) async throws -> (record: JobRecord, specJSON: String)? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns), spec_json FROM jobs WHERE idempotency_key = ?", arguments: [key])
+                .map { (JobRecord(row: $0), $0["spec_json"]) }
+        }
+    }
+
     /// Newest first; `after` is the `seq` of the last job of the previous page.
     func jobs(states: [JobState], limit: Int, before: Int64?) async throws -> [JobRecord] {
         try await pool.read { db in

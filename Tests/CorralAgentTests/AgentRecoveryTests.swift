@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+import Synchronization
+import XCTest
+
+/// The agent's own crash, and load: every job ends in a final state in the
+/// journal, with its output, and nothing of it is left running.
+final class AgentRecoveryTests: AgentTestCase {
+    func testKillMinus9ThenRestartMarksTheJobLostStopsItsProcessesAndRunsNewJobs() throws {
+        let agent = try startAgent()
+        let client = agent.client
+        // A job with a grandchild in a new session: only the journal can find it later.
+        let spec = #"{"shell":"echo before the crash; setsid sleep 300 & sleep 300","timeout":"10m"}"#
+        let id = try XCTUnwrap(try client.post("/v1/jobs", json: spec).json["id"] as? String)
+        XCTAssertTrue(waitForState(client, id, "running"))
+        XCTAssertTrue(waitUntil { (try? client.get("/v1/jobs/\(id)/output").text) == "before the crash\n" })
+        XCTAssertTrue(waitUntil { self.jobProcesses(of: agent).filter { $0.hasSuffix(" sleep") }.count == 2 })
+        // Give the writer time to commit the output (it batches every 50 ms here).
+        XCTAssertTrue(waitUntil { self.storedOutput(of: id) == "before the crash\n" })
+
+        agent.crash()
+        XCTAssertNotNil(agent.waitForExit())
+        let orphans = jobProcesses(of: agent).filter { $0.hasSuffix(" sleep") }
+        XCTAssertEqual(orphans.count, 2, "the crash itself must not have stopped the job: \(orphans)")
+
+        let restarted = try startAgent()
+        let job = try restarted.client.get("/v1/jobs/\(id)").json
+        XCTAssertEqual(job["state"] as? String, "lost")
+        XCTAssertEqual(job["final"] as? Bool, true)
+        let result = try XCTUnwrap(job["result"] as? [String: Any])
+        XCTAssertEqual(result["outcome"] as? String, "lost")
+        XCTAssertEqual(result["stdout"] as? String, "before the crash\n")
+        XCTAssertEqual((result["killed"] as? [[String: Any]])?.count, 3, "\(result)")
+        XCTAssertTrue((job["message"] as? String ?? "").contains("were killed"), "\(job)")
+        XCTAssertTrue(waitUntil { self.jobProcesses(of: restarted).isEmpty }, "\(jobProcesses(of: restarted))")
+
+        let next = try XCTUnwrap(try restarted.client.post("/v1/jobs", json: #"{"shell":"echo after"}"#).json["id"] as? String)
+        let after = try waitForFinal(restarted.client, next)
+        XCTAssertEqual(after["state"] as? String, "exited")
+        XCTAssertEqual((after["result"] as? [String: Any])?["stdout"] as? String, "after\n")
+    }
+
+    func testTwoThousandConcurrentSubmitsAllReachTheJournal() throws {
+        let agent = try startAgent(["--max-jobs", "64"])
+        let port = agent.port
+        let clients = 50, perClient = 40
+        let failures = Mutex<[String]>([])
+        let ids = Mutex<Set<String>>([])
+        DispatchQueue.concurrentPerform(iterations: clients) { client in
+            let http = HTTPClient(port: port)
+            for index in 0..<perClient {
+                do {
+                    let response = try http.post("/v1/jobs", json: #"{"argv":["echo","job \#(client)-\#(index)"],"timeout":"60s"}"#)
+                    guard response.status == 201, let id = response.json["id"] as? String else {
+                        failures.withLock { $0.append("\(response.status) \(response.text)") }
+                        continue
+                    }
+                    ids.withLock { _ = $0.insert(id) }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        XCTAssertEqual(failures.withLock { $0 }, [])
+        XCTAssertEqual(ids.withLock { $0.count }, clients * perClient)
+
+        let client = agent.client
+        XCTAssertTrue(waitUntil(upTo: .seconds(180)) {
+            let page = (try? client.get("/v1/jobs?state=queued,running&limit=1").json) ?? [:]
+            return (page["jobs"] as? [Any])?.isEmpty == true && page["running"] as? Int == 0 && page["queued"] as? Int == 0
+        })
+        agent.terminate()
+        XCTAssertNotNil(agent.waitForExit())
+
+        // Straight from the journal: 2,000 final results, each with its own output.
+        let database = try DatabaseQueue(path: dataDirectory + "/journal.sqlite")
+        let rows = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, result_json FROM jobs")
+        }
+        XCTAssertEqual(rows.count, clients * perClient)
+        XCTAssertEqual(rows.filter { ($0["state"] as String?) == "exited" }.count, clients * perClient)
+        let outputs = Set(rows.compactMap { row -> String? in
+            let json = (try? JSONSerialization.jsonObject(with: Data((row["result_json"] as String? ?? "").utf8))) as? [String: Any]
+            return json?["stdout"] as? String
+        })
+        XCTAssertEqual(outputs.count, clients * perClient, "every job kept its own output")
+        XCTAssertTrue(waitUntil { self.markedProcesses().isEmpty }, "\(markedProcesses())")
+    }
+
+    private func storedOutput(of id: String) -> String? {
+        guard let database = try? DatabaseQueue(path: dataDirectory + "/journal.sqlite") else { return nil }
+        return try? database.read { db in
+            let chunks = try Data.fetchAll(db, sql: "SELECT data FROM output WHERE job_id = ? ORDER BY seq", arguments: [id])
+            return String(decoding: chunks.reduce(Data(), +), as: UTF8.self)
+        }
+    }
+}

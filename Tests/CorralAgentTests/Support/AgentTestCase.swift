@@ -1,0 +1,189 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import Corral
+
+/// Starts the built `corral agent` as a real process (a job of a test
+/// runner), talks to it over real sockets, and checks at the end that no
+/// process of it or its jobs is left.
+class AgentTestCase: XCTestCase {
+    private(set) var runner: Runner!
+    private(set) var scratch: URL!
+    /// Every process started here carries it, agent and jobs alike.
+    private(set) var marker = ""
+    private var agents: [AgentProcess] = []
+
+    static var binary: String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("corral").path
+    }
+
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    override func setUp() async throws {
+        try await super.setUp()
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: AgentTestCase.binary), AgentTestCase.binary)
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("corral-agent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        marker = UUID().uuidString
+        var configuration = Runner.Configuration()
+        configuration.reapOrphans = true
+        // The agent is contained by process group only, and its jobs are
+        // left alone when it dies: a crash test must find the jobs exactly
+        // as a crashed agent leaves them (the agent itself uses cgroups).
+        configuration.containment = .processGroup
+        runner = try Runner(configuration: configuration)
+    }
+
+    override func tearDown() async throws {
+        for agent in agents where !agent.hasExited {
+            agent.terminate()
+            _ = agent.waitForExit()
+        }
+        XCTAssertTrue(waitUntil { self.markedProcesses().isEmpty }, "left behind: \(markedProcesses())")
+        await runner.shutdown()
+        XCTAssertEqual(runner.diagnostics.loopCloseStatus, 0)
+        try? FileManager.default.removeItem(at: scratch)
+        try await super.tearDown()
+    }
+
+    var dataDirectory: String { scratch.appendingPathComponent("data").path }
+
+    /// Starts an agent on a free loopback port with this test's data
+    /// directory (unless told otherwise) and waits until it listens.
+    func startAgent(_ arguments: [String] = [], dataDirectory: String? = nil,
+                    file: StaticString = #filePath, line: UInt = #line) throws -> AgentProcess {
+        var all = ["agent", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory ?? self.dataDirectory,
+                   "--flush-interval", "50ms", "--keep-alive", "1s"]
+        all += arguments
+        let agent = try AgentProcess(runner: runner, binary: AgentTestCase.binary, arguments: all, marker: marker)
+        agents.append(agent)
+        guard agent.waitUntilListening() else {
+            let result = agent.waitForExit()
+            XCTFail("the agent did not start: \(result.map { "\($0.outcome) " + $0.stderr.text + $0.stdout.text } ?? "no result")",
+                    file: file, line: line)
+            throw HTTPClient.Failure(description: "agent did not start")
+        }
+        return agent
+    }
+
+    /// Runs `corral` with these arguments to the end (for start-up failures).
+    func corral(_ arguments: [String]) async throws -> JobResult {
+        var spec = JobSpec(.executable(AgentTestCase.binary, arguments: arguments))
+        spec.timeout = .seconds(60)
+        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+        return try await runner.run(spec)
+    }
+
+    /// Processes that carry this test's marker (the agent and its jobs).
+    func markedProcesses() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        let needle = Array("CORRAL_E2E_MARKER=\(marker)".utf8)
+        return names.compactMap { name -> String? in
+            guard Int32(name) != nil, let data = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
+                  data.split(separator: 0).contains(where: { Array($0) == needle }) else { return nil }
+            let command = (try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8)) ?? "?"
+            return "\(name) \(command.trimmingCharacters(in: .newlines))"
+        }
+    }
+
+    /// Marked processes other than the agent itself: what its jobs left.
+    func jobProcesses(of agent: AgentProcess) -> [String] {
+        markedProcesses().filter { !$0.hasPrefix("\(agent.pid) ") }
+    }
+
+    func waitUntil(upTo limit: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    /// Polls a job until it is final; returns it.
+    func waitForFinal(_ client: HTTPClient, _ id: String, upTo limit: Duration = .seconds(60)) throws -> [String: Any] {
+        var job: [String: Any] = [:]
+        let done = waitUntil(upTo: limit) {
+            job = (try? client.get("/v1/jobs/\(id)").json) ?? [:]
+            return job["final"] as? Bool == true
+        }
+        XCTAssertTrue(done, "job \(id) not final: \(job)")
+        return job
+    }
+
+    func waitForState(_ client: HTTPClient, _ id: String, _ state: String) -> Bool {
+        waitUntil { (try? client.get("/v1/jobs/\(id)").json["state"] as? String) == state }
+    }
+}
+
+/// A running `corral agent`.
+final class AgentProcess: Sendable {
+    private struct State {
+        var output = ""
+        var pid: Int32 = 0
+        var port: UInt16 = 0
+        var result: JobResult?
+    }
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+        let exited = DispatchSemaphore(value: 0)
+    }
+    private let shared = Shared()
+    private let handle: JobHandle
+
+    init(runner: Runner, binary: String, arguments: [String], marker: String) throws {
+        var spec = JobSpec(.executable(binary, arguments: arguments))
+        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+        spec.outputLimit = .unlimited
+        spec.timeout = .seconds(600)
+        spec.lingering = .leaveRunning
+        let shared = self.shared
+        handle = try runner.submit(
+            spec,
+            onOutput: { chunk in shared.state.withLock { $0.output += String(decoding: chunk.bytes, as: UTF8.self) } },
+            onStart: { start in shared.state.withLock { $0.pid = start.pid } },
+            onCompletion: { result in
+                shared.state.withLock { $0.result = result }
+                shared.exited.signal()
+            })
+    }
+
+    var pid: Int32 { shared.state.withLock { $0.pid } }
+    var output: String { shared.state.withLock { $0.output } }
+    var hasExited: Bool { shared.state.withLock { $0.result != nil } }
+    var port: UInt16 { shared.state.withLock { $0.port } }
+    var client: HTTPClient { HTTPClient(port: port) }
+
+    func waitUntilListening(upTo limit: Duration = .seconds(60)) -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline, !hasExited {
+            let output = self.output
+            if let range = output.range(of: "listening on http://127.0.0.1:") {
+                let digits = output[range.upperBound...].prefix(while: \.isNumber)
+                if let port = UInt16(digits) {
+                    shared.state.withLock { $0.port = port }
+                    return true
+                }
+            }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// SIGTERM: the agent's graceful shutdown.
+    func terminate() { kill(pid, SIGTERM) }
+
+    /// SIGKILL to the agent alone (not its jobs): a crash.
+    func crash() { kill(pid, SIGKILL) }
+
+    /// The agent's own result once it exited (nil if it did not within the limit).
+    func waitForExit(upTo limit: Duration = .seconds(60)) -> JobResult? {
+        let seconds = Double(limit.components.seconds)
+        if shared.exited.wait(timeout: .now() + seconds) == .success { shared.exited.signal() }
+        return shared.state.withLock { $0.result }
+    }
+}
