@@ -102,12 +102,31 @@ if ProcessInfo.processInfo.environment["CORRAL_ENGINE_ONLY"] != nil {
 }
 
 // Benchmarks (scripts/bench) are declared only on request, so `swift test`
-// stays light.
+// stays light: Corral's harness for the side-by-side comparison, and the
+// package-benchmark suite of the library's hot paths. The bench build leaves
+// the agent out (`corral` is built without its `agent` subcommand there), so
+// it does not compile the HTTP and SQLite stacks.
 if ProcessInfo.processInfo.environment["CORRAL_BENCHMARKS"] != nil {
+    let agentOnly: Set<String> = ["CorralAgent", "CorralAgentTests"]
+    package.targets.removeAll { agentOnly.contains($0.name) }
+    for target in package.targets where target.name == "corral" {
+        target.dependencies.removeAll { "\($0)".contains("CorralAgent") }
+    }
+    package.dependencies = [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ]
     package.targets.append(.executableTarget(
         name: "corral-bench",
         dependencies: ["Corral"],
         path: "Benchmarks/CorralBench",
         swiftSettings: [.swiftLanguageMode(.v6)]
+    ))
+    package.targets.append(.executableTarget(
+        name: "CorralHotPaths",
+        dependencies: ["Corral", .product(name: "Benchmark", package: "benchmark")],
+        path: "Benchmarks/CorralHotPaths",
+        swiftSettings: [.swiftLanguageMode(.v6)],
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     ))
 }

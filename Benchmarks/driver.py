@@ -17,8 +17,10 @@ LIMIT_S = float(os.environ.get("BENCH_LIMIT_S", "120"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def measure(command, env=None):
-    """Runs one command; returns its report plus what /proc said of it."""
+def measure(command, env=None, parse_report=None):
+    """Runs one command; returns its report plus what /proc said of it.
+    `parse_report`, if given, builds the report after the run (for programs
+    that do not print one, like `corral batch`)."""
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True, env=env)
@@ -65,22 +67,78 @@ def measure(command, env=None):
     except ProcessLookupError:
         pass
     report = None
-    for line in out.decode(errors="replace").splitlines()[::-1]:
-        if line.startswith("{"):
-            report = json.loads(line)
-            break
+    if parse_report is not None:
+        report = parse_report(wall) if process.returncode in (0, 1) else None
+    else:
+        for line in out.decode(errors="replace").splitlines()[::-1]:
+            if line.startswith("{"):
+                report = json.loads(line)
+                break
     if status is None and (process.returncode != 0 or report is None):
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {process.returncode}"]
         status = f"failed: {tail[0][:120]}"
+    if status is None and report.get("overshoot_ms", {}).get("p50", 0) > 10_000:
+        status = (f"deadline not enforced: results {report['overshoot_ms']['p50'] / 1000:.0f} s late "
+                  "(the child ignored the stop signal)")
     if status is None and report.get("delivered") != report.get("jobs"):
         status = f"delivered {report.get('delivered')} of {report.get('jobs')}"
     return {"status": status, "report": report or {}, "wall": wall, "cpu": cpu, **peak}
 
 
+def batch_command(corral, args, scratch):
+    """`corral batch` as a benchmark subject: the workload as a JSON Lines
+    file, the results read back from its output file into the report schema
+    (overshoot = a timed-out job's duration minus its deadline)."""
+    kind = args[0]
+    deadline = None
+    if kind == "spawn":
+        count, inflight = int(args[1]), int(args[2])
+        spec = {"argv": ["/bin/true"]}
+    elif kind == "deadline":
+        count, deadline = int(args[1]), float(args[2])
+        inflight = count
+        spec = {"argv": ["/bin/sleep", "30"], "timeout": f"{args[2]}s"}
+    elif kind == "trickle":
+        count = inflight = int(args[1])
+        spec = {"argv": ["/bin/sleep", "1"]}
+    elif kind == "throughput":
+        count = inflight = 1
+        spec = {"argv": ["/usr/bin/head", "-c", args[1], "/dev/zero"], "max_output": "64KiB"}
+    else:
+        return None, None
+    jobs = os.path.join(scratch, "jobs.jsonl")
+    results = os.path.join(scratch, "results.jsonl")
+    with open(jobs, "w") as f:
+        for index in range(count):
+            f.write(json.dumps({**spec, "id": str(index)}) + "\n")
+
+    def parse(wall):
+        lines = [json.loads(line) for line in open(results) if line.strip()]
+        report = {"jobs": count, "delivered": sum(1 for r in lines if r.get("outcome") in ("exited", "timed_out")),
+                  "wall_s": wall}
+        if deadline is not None:
+            overs = sorted(r["duration_s"] * 1000 - deadline * 1000 for r in lines if r.get("outcome") == "timed_out")
+            if overs:
+                pick = lambda p: overs[int((len(overs) - 1) * p + 0.5)]
+                report["overshoot_ms"] = {"p50": pick(0.5), "p99": pick(0.99), "max": overs[-1]}
+        if kind == "throughput" and lines:
+            total = len(lines[0].get("stdout", "")) + lines[0].get("stdout_dropped", 0)
+            report["mb_per_s"] = total / 1e6 / wall
+        return report
+    return [corral, "batch", jobs, "-j", str(inflight), "--output", results], parse
+
+
 def median_run(command, env=None):
     runs = []
+    parse_report = None
+    if command and command[0] == "@batch":
+        import tempfile
+        scratch = tempfile.mkdtemp(prefix="corral-bench-batch-")
+        command, parse_report = batch_command(command[1], command[2:], scratch)
+        if command is None:
+            return None
     for _ in range(REPEATS):
-        runs.append(measure(command, env))
+        runs.append(measure(command, env, parse_report))
         if runs[-1]["status"]:  # a failure or a hang is the answer; do not repeat it
             return {"status": runs[-1]["status"]}
     def med(get):
@@ -186,7 +244,9 @@ def main():
             command = prefix + args
             commands.append(f"{workload_id} {name}: {shown}{' '.join(command)}")
             print(f"  {workload_id} {name} ...", file=sys.stderr, flush=True)
-            results[(workload_id, name)] = median_run(command, env)
+            result = median_run(command, env)
+            if result is not None:
+                results[(workload_id, name)] = result
     machine = subprocess.run(["sh", "-c", "uname -srm; nproc; grep 'model name' /proc/cpuinfo | head -1; "
                               "free -h | head -2; swift --version 2>&1 | head -1; gcc --version | head -1"],
                              capture_output=True, text=True).stdout

@@ -1,3 +1,4 @@
+#if canImport(CorralAgent)
 import ArgumentParser
 import Corral
 import CorralAgent
@@ -126,3 +127,4 @@ struct AgentCommand: ParsableCommand {
         return value
     }
 }
+#endif

@@ -20,8 +20,14 @@ struct CorralCommand: ParsableCommand {
             126 cannot execute; 127 not found; 128+N killed by signal N.
             """,
         version: "corral \(version)",
-        subcommands: [RunCommand.self, BatchCommand.self, AgentCommand.self]
+        subcommands: subcommands
     )
+
+    #if canImport(CorralAgent)
+    static let subcommands: [ParsableCommand.Type] = [RunCommand.self, BatchCommand.self, AgentCommand.self]
+    #else
+    static let subcommands: [ParsableCommand.Type] = [RunCommand.self, BatchCommand.self]  // the bench build
+    #endif
 
     /// Parses and runs, with corral's exit codes: a usage error is 125 (as
     /// timeout(1) has it), not ArgumentParser's 64.
