@@ -184,28 +184,16 @@ final class JobService: Sendable {
     }
 
     static func final(of result: JobResult, id: String, timeout: Duration?) -> JournalBatch.Final {
-        var exitCode: Int32?
-        var signal: String?
-        switch result.leaderStatus {
-        case .exited(let code)?: exitCode = code
-        case .signaled(let killer, _)?: signal = killer.name
-        case nil: break
-        }
+        let (exitCode, signal) = JobResultJSON.leaderEnd(result)
         var overshoot: Double?
         if case .timedOut = result.outcome, let timeout, let spawned = result.timing.spawned {
             overshoot = ((result.timing.delivered - spawned) - timeout).seconds
         }
-        var message: String?
-        switch result.outcome {
-        case .failedToStart(let failure): message = failure.message
-        case .lost(let reason): message = reason
-        default: break
-        }
         return JournalBatch.Final(
             jobID: id, state: JobState(result.outcome), finishedAt: .now(),
             startedAt: result.timing.spawned == nil ? nil : result.timing.startedAt,
-            exitCode: exitCode, signal: signal, durationSeconds: (result.timing.duration.seconds * 1000).rounded() / 1000,
-            resultJSON: JobResultJSON.encode(result, id: id), message: message,
+            exitCode: exitCode, signal: signal, durationSeconds: JobResultJSON.durationSeconds(result),
+            resultJSON: JobResultJSON.encode(result, id: id), message: JobResultJSON.errorMessage(result.outcome),
             overshootSeconds: overshoot, pipesForceClosed: result.pipesForceClosed)
     }
 

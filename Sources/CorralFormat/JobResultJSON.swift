@@ -16,17 +16,34 @@ public enum JobResultJSON {
         }
     }
 
+    /// The `exit_code` and `signal` fields: how the leader ended, if it did.
+    public static func leaderEnd(_ result: JobResult) -> (exitCode: Int32?, signal: String?) {
+        switch result.leaderStatus {
+        case .exited(let code)?: return (code, nil)
+        case .signaled(let killer, _)?: return (nil, killer.name)
+        case nil: return (nil, nil)
+        }
+    }
+
+    /// The `error` field: why a job failed to start or was lost.
+    public static func errorMessage(_ outcome: Outcome) -> String? {
+        switch outcome {
+        case .failedToStart(let failure): return failure.message
+        case .lost(let reason): return reason
+        default: return nil
+        }
+    }
+
+    /// The `duration_s` field, to the millisecond.
+    public static func durationSeconds(_ result: JobResult) -> Double {
+        (result.timing.duration.seconds * 1000).rounded() / 1000
+    }
+
     public static func encode(_ result: JobResult, id: String) -> String {
         var json = JSONWriter()
         json.add("id", id)
         json.add("outcome", outcomeName(result.outcome))
-        var exitCode: Int32?
-        var signal: String?
-        switch result.leaderStatus {
-        case .exited(let code)?: exitCode = code
-        case .signaled(let killer, _)?: signal = killer.name
-        case nil: break
-        }
+        let (exitCode, signal) = leaderEnd(result)
         json.add("exit_code", exitCode)
         json.add("signal", signal)
         add(result.stdout, as: "stdout", to: &json)
@@ -51,16 +68,11 @@ public enum JobResultJSON {
         if let cpu = result.cpuTime { json.add("cpu_s", (cpu.seconds * 1e6).rounded() / 1e6) }
         json.add("job_id", result.id.rawValue)
         json.add("started_at", result.timing.startedAt.rfc3339)
-        json.add("duration_s", (result.timing.duration.seconds * 1000).rounded() / 1000)
-        switch result.outcome {
-        case .failedToStart(let failure):
-            json.add("error", failure.message)
+        json.add("duration_s", durationSeconds(result))
+        if let error = errorMessage(result.outcome) { json.add("error", error) }
+        if case .failedToStart(let failure) = result.outcome {
             json.add("errno", failure.errno)
             json.add("stage", failure.stage.name)
-        case .lost(let reason):
-            json.add("error", reason)
-        default:
-            break
         }
         return json.text
     }
