@@ -192,6 +192,12 @@ final class LiveJobs: Sendable {
         let events: AsyncStream<Event>
     }
 
+    /// Output of a job still live here that is not yet committed (empty
+    /// once its result is in the journal).
+    func pendingOutput(_ id: String) -> [JournalBatch.Chunk] {
+        state.withLock { $0.entries[id]?.pending ?? [] }
+    }
+
     /// Live events of a job still live here; nil once its result is in the
     /// journal (read it there).
     func subscribe(_ id: String) -> Subscription? {

@@ -27,7 +27,9 @@ struct EventStream: Sendable {
         headers[.cacheControl] = "no-cache"
         let service = self.service
         let keepAlive = service.configuration.keepAliveInterval
-        // Subscribe before reading the journal, so nothing falls between.
+        // Subscribe before reading the journal, so nothing falls between:
+        // every kept chunk is committed by then, pending in the snapshot
+        // (chunks stay pending until their commit), or a live event.
         let subscription = record.state.isFinal ? nil : service.live.subscribe(id)
         let resumePoint = resumeAfter
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
@@ -66,10 +68,6 @@ struct EventStream: Sendable {
                     case .finished?: break loop
                     case nil: try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     }
-                }
-                // Anything committed that the live stream did not carry.
-                for stored in try await service.journal.chunks(of: id, after: sent) {
-                    try await send(JournalBatch.Chunk(jobID: id, seq: stored.seq, stream: stored.stream, bytes: stored.bytes))
                 }
             }
             if let final = try await service.journal.job(id), final.state.isFinal {

@@ -82,10 +82,12 @@ struct JobRoutes: Sendable {
             throw APIError(.badRequest, "bad_query", "stream: expected stdout, stderr or combined", field: "stream")
         }
         // What is committed, then what is not yet: everything kept so far.
-        let subscription = record.state.isFinal ? nil : service.live.subscribe(id)
+        // Pending chunks stay until their commit, so taking them first
+        // leaves no gap (the seq filter drops what both hold).
+        let pending = record.state.isFinal ? [] : service.live.pendingOutput(id)
         var chunks = try await service.read { try await service.journal.chunks(of: id) }
         let last = chunks.last?.seq ?? 0
-        chunks += (subscription?.pending ?? []).filter { $0.seq > last }.map { OutputRecord(seq: $0.seq, stream: $0.stream, bytes: $0.bytes) }
+        chunks += pending.filter { $0.seq > last }.map { OutputRecord(seq: $0.seq, stream: $0.stream, bytes: $0.bytes) }
         var bytes: [UInt8] = []
         for chunk in chunks where stream == "combined" || chunk.stream == stream || (stream == "stdout" && chunk.stream == "combined") {
             bytes += chunk.bytes
