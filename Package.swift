@@ -75,15 +75,21 @@ let package = Package(
             dependencies: ["Corral", "CCorral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Helpers the end-to-end test targets share (not a test bundle).
+        .target(
+            name: "CorralTestSupport",
+            path: "Tests/CorralTestSupport",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "CorralCLITests",
-            dependencies: ["Corral", "CorralFormat", "corral"],
+            dependencies: ["Corral", "CorralFormat", "CorralTestSupport", "corral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "CorralAgentTests",
             dependencies: [
-                "Corral", "CorralFormat", "CorralAgent", "corral",
+                "Corral", "CorralFormat", "CorralAgent", "CorralTestSupport", "corral",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Browser"],

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import XCTest
+import CorralTestSupport
 @testable import Corral
 
 /// Runs the built `corral` binary as a job of a test runner: real process,
@@ -12,10 +13,7 @@ class CLITestCase: XCTestCase {
     /// here passes it on to its jobs, so leftovers can be found.
     private(set) var marker = ""
 
-    static var binary: String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("corral").path
-    }
+    static var binary: String { EndToEnd.corralBinary }
 
     override func setUp() async throws {
         try await super.setUp()
@@ -55,16 +53,7 @@ class CLITestCase: XCTestCase {
     }
 
     /// Processes that carry this test's marker (corral and its jobs).
-    func markedProcesses() -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        let needle = Array("CORRAL_E2E_MARKER=\(marker)".utf8)
-        return names.compactMap { name -> String? in
-            guard Int32(name) != nil, let data = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
-                  data.split(separator: 0).contains(where: { Array($0) == needle }) else { return nil }
-            let command = (try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8)) ?? "?"
-            return "\(name) \(command.trimmingCharacters(in: .newlines))"
-        }
-    }
+    func markedProcesses() -> [String] { EndToEnd.markedProcesses(marker) }
 
     /// The pid of a marked process named `command`, once there is one.
     func waitForMarked(_ command: String) -> Int32? {
@@ -77,12 +66,7 @@ class CLITestCase: XCTestCase {
     }
 
     func waitUntil(upTo limit: Duration = .seconds(20), _ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
+        EndToEnd.waitUntil(upTo: limit, polling: 10_000, condition)
     }
 
     func jsonLines(_ output: CapturedOutput) throws -> [[String: Any]] {

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import XCTest
+import CorralTestSupport
 @testable import Corral
 
 /// Starts the built `corral agent` as a real process (a job of a test
@@ -13,10 +14,7 @@ class AgentTestCase: XCTestCase {
     private(set) var marker = ""
     private var agents: [AgentProcess] = []
 
-    static var binary: String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("corral").path
-    }
+    static var binary: String { EndToEnd.corralBinary }
 
     static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -79,16 +77,7 @@ class AgentTestCase: XCTestCase {
     }
 
     /// Processes that carry this test's marker (the agent and its jobs).
-    func markedProcesses() -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        let needle = Array("CORRAL_E2E_MARKER=\(marker)".utf8)
-        return names.compactMap { name -> String? in
-            guard Int32(name) != nil, let data = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
-                  data.split(separator: 0).contains(where: { Array($0) == needle }) else { return nil }
-            let command = (try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8)) ?? "?"
-            return "\(name) \(command.trimmingCharacters(in: .newlines))"
-        }
-    }
+    func markedProcesses() -> [String] { EndToEnd.markedProcesses(marker) }
 
     /// Marked processes other than the agent itself: what its jobs left.
     func jobProcesses(of agent: AgentProcess) -> [String] {
@@ -96,12 +85,7 @@ class AgentTestCase: XCTestCase {
     }
 
     func waitUntil(upTo limit: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return condition()
+        EndToEnd.waitUntil(upTo: limit, polling: 20_000, condition)
     }
 
     /// Polls a job until it is final; returns it.

@@ -1,0 +1,34 @@
+import Foundation
+
+/// What the end-to-end test targets (CLI and agent) share: where the built
+/// `corral` is, the processes that carry a test's marker, and a bounded wait.
+public enum EndToEnd {
+    /// The `corral` binary built beside the test bundle.
+    public static var corralBinary: String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("corral").path
+    }
+
+    /// Processes whose environment holds `CORRAL_E2E_MARKER=<marker>`, as
+    /// "pid command".
+    public static func markedProcesses(_ marker: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        let needle = Array("CORRAL_E2E_MARKER=\(marker)".utf8)
+        return names.compactMap { name -> String? in
+            guard Int32(name) != nil, let data = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
+                  data.split(separator: 0).contains(where: { Array($0) == needle }) else { return nil }
+            let command = (try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8)) ?? "?"
+            return "\(name) \(command.trimmingCharacters(in: .newlines))"
+        }
+    }
+
+    /// Polls `condition` until it holds or `limit` passes; its last answer.
+    public static func waitUntil(upTo limit: Duration, polling interval: useconds_t, _ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            usleep(interval)
+        }
+        return condition()
+    }
+}
