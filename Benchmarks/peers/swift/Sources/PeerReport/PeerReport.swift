@@ -41,8 +41,11 @@ public final class PeerReport: Sendable {
         state.withLock { $0.megabytesPerSecond = Double(bytes) / 1e6 / seconds }
     }
 
-    public var elapsedSeconds: Double {
-        let elapsed = ContinuousClock.now - started
+    public var elapsedSeconds: Double { PeerReport.seconds(since: started) }
+
+    /// Seconds from `instant` to now.
+    public static func seconds(since instant: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - instant
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 

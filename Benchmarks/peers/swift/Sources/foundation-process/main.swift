@@ -46,9 +46,7 @@ case .deadline(let count, let seconds):
                     DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { process.terminate() }
                 } catch { continuation.resume(throwing: error) }
             }
-            let elapsed = ContinuousClock.now - begin
-            report.delivered(overshootMilliseconds: (Double(elapsed.components.attoseconds) / 1e15
-                + Double(elapsed.components.seconds) * 1000) - seconds * 1000)
+            report.delivered(overshootMilliseconds: (PeerReport.seconds(since: begin) - seconds) * 1000)
         } catch { report.fail(error) }
     }
 case .trickle(let count):
@@ -76,6 +74,5 @@ case .throughput(let bytes):
         report.delivered()
     } catch { report.fail(error) }
 }
-let elapsed = ContinuousClock.now - start
 _ = heap
-report.finish(wall: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+report.finish(wall: PeerReport.seconds(since: start))

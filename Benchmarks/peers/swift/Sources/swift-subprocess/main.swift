@@ -37,9 +37,7 @@ case .deadline(let count, let seconds):
         case .failure(let error) where !(error is CancellationError):
             report.fail(error)
         default:
-            let elapsed = ContinuousClock.now - begin
-            report.delivered(overshootMilliseconds: (Double(elapsed.components.attoseconds) / 1e15
-                + Double(elapsed.components.seconds) * 1000) - seconds * 1000)
+            report.delivered(overshootMilliseconds: (PeerReport.seconds(since: begin) - seconds) * 1000)
         }
     }
 case .trickle(let count):
@@ -60,6 +58,5 @@ case .throughput(let bytes):
         report.delivered()
     } catch { report.fail(error) }
 }
-let elapsed = ContinuousClock.now - start
 _ = heap
-report.finish(wall: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+report.finish(wall: PeerReport.seconds(since: start))
