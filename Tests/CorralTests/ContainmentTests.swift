@@ -72,6 +72,63 @@ final class CgroupContainmentTests: ContainmentTestCase {
         assertNothingLeft(result)
     }
 
+    /// A job whose leader has exited, with a member that cannot die yet
+    /// (frozen: SIGKILL waits until it is thawed) and a given gate.
+    private func jobWithAFrozenMember(drainTimeout: Duration)
+        throws -> (results: ResultBox, id: JobID, sleeper: Int32, freezer: Freezer) {
+        let freezer = try Freezer()
+        let gate = scratch.appendingPathComponent("gate").path
+        XCTAssertEqual(mkfifo(gate, 0o600), 0)
+        // The sleep holds none of the job's pipes: only the leaf says when it is gone.
+        var spec = JobSpec.shell("sleep 1000 </dev/null >/dev/null 2>&1 & read line < \(gate)")
+        spec.drainTimeout = drainTimeout
+        let results = ResultBox()
+        let handle = try runner.submit(spec, onCompletion: results.add)
+        let sleeper = try XCTUnwrap(waitForProcess(of: handle.id, named: "sleep"))
+        let leader = try XCTUnwrap(waitForProcess(of: handle.id, named: "sh"))
+        try freezer.freeze(sleeper)
+        try "go\n".write(toFile: gate, atomically: false, encoding: .utf8)
+        XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(leader) == nil }, "the leader exited and was reaped")
+        return (results, handle.id, sleeper, freezer)
+    }
+
+    /// The leaf is still populated when the leader exits: the result waits
+    /// for it to empty, seen through cgroup.events, and comes as soon as it
+    /// does — not when the drain timeout runs out.
+    func testResultWaitsForTheLeafToEmptyAndComesWhenItDoes() throws {
+        try requireCgroupTier()
+        let job = try jobWithAFrozenMember(drainTimeout: .seconds(120))
+        defer { job.freezer.remove() }
+        XCTAssertTrue(job.results.all.isEmpty, "delivered while the leaf still held a process")
+
+        try job.freezer.thaw()
+        let result = try XCTUnwrap(job.results.wait(for: 1).first)
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertTrue(result.lingeringKilled)
+        XCTAssertTrue(result.killed.contains { $0.pid == job.sleeper }, "\(result.killed)")
+        XCTAssertLessThan(result.timing.duration.seconds, 60, "seen through cgroup.events, not the drain timeout")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + job.id.rawValue))
+        assertNothingLeft(result)
+    }
+
+    /// The leaf does not empty within the drain timeout: the result comes
+    /// anyway, and the leaf is removed once it empties.
+    func testLeafStillPopulatedAtDeliveryIsRemovedOnceItEmpties() throws {
+        try requireCgroupTier()
+        let job = try jobWithAFrozenMember(drainTimeout: .milliseconds(300))
+        defer { job.freezer.remove() }
+        let leaf = runner.containment.directory! + "/" + job.id.rawValue
+
+        let result = try XCTUnwrap(job.results.wait(for: 1).first)
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(ProcessTable.entry(job.sleeper)?.state, "D", "still frozen when the result came")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: leaf), "kept while a process is in it")
+
+        try job.freezer.thaw()
+        XCTAssertTrue(ProcessTable.wait { !FileManager.default.fileExists(atPath: leaf) }, "removed once empty")
+        assertNothingLeft(result)
+    }
+
     /// 3 / leaveRunning: intended daemons move out of the leaf and are listed.
     func testLeaveRunningMovesTheDaemonOutAndListsIt() async throws {
         try requireCgroupTier()

@@ -9,14 +9,24 @@ import Glibc
 extension LoopJob {
     // MARK: cgroup tier
 
-    /// Watches the leaf's cgroup.events (EPOLLPRI on change): "every process
-    /// is gone" is observed, never polled for.
-    func watchCgroup() {
-        guard let leaf else { return }
+    /// Whether anything is still in the leaf, read from cgroup.events (one
+    /// `pread`). While something is, the file is watched (EPOLLPRI on
+    /// change), so "every process is gone" is observed, never polled for.
+    /// Most jobs' leaves are empty when first asked, and are never watched.
+    func leafPopulated() -> Bool {
+        guard let leaf else { return false }
+        guard CgroupLeaf.populated(eventsFD: leaf.eventsFD) else { return false }
+        watchCgroup(leaf)
+        return true
+    }
+
+    /// Watches the leaf's cgroup.events until the leaf is removed. The read
+    /// just before re-armed EPOLLPRI, so a change after it is not missed.
+    private func watchCgroup(_ leaf: CgroupLeaf) {
+        guard cgroupWatch == nil else { return }
         let watch = UVHandle.allocate(UV_POLL, as: uv_poll_t.self, owner: self)
         cgroupWatch = watch
         openHandles += 1
-        cgroupPopulated = true
         uv_poll_init(scheduler.loop, watch, leaf.eventsFD)
         uv_poll_start(watch, Int32(UV_PRIORITIZED.rawValue)) { handle, _, _ in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).cgroupChanged()
@@ -24,24 +34,16 @@ extension LoopJob {
     }
 
     private func cgroupChanged() {
-        guard let leaf, cgroupWatch != nil else { return }
-        cgroupPopulated = CgroupLeaf.populated(eventsFD: leaf.eventsFD)
-        guard !cgroupPopulated else { return }
+        guard let leaf, !CgroupLeaf.populated(eventsFD: leaf.eventsFD) else { return }
         if delivered { removeLeaf() } else if readyToDeliver { deliver() }
     }
 
-    /// Whether anything is still in the leaf (re-read: an event may be pending).
-    var cgroupStillPopulated: Bool {
-        guard let leaf, cgroupWatch != nil else { return false }
-        if cgroupPopulated { cgroupPopulated = CgroupLeaf.populated(eventsFD: leaf.eventsFD) }
-        return cgroupPopulated
-    }
-
     /// cgroup.kill; records who was in the leaf. True if anything besides
-    /// the leader was there.
+    /// the leader was there. An empty leaf (the leader is gone, or a zombie,
+    /// which is not counted) is left alone.
     @discardableResult
     func killCgroup() -> Bool {
-        guard let leaf, cgroupWatch != nil else { return false }
+        guard let leaf, CgroupLeaf.populated(eventsFD: leaf.eventsFD) else { return false }
         let members = CgroupLeaf.members(leaf.path).filter { $0 != pid }
         for member in members where !killed.contains(where: { $0.pid == member }) {
             killed.append(ProcessSummary(pid: member, command: ProcFiles.command(of: member)))
@@ -124,24 +126,33 @@ extension LoopJob {
 
     /// At delivery: the job tree's CPU time, and the leaf removed once empty.
     func finishContainment() {
-        guard let leaf, cgroupWatch != nil else { return }
+        guard let leaf else { return }
         cpuTime = CgroupLeaf.cpuTime(leaf.path)
-        if !cgroupStillPopulated { removeLeaf() }  // else when cgroup.events says it emptied
+        if !leafPopulated() { removeLeaf() }  // else when cgroup.events says it emptied
     }
 
     func removeLeaf() {
         guard let leaf else { return }
         // Depth first: the job may have made child cgroups (a nested Corral does).
-        guard CgroupLeaf.removeTree(leaf.path) else { return }  // not empty after all: wait for the next event
-        closeCgroupWatch()
+        guard CgroupLeaf.removeTree(leaf.path) else {
+            watchCgroup(leaf)  // not empty after all: wait for the next event
+            return
+        }
+        releaseLeaf()
     }
 
-    /// Stops watching; cgroup.events is closed with the poll handle.
-    func closeCgroupWatch() {
-        guard let cgroupWatch else { return }
-        self.cgroupWatch = nil
-        closingCgroupWatch = UnsafeMutableRawPointer(cgroupWatch)
-        UVHandle.close(cgroupWatch)
+    /// Forgets the leaf: cgroup.events is closed, with the poll handle if
+    /// it was watched.
+    func releaseLeaf() {
+        guard let leaf else { return }
+        self.leaf = nil
+        if let cgroupWatch {
+            self.cgroupWatch = nil
+            closingCgroupWatch = (UnsafeMutableRawPointer(cgroupWatch), leaf.eventsFD)
+            UVHandle.close(cgroupWatch)  // handleDidClose closes the file
+        } else {
+            Syscalls.close(leaf.eventsFD)
+        }
     }
 
     /// The spawn failed or never happened: the leaf was never used

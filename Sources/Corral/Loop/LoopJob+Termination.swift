@@ -101,9 +101,10 @@ extension LoopJob {
     }
 
     /// The leader is reaped, every pipe is at end-of-file, and (cgroup tier)
-    /// nothing is left in the job's cgroup.
+    /// nothing is left in the job's cgroup; if something is, the leaf is
+    /// watched from then on, so its emptying delivers the result.
     var readyToDeliver: Bool {
-        leaderReaped && allOutputsEnded && !cgroupStillPopulated
+        leaderReaped && allOutputsEnded && !leafPopulated()
     }
 
     // MARK: Delivery
@@ -131,7 +132,7 @@ extension LoopJob {
     func abandon() {
         LeaderRegistry.remove(pid)
         closePoll()
-        closeCgroupWatch()
+        releaseLeaf()
     }
 
     var allOutputsEnded: Bool { outputs.allSatisfy { !$0.isOpen } }

@@ -62,10 +62,10 @@ final class LoopJob: LoopObject {
     // Containment (LoopJob+Containment.swift).
     var containment: Containment
     var leaf: CgroupLeaf?
+    /// Watches cgroup.events while the leaf is waited on to empty.
     var cgroupWatch: UnsafeMutablePointer<uv_poll_t>?
-    var closingCgroupWatch: UnsafeMutableRawPointer?
-    /// Last known `populated` of the leaf; re-read before it is relied on.
-    var cgroupPopulated = true
+    /// The watch being closed, and the cgroup.events it watched, closed with it.
+    var closingCgroupWatch: (handle: UnsafeMutableRawPointer, eventsFD: Int32)?
     var killed: [ProcessSummary] = []
     var escapees: Set<Int32> = []
     var pipeHolders: [PipeHolder] = []
@@ -178,7 +178,6 @@ final class LoopJob: LoopObject {
         }
 
         watchLeader()
-        watchCgroup()
         for (stream, fd) in outputEnds {
             openHandles += 1
             if let pipe = OutputPipe(job: self, stream: stream, fd: fd, limit: spec.outputLimit,
@@ -251,9 +250,8 @@ final class LoopJob: LoopObject {
             pidfd = -1
             closingPoll = nil
         }
-        if handle == closingCgroupWatch, let leaf {
-            Syscalls.close(leaf.eventsFD)
-            self.leaf = nil
+        if let closing = closingCgroupWatch, handle == closing.handle {
+            Syscalls.close(closing.eventsFD)
             closingCgroupWatch = nil
         }
         openHandles -= 1

@@ -127,11 +127,23 @@ struct CgroupLeaf: Sendable {
     let procsFD: Int32
     let eventsFD: Int32
 
-    /// Whether any process is in it, from `cgroup.events`.
+    /// Whether any process is in it, from `cgroup.events` (one `pread`: the
+    /// file is a few short lines, and reading it re-arms its EPOLLPRI).
     static func populated(eventsFD: Int32) -> Bool {
-        guard let text = ProcFiles.read(fd: eventsFD, from: 0) else { return false }
-        return text.split(separator: "\n").contains("populated 1")
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
+            var count = -1
+            repeat { count = pread(eventsFD, buffer.baseAddress, buffer.count, 0) } while count < 0 && errno == EINTR
+            guard count > 0 else { return false }
+            var lineStart = 0
+            for index in 0...count where index == count || buffer[index] == UInt8(ascii: "\n") {
+                if buffer[lineStart..<index].elementsEqual(populatedLine) { return true }
+                lineStart = index + 1
+            }
+            return false
+        }
     }
+
+    private static let populatedLine = Array("populated 1".utf8)
 
     /// The pids in it now.
     static func members(_ path: String) -> [pid_t] {
@@ -173,10 +185,15 @@ struct CgroupLeaf: Sendable {
 
     static func killAndRemove(_ path: String) { killAndRemove([path]) }
 
-    /// Removes a cgroup and its (empty) descendants, depth first.
+    /// Removes a cgroup and its (empty) descendants, depth first. A leaf
+    /// with no child cgroups (the usual case) costs one `rmdir`.
     @discardableResult
     static func removeTree(_ path: String) -> Bool {
-        for child in ProcFiles.subdirectories(path) { removeTree(path + "/" + child) }
+        if rmdir(path) == 0 || errno == ENOENT { return true }
+        guard errno == EBUSY || errno == ENOTEMPTY else { return false }
+        let children = ProcFiles.subdirectories(path)
+        guard !children.isEmpty else { return false }  // busy with processes, not cgroups
+        for child in children { removeTree(path + "/" + child) }
         return rmdir(path) == 0 || errno == ENOENT
     }
 
