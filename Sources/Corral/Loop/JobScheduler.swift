@@ -71,7 +71,9 @@ final class JobScheduler: LoopObject {
         if iterations == nil { iterations = IterationCounter(loop: loop) }
         let now = iterations!.iteration
         if let snapshot, snapshot.iteration == now { return snapshot.value }
-        let taken = ProcessSnapshot.take(jobGroups: Set(jobs.values.map(\.pid)), buffer: readBuffer)
+        let taken = ProcessSnapshot.take(jobGroups: Set(jobs.values.map(\.pid)),
+                                         leaders: Set(jobs.values.lazy.filter { !$0.leaderReaped }.map(\.pid)),
+                                         buffer: readBuffer)
         snapshot = (now, taken)
         return taken
     }

@@ -18,20 +18,24 @@ struct ProcessSnapshot {
     /// Candidates by the job id they carry.
     let byJob: [String: [Candidate]]
 
-    /// Scans /proc. Processes in `jobGroups` are skipped without reading
+    /// Scans /proc. Live job leaders (`leaders`: not yet reaped, so the pid
+    /// is still theirs; a session leader cannot leave its group) are skipped
+    /// without reading anything; processes in `jobGroups` without reading
     /// their environment (they are their job's group members); zombies too.
-    static func take(jobGroups: Set<pid_t>, buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
+    static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>,
+                     buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
         var byJob: [String: [Candidate]] = [:]
         let me = getpid()
         let text = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-        for pid in ProcFiles.processIDs() where pid != me {
+        ProcFiles.forEachProcessID { pid in
+            guard pid != me, !leaders.contains(pid) else { return }
             var state: CChar = 0
             var group: pid_t = 0
             guard cc_proc_stat(pid, &state, &group) == 0, state != CChar(UInt8(ascii: "Z")),
-                  !jobGroups.contains(group) else { continue }
+                  !jobGroups.contains(group) else { return }
             var value: UnsafePointer<CChar>?
             let length = cc_proc_job_id(pid, text, buffer.count, &value)
-            guard length > 0, let value else { continue }
+            guard length > 0, let value else { return }
             let jobID = String(decoding: UnsafeRawBufferPointer(start: value, count: length), as: UTF8.self)
             byJob[jobID, default: []].append(Candidate(pid: pid, jobID: jobID))
         }

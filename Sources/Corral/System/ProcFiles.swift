@@ -62,7 +62,28 @@ enum ProcFiles {
     static func subdirectories(_ path: String) -> [String] { directory(path).filter(\.isDirectory).map(\.name) }
 
     /// The numeric entries of /proc: every process.
-    static func processIDs() -> [pid_t] { entries("/proc").compactMap { pid_t($0) } }
+    static func processIDs() -> [pid_t] {
+        var pids: [pid_t] = []
+        forEachProcessID { pids.append($0) }
+        return pids
+    }
+
+    /// Calls `body` with every process id in /proc, parsed in place (no
+    /// string per entry: the escapee sweep scans thousands).
+    static func forEachProcessID(_ body: (pid_t) -> Void) {
+        guard let stream = opendir("/proc") else { return }
+        defer { closedir(stream) }
+        var isDirectory = false
+        while let name = cc_next_directory_entry(UnsafeMutableRawPointer(stream), &isDirectory) {
+            var pid: pid_t = 0
+            var cursor = name
+            while cursor.pointee >= 0x30, cursor.pointee <= 0x39, pid < 100_000_000 {
+                pid = pid * 10 + pid_t(cursor.pointee - 0x30)
+                cursor += 1
+            }
+            if cursor.pointee == 0, cursor != name { body(pid) }
+        }
+    }
 
     /// `/proc/<pid>/comm`.
     static func command(of pid: pid_t) -> String {
