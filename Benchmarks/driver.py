@@ -201,6 +201,8 @@ def render(programs, results, machine, commands):
         for name in programs:
             if only and name not in only:
                 continue
+            if name in ONLY_ON and workload_id not in ONLY_ON[name]:
+                continue
             r = results.get((workload_id, name))
             if r is None:
                 continue
@@ -227,6 +229,12 @@ def render(programs, results, machine, commands):
     return "\n".join(lines)
 
 
+# Programs measured on some workloads only: the cgroup floor (the C reference
+# with a cgroup leaf per job) is the line for Corral's cgroup tier where that
+# tier's per-job cost shows.
+ONLY_ON = {"reference (cgroup leaf per job)": ("W1a", "W1b", "W2b", "W3")}
+
+
 def main():
     programs = json.loads(sys.argv[1])          # name -> command prefix, or env + command (ordered)
     output = sys.argv[2]
@@ -235,6 +243,8 @@ def main():
     for workload_id, title, args, only in WORKLOADS:
         for name, prefix in programs.items():
             if only and name not in only:
+                continue
+            if name in ONLY_ON and workload_id not in ONLY_ON[name]:
                 continue
             env = None
             if prefix and isinstance(prefix[0], dict):  # {"VAR": "value"} first: set for this program

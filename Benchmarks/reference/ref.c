@@ -10,6 +10,11 @@
 //   ref throughput BYTES            one `head -c BYTES /dev/zero`, stdout drained
 //   ref bigheap MIB N               touch MIB MiB first, then spawn N one at a time
 //
+// With REF_CGROUP=<a cgroup v2 directory>, every job also gets a cgroup leaf
+// of its own, the least a runner with per-job cgroups must do: mkdir, the
+// child joins it before exec (vfork, write "0" to cgroup.procs), rmdir once
+// the job has been reaped. That line is the floor for Corral's cgroup tier.
+//
 // Prints one JSON line: {"jobs":…, "delivered":…, "errors":…, "wall_s":…,
 //   "overshoot_ms":{"p50":…,"p99":…,"max":…}, "mb_per_s":…}
 #define _GNU_SOURCE
@@ -22,6 +27,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +46,7 @@ static double now_s(void) {
 }
 
 typedef struct job {
+    int leaf;         // this job's cgroup leaf number, -1: none
     pid_t pid;
     int pidfd;
     int out;          // read end of stdout, -1 when closed
@@ -49,7 +56,48 @@ typedef struct job {
     int done;
 } job;
 
+static const char *cgroup_base;  // REF_CGROUP: a leaf per job under it
+static int leaves;
+
+static void leaf_path(char *path, size_t size, int leaf, const char *file) {
+    snprintf(path, size, "%s/j%d%s%s", cgroup_base, leaf, file ? "/" : "", file ? file : "");
+}
+
+// vfork, join the leaf, new session, stdin/stdout on /dev/null, exec.
+static int spawn_in_leaf(job *j, char *const argv[]) {
+    char path[512];
+    j->leaf = leaves++;
+    leaf_path(path, sizeof path, j->leaf, NULL);
+    if (mkdir(path, 0755) < 0) return -errno;
+    leaf_path(path, sizeof path, j->leaf, "cgroup.procs");
+    int procs = open(path, O_WRONLY | O_CLOEXEC);
+    if (procs < 0) return -errno;
+    pid_t pid = vfork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (write(procs, "0", 1) != 1 || setsid() < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) _exit(126);
+        execve(argv[0], argv, environ);
+        _exit(127);
+    }
+    close(procs);
+    if (pid < 0) return -errno;
+    j->pid = pid;
+    j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+    j->out = -1;
+    j->started = now_s();
+    return 0;
+}
+
+static void remove_leaf(job *j) {
+    if (j->leaf < 0) return;
+    char path[512];
+    leaf_path(path, sizeof path, j->leaf, NULL);
+    rmdir(path);
+}
+
 static int spawn_job(job *j, char *const argv[], int capture) {
+    j->leaf = -1;
+    if (cgroup_base && !capture) return spawn_in_leaf(j, argv);
     int fds[2] = {-1, -1};
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
@@ -126,6 +174,7 @@ static int run_jobs(int n, int inflight, char *const argv[], double deadline_s, 
             waitid((idtype_t)P_PIDFD, (id_t)j->pidfd, &info, WEXITED);
             epoll_ctl(ep, EPOLL_CTL_DEL, j->pidfd, NULL);
             close(j->pidfd);
+            remove_leaf(j);
             j->done = 1;
             delivered++;
             running--;
@@ -161,6 +210,11 @@ int main(int argc, char **argv) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
     const char *mode = argv[1];
+    cgroup_base = getenv("REF_CGROUP");
+    if (cgroup_base && mkdir(cgroup_base, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "cannot create %s: %s\n", cgroup_base, strerror(errno));
+        return 1;
+    }
     int errors = 0;
     double start = now_s();
     if (!strcmp(mode, "spawn") || !strcmp(mode, "bigheap")) {
@@ -203,5 +257,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
     }
+    if (cgroup_base) rmdir(cgroup_base);
     return 0;
 }
