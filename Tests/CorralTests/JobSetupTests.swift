@@ -32,6 +32,64 @@ final class JobSetupTests: CorralTestCase {
         XCTAssertEqual(result.stdout.text, "over ridden|unset|\(result.id.rawValue)\n")
     }
 
+    /// The inherited environment is this process's, entry for entry, with
+    /// the job's own CORRAL_JOB_ID in place of one this process carries (a
+    /// runner inside a Corral job), and empty values kept.
+    func testInheritedEnvironmentIsThisProcesssWithTheJobsOwnID() async throws {
+        setenv("CORRAL_JOB_ID", "outer-job", 1)
+        setenv("CORRAL_TEST_EMPTY", "", 1)
+        defer {
+            unsetenv("CORRAL_JOB_ID")
+            unsetenv("CORRAL_TEST_EMPTY")
+        }
+        var expected = ProcessEnvironment.current()
+        let result = try await runner.run(JobSpec(.executable("/usr/bin/env", arguments: ["-0"])))
+
+        let entries = result.stdout.text.split(separator: "\0").map(String.init)
+        var seen: [String: String] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            XCTAssertNil(seen[String(parts[0])], "\(parts[0]) twice")
+            seen[String(parts[0])] = parts.count > 1 ? String(parts[1]) : nil
+        }
+        expected["CORRAL_JOB_ID"] = result.id.rawValue
+        XCTAssertEqual(seen, expected)
+        XCTAssertEqual(seen["CORRAL_TEST_EMPTY"], "")
+    }
+
+    /// Jobs share one copy of the environment while it stays the same; a
+    /// change made between two submissions reaches the second job.
+    func testEnvironmentChangesBetweenJobsAreSeen() async throws {
+        let spec = JobSpec(.shell("echo ${CORRAL_TEST_CHANGING-unset}"))
+        defer { unsetenv("CORRAL_TEST_CHANGING") }
+        var seen: [String] = []
+        for value in [nil, "one", "two", "six", nil] as [String?] {
+            if let value { setenv("CORRAL_TEST_CHANGING", value, 1) } else { unsetenv("CORRAL_TEST_CHANGING") }
+            seen.append(try await runner.run(spec).stdout.text)
+        }
+        XCTAssertEqual(seen, ["unset\n", "one\n", "two\n", "six\n", "unset\n"])
+    }
+
+    /// A program without a slash is looked up in the job's PATH, as changed.
+    func testProgramIsLookedUpInTheJobsPath() async throws {
+        let directory = scratch.appendingPathComponent("bin").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        let program = try script("bin/corral-only-here", "echo found")
+        XCTAssertTrue(program.hasPrefix(directory))
+        var spec = JobSpec(.executable("corral-only-here"))
+        spec.environment = .inherit(updating: ["PATH": directory])
+        let found = try await runner.run(spec)
+        XCTAssertEqual(found.outcome, .exited(0))
+        XCTAssertEqual(found.stdout.text, "found\n")
+
+        spec.environment = .inherit(updating: ["PATH": "/nonexistent"])
+        let missing = try await runner.run(spec)
+        guard case .failedToStart(let failure) = missing.outcome else {
+            return XCTFail("\(missing.outcome)")
+        }
+        XCTAssertEqual(failure.stage, .lookup)
+    }
+
     func testCustomEnvironmentHasOnlyWhatWasGiven() async throws {
         var spec = JobSpec(.executable("/usr/bin/env"))
         spec.environment = .custom(["ONLY": "this"])

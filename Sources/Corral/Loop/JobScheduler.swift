@@ -157,10 +157,12 @@ final class JobScheduler: LoopObject {
     private func launch(_ submission: Submission) -> Bool {
         let plan: LaunchPlan
         switch submission.plan {
-        case .success(let ready): plan = ready
-        case .failure(let failure):
+        case .success(let ready)?: plan = ready
+        case .failure(let failure)?:
             submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
             return true
+        case nil:
+            preconditionFailure("a submission reached the scheduler without its launch plan")
         }
         let job = LoopJob(scheduler: self, submission: submission)
         switch job.start(plan) {

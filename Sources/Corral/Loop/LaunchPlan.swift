@@ -11,10 +11,20 @@ struct LaunchPlan: Sendable {
 
     /// Prepares `spec` for the job `id`; a lookup that fails is a spawn failure.
     static func prepare(_ spec: JobSpec, id: JobID) -> Result<LaunchPlan, SpawnFailure> {
-        var environment = spec.environment.resolve(inherited: ProcessEnvironment.current)
-        environment["CORRAL_JOB_ID"] = id.rawValue
+        let envp: CStringArray
+        let searchPath: String?
+        let marker: [String: String?] = ["CORRAL_JOB_ID": id.rawValue]
+        switch spec.environment.base {
+        case .inherit:
+            (envp, searchPath) = ProcessEnvironment.block(applying: spec.environment.changes.merging(marker) { $1 })
+        case .exactly:
+            var environment = spec.environment.resolve(inherited: ProcessEnvironment.current)
+            environment["CORRAL_JOB_ID"] = id.rawValue
+            envp = CStringArray(environment.map { "\($0.key)=\($0.value)" })
+            searchPath = environment["PATH"]
+        }
         let path: String
-        switch PathLookup.resolve(spec.command.program, searchPath: environment["PATH"]) {
+        switch PathLookup.resolve(spec.command.program, searchPath: searchPath) {
         case .success(let found): path = found
         case .failure(let failure): return .failure(failure)
         }
@@ -28,7 +38,7 @@ struct LaunchPlan: Sendable {
         return .success(LaunchPlan(
             path: CStringArray([path]),
             argv: CStringArray(spec.command.argv),
-            envp: CStringArray(environment.map { "\($0.key)=\($0.value)" }),
+            envp: envp,
             workingDirectory: spec.workingDirectory.map { CStringArray([$0]) },
             identity: identity,
             input: input))

@@ -3,7 +3,9 @@
 struct Submission: Sendable {
     let id: JobID
     let spec: JobSpec
-    let plan: Result<LaunchPlan, SpawnFailure>
+    /// What execve needs; dropped once the job has started (nil), so a job
+    /// in flight does not hold a copy of the whole environment.
+    var plan: Result<LaunchPlan, SpawnFailure>?
     let submitted: MonotonicInstant
     let onOutput: (@Sendable (OutputChunk) -> Void)?
     var onStart: (@Sendable (JobStart) -> Void)? = nil

@@ -74,7 +74,9 @@ final class LoopJob: LoopObject {
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
-        self.submission = submission
+        var kept = submission
+        kept.plan = nil  // start(_:) is given the plan; the job keeps what its result needs
+        self.submission = kept
         self.descriptorCount = LoopJob.descriptors(for: submission.spec, cgroup: scheduler.configuration.cgroupTree != nil)
         self.containment = scheduler.tier
     }

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,5 +17,106 @@ enum ProcessEnvironment {
             entry += 1
         }
         return result
+    }
+
+    /// This process's environment with `changes` applied (a value sets, nil
+    /// removes), as `execve`'s envp, and the resulting PATH: the same as
+    /// resolving `current()`. This runs for every job, and thousands may be
+    /// queued at once, so the inherited entries are not copied per job: the
+    /// envp points into a snapshot of `environ` shared by every job prepared
+    /// while the environment stays the same.
+    static func block(applying changes: [String: String?]) -> (envp: CStringArray, path: String?) {
+        let snapshot = EnvironmentSnapshot.current()
+        let replaced = changes.keys.map { Array($0.utf8) }
+        var kept: [UnsafePointer<CChar>] = []
+        kept.reserveCapacity(snapshot.entries.count)
+        for entry in snapshot.entries where !replaced.contains(where: entry.hasKey) {
+            kept.append(entry.pointer)
+        }
+        var path = replaced.contains(where: { $0.elementsEqual("PATH".utf8) }) ? nil : snapshot.path
+        var added: [String] = []
+        for (name, value) in changes {
+            guard let value else { continue }
+            added.append(name + "=" + value)
+            if name == "PATH" { path = value }
+        }
+        return (CStringArray(sharing: kept, of: snapshot, strings: added), path)
+    }
+}
+
+/// An immutable copy of `environ`: one entry per variable (the first of
+/// duplicate names wins, as in getenv; entries without `=` are dropped).
+final class EnvironmentSnapshot: @unchecked Sendable {
+    struct Entry {
+        let pointer: UnsafePointer<CChar>
+        let keyLength: Int
+
+        func hasKey(_ key: [UInt8]) -> Bool {
+            keyLength == key.count && UnsafeRawBufferPointer(start: pointer, count: keyLength).elementsEqual(key)
+        }
+    }
+
+    let entries: [Entry]
+    let path: String?
+    /// Every entry of `environ` as it was, in order, for comparison.
+    private let original: [UnsafePointer<CChar>]
+    private let storage: UnsafeMutableRawPointer
+
+    private init() {
+        var lines: [UnsafePointer<CChar>] = []
+        var cursor = environ
+        while let line = cursor.pointee {
+            lines.append(UnsafePointer(line))
+            cursor += 1
+        }
+        let lengths = lines.map { strlen($0) + 1 }
+        storage = .allocate(byteCount: max(lengths.reduce(0, +), 1), alignment: 1)
+        var copies: [UnsafePointer<CChar>] = []
+        var offset = 0
+        for (line, length) in zip(lines, lengths) {
+            let copy = (storage + offset).bindMemory(to: CChar.self, capacity: length)
+            copy.update(from: line, count: length)
+            copies.append(UnsafePointer(copy))
+            offset += length
+        }
+        original = copies
+        var entries: [Entry] = []
+        var path: String?
+        for copy in copies {
+            guard let equals = strchr(copy, Int32(UInt8(ascii: "="))) else { continue }
+            let entry = Entry(pointer: copy, keyLength: UnsafePointer(equals) - copy)
+            let key = Array(UnsafeRawBufferPointer(start: copy, count: entry.keyLength))
+            guard !entries.contains(where: { $0.hasKey(key) }) else { continue }
+            entries.append(entry)
+            if entry.hasKey(Array("PATH".utf8)) { path = String(cString: equals + 1) }
+        }
+        self.entries = entries
+        self.path = path
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Whether `environ` still holds exactly these entries (compared byte
+    /// for byte: `setenv` may have changed a value in place or the array).
+    private func matchesEnviron() -> Bool {
+        var cursor = environ
+        for copy in original {
+            guard let line = cursor.pointee, strcmp(line, copy) == 0 else { return false }
+            cursor += 1
+        }
+        return cursor.pointee == nil
+    }
+
+    private static let latest = Mutex<EnvironmentSnapshot?>(nil)
+
+    /// The snapshot of `environ` as it is now: the last one if nothing has
+    /// changed since, else a new one.
+    static func current() -> EnvironmentSnapshot {
+        latest.withLock { latest in
+            if let snapshot = latest, snapshot.matchesEnviron() { return snapshot }
+            let snapshot = EnvironmentSnapshot()
+            latest = snapshot
+            return snapshot
+        }
     }
 }
