@@ -62,8 +62,11 @@ final class LoopJob: LoopObject {
     // Containment (LoopJob+Containment.swift).
     var containment: Containment
     var leaf: CgroupLeaf?
-    /// Watches cgroup.events while the leaf is waited on to empty.
+    /// Watches cgroup.events (`leafEvents`) while the leaf is waited on to empty.
     var cgroupWatch: UnsafeMutablePointer<uv_poll_t>?
+    var leafEvents: Int32 = -1
+    /// The leaf was seen empty after the leader had exited: it stays so.
+    var leafEmpty = false
     /// The watch being closed, and the cgroup.events it watched, closed with it.
     var closingCgroupWatch: (handle: UnsafeMutableRawPointer, eventsFD: Int32)?
     var killed: [ProcessSummary] = []

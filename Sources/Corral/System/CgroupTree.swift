@@ -76,8 +76,8 @@ final class CgroupTree: Sendable {
         return nil
     }
 
-    /// A new leaf: its directory, `cgroup.procs` for the child to join
-    /// (close it after the spawn) and `cgroup.events` to watch.
+    /// A new leaf: its directory and `cgroup.procs` for the child to join
+    /// (close it after the spawn).
     func createLeaf(_ name: String) -> Result<CgroupLeaf, Errno> {
         let path = directory + "/" + name
         guard mkdir(path, 0o755) == 0 else { return .failure(Errno.current) }
@@ -87,14 +87,7 @@ final class CgroupTree: Sendable {
             rmdir(path)
             return .failure(error)
         }
-        let events = open(path + "/cgroup.events", O_RDONLY | O_CLOEXEC)
-        guard events >= 0 else {
-            let error = Errno.current
-            close(procs)
-            rmdir(path)
-            return .failure(error)
-        }
-        return .success(CgroupLeaf(path: path, procsFD: procs, eventsFD: events))
+        return .success(CgroupLeaf(path: path, procsFD: procs))
     }
 
     /// Removes this runner's directory, killing what is left in it; at shutdown.
@@ -125,7 +118,6 @@ private let runnerSerial = Atomic<UInt64>(0)
 struct CgroupLeaf: Sendable {
     let path: String
     let procsFD: Int32
-    let eventsFD: Int32
 
     /// Whether any process is in it, from `cgroup.events` (one `pread`: the
     /// file is a few short lines, and reading it re-arms its EPOLLPRI).
