@@ -60,7 +60,8 @@ public final class Runner: Sendable {
             configuration: JobScheduler.Configuration(
                 maxJobsInFlight: maxInFlight, descriptorBudget: budget,
                 childOpenFileLimit: soft != original ? original : nil,
-                shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree),
+                shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree,
+                sweepSnapshotReuse: configuration.sweepSnapshotReuse),
             reapOrphans: configuration.reapOrphans)
         idPrefix = "c" + String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
         try eventLoop.start()
@@ -185,6 +186,10 @@ extension Runner {
         /// How jobs are contained: a cgroup v2 leaf each when available
         /// (`.automatic`), or process groups and the escapee sweep.
         public var containment: ContainmentSetting = .automatic
+        /// How long one /proc scan may serve later escapee sweeps while no
+        /// process has been created since (tests set it long, to show that
+        /// a new process makes the next sweep scan again).
+        var sweepSnapshotReuse: Duration = .milliseconds(10)
 
         public init() {}
     }

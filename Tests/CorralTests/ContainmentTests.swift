@@ -266,6 +266,41 @@ final class ProcessGroupContainmentTests: ContainmentTestCase {
         assertNothingLeft(result)
     }
 
+    /// A sweep reuses the last /proc scan only while no process has been
+    /// created since: an escapee forked after another job's sweep is found
+    /// by the next sweep, however soon it comes.
+    func testEscapeeForkedAfterAnotherJobsSweepIsStillFound() async throws {
+        var configuration = Runner.Configuration()
+        configuration.containment = .processGroup
+        configuration.reapOrphans = true
+        configuration.sweepSnapshotReuse = .seconds(3600)  // only a new process can end a scan's reuse
+        let groups = try Runner(configuration: configuration)
+        let gate = scratch.appendingPathComponent("gate").path
+        XCTAssertEqual(mkfifo(gate, 0o600), 0)
+        let results = ResultBox()
+        let quiet = try groups.submit(.shell("sleep 1000"), onCompletion: results.add)
+        let forker = try groups.submit(.shell("read line < \(gate); setsid sleep 1000 & sleep 1000"),
+                                       onCompletion: results.add)
+        XCTAssertNotNil(waitForProcess(of: quiet.id, named: "sleep"))
+        XCTAssertNotNil(waitForProcess(of: forker.id, named: "sh"))
+
+        quiet.cancel()  // its sweeps scan /proc
+        XCTAssertEqual(results.wait(for: 1).first?.id, quiet.id)
+        try "go\n".write(toFile: gate, atomically: false, encoding: .utf8)
+        let leader = try XCTUnwrap(waitForProcess(of: forker.id, named: "sh"))
+        XCTAssertTrue(ProcessTable.wait {
+            ProcessTable.processes(of: forker.id, group: nil).contains { $0.group != leader && $0.state != "Z" }
+        }, "the escapee has left the job's group")
+        forker.cancel()
+
+        let result = try XCTUnwrap(results.wait(for: 2).first { $0.id == forker.id })
+        await groups.shutdown()
+        XCTAssertEqual(result.outcome, .cancelled)
+        XCTAssertEqual(result.escapeesKilled, 1, "found by a new scan, not the one before it was forked")
+        XCTAssertTrue(ProcessTable.wait { self.survivors(result).isEmpty }, "left: \(survivors(result))")
+        assertNothingLeft(result)
+    }
+
     /// 6. cgroup tier asked for where it cannot be had: a clear note, and jobs still run.
     func testUnusableCgroupDirectoryFallsBackWithAClearNote() async throws {
         var configuration = Runner.Configuration()

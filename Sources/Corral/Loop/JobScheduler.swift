@@ -18,6 +18,9 @@ final class JobScheduler: LoopObject {
         var shutdownReapTimeout: Duration
         /// The cgroup tier's directory, or nil for the process-group tier.
         var cgroupTree: CgroupTree?
+        /// How long a /proc snapshot serves later sweeps while no process
+        /// has been created since.
+        var sweepSnapshotReuse: Duration = .milliseconds(10)
     }
 
     var tier: Containment { configuration.cgroupTree == nil ? .processGroup : .cgroup }
@@ -64,17 +67,29 @@ final class JobScheduler: LoopObject {
     var jobsInFlight: Int { jobs.count }
 
     private var iterations: IterationCounter?
-    private var snapshot: (iteration: UInt64, value: ProcessSnapshot)?
+    private var snapshot: (iteration: UInt64, lastPID: pid_t?, taken: MonotonicInstant, value: ProcessSnapshot)?
 
-    /// The escapee candidates of this loop iteration (taken on first use).
+    /// The escapee candidates, from a /proc scan shared by every sweep of a
+    /// loop iteration, and by later ones for a short while if no process at
+    /// all has been created since (the kernel's last allocated pid is
+    /// unchanged): an escapee is a new process, forked by the job, so a
+    /// burst of deadlines with nothing being spawned costs a few scans
+    /// instead of one per iteration.
     func processSnapshot() -> ProcessSnapshot {
         if iterations == nil { iterations = IterationCounter(loop: loop) }
         let now = iterations!.iteration
-        if let snapshot, snapshot.iteration == now { return snapshot.value }
+        let lastPID = ProcFiles.lastAllocatedPID()
+        if let snapshot {
+            if snapshot.iteration == now { return snapshot.value }
+            if let lastPID, snapshot.lastPID == lastPID,
+               MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
+                return snapshot.value
+            }
+        }
         let taken = ProcessSnapshot.take(jobGroups: Set(jobs.values.map(\.pid)),
                                          leaders: Set(jobs.values.lazy.filter { !$0.leaderReaped }.map(\.pid)),
                                          buffer: readBuffer)
-        snapshot = (now, taken)
+        snapshot = (now, lastPID, .now(), taken)
         return taken
     }
 

@@ -85,6 +85,22 @@ enum ProcFiles {
         }
     }
 
+    /// The last process id the kernel handed out in this pid namespace
+    /// (`/proc/sys/kernel/ns_last_pid`): it changes whenever any process or
+    /// thread is created. Nil if it cannot be read.
+    static func lastAllocatedPID() -> pid_t? {
+        let fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            guard count > 0 else { return nil }
+            var pid: pid_t = 0
+            for byte in buffer[..<count] where byte >= 0x30 && byte <= 0x39 { pid = pid * 10 + pid_t(byte - 0x30) }
+            return pid
+        }
+    }
+
     /// `/proc/<pid>/comm`.
     static func command(of pid: pid_t) -> String {
         var text = read("/proc/\(pid)/comm") ?? "?"
