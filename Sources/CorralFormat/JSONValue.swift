@@ -36,6 +36,10 @@ public struct JSONWriter {
     public init() {}
 
     public static func quote(_ text: String) -> String {
+        // Most strings (ids, names, paths, times) need no escape: copy them whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {
