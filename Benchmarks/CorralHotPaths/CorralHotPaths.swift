@@ -11,7 +11,7 @@ let benchmarks: @Sendable () -> Void = {
         metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal, .peakMemoryResident],
         warmupIterations: 1,
         scalingFactor: .one,
-        maxDuration: .seconds(5),
+        maxDuration: .seconds(3),
         maxIterations: 20
     )
 
