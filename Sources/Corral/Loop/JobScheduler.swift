@@ -78,17 +78,19 @@ final class JobScheduler: LoopObject {
     func processSnapshot() -> ProcessSnapshot {
         if iterations == nil { iterations = IterationCounter(loop: loop) }
         let now = iterations!.iteration
+        if let snapshot, snapshot.iteration == now { return snapshot.value }
         let lastPID = ProcFiles.lastAllocatedPID()
-        if let snapshot {
-            if snapshot.iteration == now { return snapshot.value }
-            if let lastPID, snapshot.lastPID == lastPID,
-               MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
-                return snapshot.value
-            }
+        if let snapshot, let lastPID, snapshot.lastPID == lastPID,
+           MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
+            return snapshot.value
         }
-        let taken = ProcessSnapshot.take(jobGroups: Set(jobs.values.map(\.pid)),
-                                         leaders: Set(jobs.values.lazy.filter { !$0.leaderReaped }.map(\.pid)),
-                                         buffer: readBuffer)
+        var groups = Set<pid_t>(minimumCapacity: jobs.count)
+        var leaders = Set<pid_t>(minimumCapacity: jobs.count)
+        for job in jobs.values {
+            groups.insert(job.pid)
+            if !job.leaderReaped { leaders.insert(job.pid) }
+        }
+        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: leaders, buffer: readBuffer)
         snapshot = (now, lastPID, .now(), taken)
         return taken
     }
