@@ -30,15 +30,4 @@ public struct Environment: Hashable, Sendable {
         changes[key] = .some(value)
         return Environment(base: base, changes: changes)
     }
-
-    /// The resolved variables, given this process's environment.
-    func resolve(inherited: () -> [String: String]) -> [String: String] {
-        var result: [String: String]
-        switch base {
-        case .inherit: result = inherited()
-        case .exactly(let variables): result = variables
-        }
-        for (key, value) in changes { result[key] = value }
-        return result
-    }
 }

@@ -42,7 +42,7 @@ final class JobSetupTests: CorralTestCase {
             unsetenv("CORRAL_JOB_ID")
             unsetenv("CORRAL_TEST_EMPTY")
         }
-        var expected = ProcessEnvironment.current()
+        var expected = thisProcessEnvironment()
         let result = try await runner.run(JobSpec(.executable("/usr/bin/env", arguments: ["-0"])))
 
         let entries = result.stdout.text.split(separator: "\0").map(String.init)
@@ -151,4 +151,19 @@ final class ConcurrentInputTests: CorralTestCase {
             XCTAssertFalse(result.pipesForceClosed)
         }
     }
+}
+
+/// This process's environment now, read from `environ` (the first of
+/// duplicate names wins, as in getenv).
+private func thisProcessEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var entry = environ
+    while let pointer = entry.pointee {
+        let line = String(cString: pointer)
+        if let equals = line.firstIndex(of: "="), result[String(line[..<equals])] == nil {
+            result[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        entry += 1
+    }
+    return result
 }

@@ -11,18 +11,7 @@ struct LaunchPlan: Sendable {
 
     /// Prepares `spec` for the job `id`; a lookup that fails is a spawn failure.
     static func prepare(_ spec: JobSpec, id: JobID) -> Result<LaunchPlan, SpawnFailure> {
-        let envp: CStringArray
-        let searchPath: String?
-        let marker: [String: String?] = ["CORRAL_JOB_ID": id.rawValue]
-        switch spec.environment.base {
-        case .inherit:
-            (envp, searchPath) = ProcessEnvironment.block(applying: spec.environment.changes.merging(marker) { $1 })
-        case .exactly:
-            var environment = spec.environment.resolve(inherited: ProcessEnvironment.current)
-            environment["CORRAL_JOB_ID"] = id.rawValue
-            envp = CStringArray(environment.map { "\($0.key)=\($0.value)" })
-            searchPath = environment["PATH"]
-        }
+        let (envp, searchPath) = ProcessEnvironment.block(for: spec.environment, jobID: id)
         let path: String
         switch PathLookup.resolve(spec.command.program, searchPath: searchPath) {
         case .success(let found): path = found

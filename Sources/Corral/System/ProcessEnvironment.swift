@@ -3,29 +3,21 @@ import Synchronization
 import Glibc
 #endif
 
-/// This process's environment, read from `environ` at the moment of the call.
+/// A job's environment as `execve` takes it.
 enum ProcessEnvironment {
-    static func current() -> [String: String] {
-        var result: [String: String] = [:]
-        var entry = environ
-        while let pointer = entry.pointee {
-            let line = String(cString: pointer)
-            if let equals = line.firstIndex(of: "=") {
-                let key = String(line[..<equals])
-                if result[key] == nil { result[key] = String(line[line.index(after: equals)...]) }
-            }
-            entry += 1
+    /// `environment` for the job `jobID` (with its `CORRAL_JOB_ID`), as an
+    /// envp, and the PATH the job will have. This runs for every job, and
+    /// thousands may be queued at once, so inherited entries are not copied
+    /// per job: the envp points into a snapshot of `environ` shared by every
+    /// job prepared while the environment stays the same.
+    static func block(for environment: Environment, jobID: JobID) -> (envp: CStringArray, path: String?) {
+        var changes = environment.changes
+        changes["CORRAL_JOB_ID"] = .some(jobID.rawValue)
+        let added = changes.compactMap { name, value in value.map { name + "=" + $0 } }
+        if case .exactly(let variables) = environment.base {
+            let kept = variables.filter { changes[$0.key] == nil }.map { $0.key + "=" + $0.value }
+            return (CStringArray(kept + added), changes["PATH"] ?? variables["PATH"])
         }
-        return result
-    }
-
-    /// This process's environment with `changes` applied (a value sets, nil
-    /// removes), as `execve`'s envp, and the resulting PATH: the same as
-    /// resolving `current()`. This runs for every job, and thousands may be
-    /// queued at once, so the inherited entries are not copied per job: the
-    /// envp points into a snapshot of `environ` shared by every job prepared
-    /// while the environment stays the same.
-    static func block(applying changes: [String: String?]) -> (envp: CStringArray, path: String?) {
         let snapshot = EnvironmentSnapshot.current()
         let replaced = changes.keys.map { Array($0.utf8) }
         var kept: [UnsafePointer<CChar>] = []
@@ -33,14 +25,7 @@ enum ProcessEnvironment {
         for entry in snapshot.entries where !replaced.contains(where: entry.hasKey) {
             kept.append(entry.pointer)
         }
-        var path = replaced.contains(where: { $0.elementsEqual("PATH".utf8) }) ? nil : snapshot.path
-        var added: [String] = []
-        for (name, value) in changes {
-            guard let value else { continue }
-            added.append(name + "=" + value)
-            if name == "PATH" { path = value }
-        }
-        return (CStringArray(sharing: kept, of: snapshot, strings: added), path)
+        return (CStringArray(sharing: kept, of: snapshot, strings: added), changes["PATH"] ?? snapshot.path)
     }
 }
 
@@ -88,7 +73,7 @@ final class EnvironmentSnapshot: @unchecked Sendable {
             let key = Array(UnsafeRawBufferPointer(start: copy, count: entry.keyLength))
             guard !entries.contains(where: { $0.hasKey(key) }) else { continue }
             entries.append(entry)
-            if entry.hasKey(Array("PATH".utf8)) { path = String(cString: equals + 1) }
+            if entry.hasKey(EnvironmentSnapshot.pathKey) { path = String(cString: equals + 1) }
         }
         self.entries = entries
         self.path = path
@@ -107,6 +92,7 @@ final class EnvironmentSnapshot: @unchecked Sendable {
         return cursor.pointee == nil
     }
 
+    private static let pathKey = Array("PATH".utf8)
     private static let latest = Mutex<EnvironmentSnapshot?>(nil)
 
     /// The snapshot of `environ` as it is now: the last one if nothing has
