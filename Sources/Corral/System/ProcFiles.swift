@@ -7,22 +7,14 @@ import Glibc
 enum ProcFiles {
     /// The whole of a small file, or nil if it cannot be read.
     static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return read(fd: fd, from: 0)
+        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Reads an open file from `offset` to its end (cgroup.events is re-read this way).
-    static func read(fd: Int32, from offset: Int) -> String? {
-        readBytes(fd: fd, from: offset).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// The bytes of an open file from `offset` to its end, or nil on an error.
-    static func readBytes(fd: Int32, from offset: Int) -> [UInt8]? {
+    /// The bytes of an open file, or nil on an error.
+    static func readBytes(fd: Int32) -> [UInt8]? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
-        var position = offset
+        var position = 0
         while true {
             let count = pread(fd, &chunk, chunk.count, off_t(position))
             if count < 0, errno == EINTR { continue }
@@ -125,7 +117,7 @@ enum ProcFiles {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        return readBytes(fd: fd, from: 0)
+        return readBytes(fd: fd)
     }
 }
 
