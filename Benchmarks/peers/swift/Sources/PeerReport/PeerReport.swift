@@ -37,6 +37,18 @@ public final class PeerReport: Sendable {
     }
 
     public func setJobs(_ count: Int) { state.withLock { $0.jobs = count } }
+
+    /// Runs `count` jobs with at most `limit` in flight, each counted as
+    /// delivered when `job` returns and as failed when it throws.
+    public func runJobs(count: Int, limit: Int, _ job: @escaping @Sendable () async throws -> Void) async {
+        setJobs(count)
+        await runBounded(count: count, limit: limit) {
+            do {
+                try await job()
+                self.delivered()
+            } catch { self.fail(error) }
+        }
+    }
     public func setThroughput(bytes: Int, seconds: Double) {
         state.withLock { $0.megabytesPerSecond = Double(bytes) / 1e6 / seconds }
     }

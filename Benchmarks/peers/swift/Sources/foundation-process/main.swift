@@ -20,17 +20,11 @@ var heap: UnsafeMutableRawPointer?
 var start = ContinuousClock.now
 switch workload {
 case .spawn(let count, let inFlight):
-    report.setJobs(count)
-    await runBounded(count: count, limit: inFlight) {
-        do { try await runToEnd("/bin/true", []); report.delivered() } catch { report.fail(error) }
-    }
+    await report.runJobs(count: count, limit: inFlight) { try await runToEnd("/bin/true", []) }
 case .bigHeap(let mebibytes, let count):
     heap = PeerReport.growHeap(mebibytes: mebibytes)
     start = ContinuousClock.now
-    report.setJobs(count)
-    await runBounded(count: count, limit: 1) {
-        do { try await runToEnd("/bin/true", []); report.delivered() } catch { report.fail(error) }
-    }
+    await report.runJobs(count: count, limit: 1) { try await runToEnd("/bin/true", []) }
 case .deadline(let count, let seconds):
     report.setJobs(count)
     await runBounded(count: count, limit: count) {
@@ -50,10 +44,7 @@ case .deadline(let count, let seconds):
         } catch { report.fail(error) }
     }
 case .trickle(let count):
-    report.setJobs(count)
-    await runBounded(count: count, limit: count) {
-        do { try await runToEnd("/bin/sleep", ["1"]); report.delivered() } catch { report.fail(error) }
-    }
+    await report.runJobs(count: count, limit: count) { try await runToEnd("/bin/sleep", ["1"]) }
 case .throughput(let bytes):
     report.setJobs(1)
     let process = Process()
