@@ -27,21 +27,24 @@ def become_subreaper():
 
 
 def kill_leftovers(keep):
-    """SIGKILL every child of this driver but `keep`, and reap them."""
-    children = []
-    for task in os.listdir("/proc/self/task"):
-        try:
-            children += [int(pid) for pid in open(f"/proc/self/task/{task}/children").read().split()]
-        except OSError:
-            pass
-    for pid in children:
-        if pid == keep:
-            continue
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+    """SIGKILL every child of this driver but `keep`, and reap them; again
+    until none is left, since a killed child's own children come here next."""
+    while True:
+        children = []
+        for task in os.listdir("/proc/self/task"):
+            try:
+                children += [int(pid) for pid in open(f"/proc/self/task/{task}/children").read().split()]
+            except OSError:
+                pass
+        children = [pid for pid in children if pid != keep]
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
 
 def measure(command, env=None, parse_report=None, limit=None, deadline=None):
