@@ -43,6 +43,15 @@ public struct JobSpec: Hashable, Sendable {
         self.command = command
     }
 
+    /// The longest `timeout`, `killGrace` or `drainTimeout` accepted: 3650
+    /// days. Past it `validate()` refuses the spec, so no deadline
+    /// arithmetic can overflow.
+    public static let maximumDuration = Duration.seconds(3650 * 86_400)
+
+    /// The uid and gid that mean "unchanged" to setuid(2) and setgid(2):
+    /// never accepted as an identity.
+    static let unchangedID = UInt32.max
+
     /// Checks the spec; throws `CorralError.invalidSpec` naming the field.
     public func validate() throws(CorralError) {
         func invalid(_ field: String, _ message: String) -> CorralError {
@@ -73,12 +82,29 @@ public struct JobSpec: Hashable, Sendable {
             }
             if value.utf8.contains(0) { throw invalid("environment", "the value of \(key) contains a NUL byte") }
         }
-        if case .name(let name) = user, name.isEmpty { throw invalid("user", "is empty") }
-        if case .name(let name) = group, name.isEmpty { throw invalid("group", "is empty") }
+        switch user {
+        case .name(let name)?:
+            if name.isEmpty { throw invalid("user", "is empty") }
+            if name.utf8.contains(0) { throw invalid("user", "contains a NUL byte") }
+        case .id(JobSpec.unchangedID)?: throw invalid("user", "\(JobSpec.unchangedID) is not a uid (it means 'unchanged')")
+        default: break
+        }
+        switch group {
+        case .name(let name)?:
+            if name.isEmpty { throw invalid("group", "is empty") }
+            if name.utf8.contains(0) { throw invalid("group", "contains a NUL byte") }
+        case .id(JobSpec.unchangedID)?: throw invalid("group", "\(JobSpec.unchangedID) is not a gid (it means 'unchanged')")
+        default: break
+        }
         if case .bytes(let limit) = outputLimit, limit < 0 { throw invalid("outputLimit", "is negative") }
-        if let timeout, timeout < .zero { throw invalid("timeout", "is negative") }
-        if killGrace < .zero { throw invalid("killGrace", "is negative") }
-        if drainTimeout < .zero { throw invalid("drainTimeout", "is negative") }
+        if let timeout {
+            if timeout <= .zero { throw invalid("timeout", "must be more than zero (nil for no timeout)") }
+            if timeout > JobSpec.maximumDuration { throw invalid("timeout", "is more than the maximum of 3650 days") }
+        }
+        for (field, value) in [("killGrace", killGrace), ("drainTimeout", drainTimeout)] {
+            if value < .zero { throw invalid(field, "is negative") }
+            if value > JobSpec.maximumDuration { throw invalid(field, "is more than the maximum of 3650 days") }
+        }
         if stopSignal.rawValue <= 0 || stopSignal.rawValue >= 65 {
             throw invalid("stopSignal", "\(stopSignal.rawValue) is not a signal number")
         }

@@ -20,11 +20,19 @@ public struct MonotonicInstant: Hashable, Comparable, Sendable {
     }
 
     public static func - (lhs: MonotonicInstant, rhs: MonotonicInstant) -> Duration {
-        .nanoseconds(Int64(lhs.nanoseconds) - Int64(rhs.nanoseconds))
+        // Both are readings of one clock, well inside Int64 once subtracted.
+        .nanoseconds(Int64(bitPattern: lhs.nanoseconds &- rhs.nanoseconds))
     }
 
     public static func + (lhs: MonotonicInstant, rhs: Duration) -> MonotonicInstant {
-        MonotonicInstant(nanoseconds: UInt64(Int64(lhs.nanoseconds) + rhs.nanosecondsClamped))
+        // Saturates instead of trapping: an instant past the end of the clock is "never".
+        let delta = rhs.nanosecondsClamped
+        if delta >= 0 {
+            let (sum, overflow) = lhs.nanoseconds.addingReportingOverflow(UInt64(delta))
+            return MonotonicInstant(nanoseconds: overflow ? .max : sum)
+        }
+        let magnitude = delta == .min ? UInt64(Int64.max) + 1 : UInt64(-delta)
+        return MonotonicInstant(nanoseconds: lhs.nanoseconds > magnitude ? lhs.nanoseconds - magnitude : 0)
     }
 }
 
@@ -76,6 +84,6 @@ extension Duration {
     var timerMilliseconds: UInt64 {
         let nanos = nanosecondsClamped
         if nanos <= 0 { return 0 }
-        return UInt64((nanos + 999_999) / 1_000_000)
+        return UInt64(nanos / 1_000_000) + (nanos % 1_000_000 == 0 ? 0 : 1)
     }
 }
