@@ -75,6 +75,12 @@ let package = Package(
             dependencies: ["Corral", "CCorral"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The parser, the spec decoder and the text formats, on their own.
+        .testTarget(
+            name: "CorralFormatTests",
+            dependencies: ["CorralFormat", "Corral"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // Helpers the end-to-end test targets share (not a test bundle).
         .target(
             name: "CorralTestSupport",
@@ -105,6 +111,22 @@ if ProcessInfo.processInfo.environment["CORRAL_ENGINE_ONLY"] != nil {
     package.targets.removeAll { !engine.contains($0.name) }
     package.products = [.library(name: "Corral", targets: ["Corral"])]
     package.dependencies = []
+}
+
+// The libFuzzer target over everything that reads outside input
+// (scripts/fuzz): the engine and the formats only, built with
+// -sanitize=fuzzer,address by that script.
+if ProcessInfo.processInfo.environment["CORRAL_FUZZ"] != nil {
+    let kept: Set<String> = ["CLibUV", "CCorral", "Corral", "CorralFormat"]
+    package.targets.removeAll { !kept.contains($0.name) }
+    package.products = []
+    package.dependencies = []
+    package.targets.append(.executableTarget(
+        name: "corral-fuzz",
+        dependencies: ["CorralFormat", "Corral"],
+        path: "Fuzz/CorralFuzz",
+        swiftSettings: [.swiftLanguageMode(.v6)]
+    ))
 }
 
 // Benchmarks (scripts/bench) are declared only on request, so `swift test`

@@ -1,21 +1,12 @@
-/// A JSON value as decoded, keeping booleans apart from numbers.
-public enum JSONValue: Decodable, Sendable, Equatable {
+/// A JSON value as `JSONParser` reads it: booleans apart from numbers,
+/// numbers as written.
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
-    case number(Double)
+    case number(JSONNumber)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
-    }
 
     var kind: String {
         switch self {
@@ -66,4 +57,21 @@ public struct JSONWriter {
     public mutating func addRaw(_ key: String, _ json: String) { fields.append(JSONWriter.quote(key) + ":" + json) }
 
     public var text: String { "{" + fields.joined(separator: ",") + "}" }
+}
+
+extension JSONValue {
+    /// The value as compact JSON text (object keys sorted), which
+    /// `JSONParser` reads back to an equal value.
+    public var jsonText: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(let number): return number.text
+        case .string(let text): return JSONWriter.quote(text)
+        case .array(let items): return "[" + items.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.sorted { $0.key < $1.key }
+                .map { JSONWriter.quote($0.key) + ":" + $0.value.jsonText }.joined(separator: ",") + "}"
+        }
+    }
 }
