@@ -39,9 +39,11 @@ public enum JobResultJSON {
         (result.timing.duration.seconds * 1000).rounded() / 1000
     }
 
-    public static func encode(_ result: JobResult, id: String) -> String {
+    /// One result object; `line` is the input line of the spec, for `corral batch`.
+    public static func encode(_ result: JobResult, id: String, line: Int? = nil) -> String {
         var json = JSONWriter()
         json.add("id", id)
+        if let line { json.add("line", line) }
         json.add("outcome", outcomeName(result.outcome))
         let (exitCode, signal) = leaderEnd(result)
         json.add("exit_code", exitCode)

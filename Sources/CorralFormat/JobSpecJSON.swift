@@ -1,5 +1,4 @@
 import Corral
-import Foundation
 
 /// Decodes one job spec from JSON, the schema `corral batch` reads and the
 /// agent's API takes. Every problem is reported naming the field.
@@ -21,41 +20,89 @@ public enum JobSpecJSON {
         "kill_after", "drain", "max_output", "combine_output", "leave_running", "user", "group",
     ]
 
+    /// The longest `id` accepted, in bytes.
+    public static let maximumIDLength = 1024
+
     /// Decodes `text`; `defaultID` is used when the spec has no `id`.
     public static func decode(_ text: some StringProtocol, defaultID: String, defaults: Defaults = Defaults())
         -> Result<Decoded, SpecError>
     {
+        decode(bytes: text.utf8, defaultID: defaultID, defaults: defaults)
+    }
+
+    /// Decodes one spec from the bytes of a JSON object, strictly: invalid
+    /// UTF-8, duplicate keys, unknown fields, fractions where a whole number
+    /// is meant and values out of their documented range are errors naming
+    /// the field, never repaired or clamped.
+    public static func decode(bytes: some Collection<UInt8>, defaultID: String, defaults: Defaults = Defaults())
+        -> Result<Decoded, SpecError>
+    {
         let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
-        } catch {
-            return .failure(SpecError(id: defaultID, field: nil, message: "not valid JSON: \(describe(error))"))
+        switch JSONParser.parse(bytes) {
+        case .success(let parsed): value = parsed
+        case .failure(let failure):
+            return .failure(SpecError(id: defaultID, field: nil, message: "not valid JSON: \(failure)"))
         }
         guard case .object(let object) = value else {
             return .failure(SpecError(id: defaultID, field: nil, message: "expected a JSON object, got \(value.kind)"))
         }
         var id = defaultID
         switch object["id"] {
-        case .string(let given)?: id = given
-        case .number(let number)? where number == number.rounded(): id = String(Int(number))
+        case .string(let given)?:
+            guard given.utf8.count <= maximumIDLength else {
+                return .failure(SpecError(id: defaultID, field: "id", message: "is longer than \(maximumIDLength) bytes"))
+            }
+            id = given
+        case .number(let number)?:
+            guard let whole = number.integer else {
+                return .failure(SpecError(id: defaultID, field: "id",
+                                          message: "expected a string or a whole number that fits 64 bits, got \(number)"))
+            }
+            id = String(whole)
         case nil, .null?: break
         case let other?: return .failure(SpecError(id: defaultID, field: "id", message: "expected a string, got \(other.kind)"))
         }
         do {
             return .success(Decoded(id: id, spec: try spec(from: object, defaults: defaults)))
-        } catch let error as FieldError {
-            return .failure(SpecError(id: id, field: error.field, message: error.message))
         } catch {
-            return .failure(SpecError(id: id, field: nil, message: "\(error)"))
+            return .failure(SpecError(id: id, field: error.field, message: error.message))
         }
     }
 
     private struct FieldError: Error {
         let field: String
         let message: String
+
+        init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+
+        /// `JobSpec.validate()`'s message ("arguments[0]: contains a NUL
+        /// byte") in this schema's own field names ("argv[1]").
+        init(libraryMessage: String, command: Command) {
+            let colon = libraryMessage.firstIndex(of: ":") ?? libraryMessage.endIndex
+            let name = libraryMessage[..<colon]
+            let rest = libraryMessage[colon...].drop(while: { $0 == ":" || $0 == " " })
+            let isShell = if case .shell = command { true } else { false }
+            switch name {
+            case "command": field = isShell ? "shell" : "argv"
+            case "workingDirectory": field = "cwd"
+            case "environment": field = "env"
+            case "outputLimit": field = "max_output"
+            case "killGrace": field = "kill_after"
+            case "drainTimeout": field = "drain"
+            case "stopSignal": field = "signal"
+            case _ where name.hasPrefix("arguments["):
+                let index = Int(name.dropFirst("arguments[".count).dropLast()) ?? 0
+                field = "argv[\(index + 1)]"
+            default: field = String(name)
+            }
+            message = String(rest)
+        }
     }
 
-    private static func spec(from object: [String: JSONValue], defaults: Defaults) throws -> JobSpec {
+    private static func spec(from object: [String: JSONValue], defaults: Defaults) throws(FieldError) -> JobSpec {
         if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
             throw FieldError(field: unknown, message: "unknown field")
         }
@@ -98,20 +145,23 @@ public enum JobSpecJSON {
         if try reader.bool("leave_running") { spec.lingering = .leaveRunning }
         if let user = object["user"] {
             switch user {
-            case .number(let id) where id >= 0 && id == id.rounded(): spec.user = .id(UInt32(id))
-            default: spec.user = .name(try reader.string("user", user))
+            case .number(let number): spec.user = .id(try reader.identity("user", number))
+            default: spec.user = .name(try reader.name("user", user))
             }
         }
         if let group = object["group"] {
             switch group {
-            case .number(let id) where id >= 0 && id == id.rounded(): spec.group = .id(UInt32(id))
-            default: spec.group = .name(try reader.string("group", group))
+            case .number(let number): spec.group = .id(try reader.identity("group", number))
+            default: spec.group = .name(try reader.name("group", group))
             }
+        }
+        if spec.timeout == .zero {
+            throw FieldError(field: "timeout", message: "must be more than 0 (leave it out or null for no timeout)")
         }
         do {
             try spec.validate()
         } catch {
-            throw FieldError(field: error.message.split(separator: ":").first.map(String.init) ?? "spec", message: error.message)
+            throw FieldError(libraryMessage: error.message, command: spec.command)
         }
         return spec
     }
@@ -119,17 +169,38 @@ public enum JobSpecJSON {
     private struct FieldReader {
         let object: [String: JSONValue]
 
-        func string(_ field: String, _ value: JSONValue) throws -> String {
+        func string(_ field: String, _ value: JSONValue) throws(FieldError) -> String {
             guard case .string(let text) = value else { throw FieldError(field: field, message: "expected a string, got \(value.kind)") }
             return text
         }
 
-        func strings(_ field: String, _ value: JSONValue) throws -> [String] {
+        func strings(_ field: String, _ value: JSONValue) throws(FieldError) -> [String] {
             guard case .array(let items) = value else { throw FieldError(field: field, message: "expected an array of strings, got \(value.kind)") }
-            return try items.enumerated().map { try string("\(field)[\($0.offset)]", $0.element) }
+            var strings: [String] = []
+            for (index, item) in items.enumerated() { strings.append(try string("\(field)[\(index)]", item)) }
+            return strings
         }
 
-        func bool(_ field: String) throws -> Bool {
+        /// A user or group name: a non-empty string that is not a number
+        /// in disguise (numbers are given as JSON numbers).
+        func name(_ field: String, _ value: JSONValue) throws(FieldError) -> String {
+            let text = try string(field, value)
+            if text.isEmpty { throw FieldError(field: field, message: "is empty") }
+            if text.first == "-" || text.allSatisfy({ ("0"..."9").contains($0) }) {
+                throw FieldError(field: field, message: "expected a name or a number from 0 to 4294967294, got \"\(text)\"")
+            }
+            return text
+        }
+
+        /// A uid or gid: whole, 0 to 2^32 - 2 (2^32 - 1 means "unchanged").
+        func identity(_ field: String, _ number: JSONNumber) throws(FieldError) -> UInt32 {
+            guard let whole = number.integer, whole >= 0, whole < Int64(UInt32.max) else {
+                throw FieldError(field: field, message: "expected a name or a number from 0 to 4294967294, got \(number)")
+            }
+            return UInt32(whole)
+        }
+
+        func bool(_ field: String) throws(FieldError) -> Bool {
             switch object[field] {
             case nil, .null?: return false
             case .bool(let flag)?: return flag
@@ -137,11 +208,11 @@ public enum JobSpecJSON {
             }
         }
 
-        func duration(_ field: String) throws -> Duration? {
+        func duration(_ field: String) throws(FieldError) -> Duration? {
             switch object[field] {
             case nil, .null?: return nil
             case .number(let seconds)?:
-                guard let duration = DurationText.parse(seconds: seconds) else {
+                guard let duration = DurationText.parse(seconds: seconds.double) else {
                     throw FieldError(field: field, message: "expected \(DurationText.accepted), got \(seconds)")
                 }
                 return duration
@@ -154,23 +225,31 @@ public enum JobSpecJSON {
             }
         }
 
-        func size(_ field: String) throws -> OutputLimit? {
+        func size(_ field: String) throws(FieldError) -> OutputLimit? {
             let bytes: Int?
             switch object[field] {
             case nil, .null?: return nil
-            case .number(let number)?: bytes = number >= 0 && number == number.rounded() ? Int(number) : nil
-            case .string(let text)?: bytes = SizeText.parse(text)
+            case .number(let number)?:
+                bytes = number.integer.flatMap { $0 >= 0 && $0 <= Int64(SizeText.maximum) ? Int($0) : nil }
+                guard bytes != nil else { throw FieldError(field: field, message: "expected \(SizeText.accepted), got \(number)") }
+            case .string(let text)?:
+                bytes = SizeText.parse(text)
+                guard bytes != nil else { throw FieldError(field: field, message: "expected \(SizeText.accepted), got \"\(text)\"") }
             case let other?: throw FieldError(field: field, message: "expected \(SizeText.accepted), got \(other.kind)")
             }
             guard let bytes else { throw FieldError(field: field, message: "expected \(SizeText.accepted)") }
             return bytes == 0 ? .unlimited : .bytes(bytes)
         }
 
-        func signal(_ field: String, _ value: JSONValue) throws -> Signal {
+        func signal(_ field: String, _ value: JSONValue) throws(FieldError) -> Signal {
             let text: String
             switch value {
             case .string(let given): text = given
-            case .number(let number): text = String(Int(number))
+            case .number(let number):
+                guard let whole = number.integer, (1...64).contains(whole) else {
+                    throw FieldError(field: field, message: "expected a signal name or a number from 1 to 64, got \(number)")
+                }
+                text = String(whole)
             default: throw FieldError(field: field, message: "expected a signal name or number, got \(value.kind)")
             }
             guard let signal = Signal(parsing: text) else {
@@ -178,13 +257,6 @@ public enum JobSpecJSON {
             }
             return signal
         }
-    }
-
-    private static func describe(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return (context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription)
-        }
-        return "\(error)"
     }
 }
 
@@ -196,6 +268,6 @@ public struct SpecError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         guard let field else { return message }
-        return message.hasPrefix(field) ? message : "\(field): \(message)"
+        return "\(field): \(message)"
     }
 }

@@ -28,8 +28,9 @@ struct JobRoutes: Sendable {
         }
         var request = request
         let body = try await request.collectBody(upTo: service.configuration.maxBodyBytes)
-        guard let text = body.getString(at: body.readerIndex, length: body.readableBytes) else {
-            throw APIError.badSpec(field: nil, message: "the body is not UTF-8")
+        // Strict: invalid UTF-8 is refused, never repaired into a different command.
+        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+            throw APIError.badSpec(field: nil, message: "the body is not valid UTF-8")
         }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         switch try await service.submit(body: text, idempotencyKey: key) {
