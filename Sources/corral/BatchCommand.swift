@@ -32,15 +32,15 @@ struct BatchCommand: ParsableCommand {
 
     @Argument(help: ArgumentHelp("JSON Lines file of job specs; - or nothing for standard input.", valueName: "file"))
     var input: String?
-    @Option(name: [.customShort("j"), .customLong("jobs")], help: ArgumentHelp("Jobs in flight at once.", valueName: "n"))
+    @Option(name: [.customShort("j"), .customLong("jobs")], parsing: .unconditional, help: ArgumentHelp("Jobs in flight at once.", valueName: "n"))
     var jobs: Int = 64
-    @Option(help: ArgumentHelp("Timeout for specs that give none.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Timeout for specs that give none.", valueName: "duration"))
     var timeout: String?
-    @Option(help: ArgumentHelp("Write result lines here instead of standard output.", valueName: "file"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Write result lines here instead of standard output.", valueName: "file"))
     var output: String?
-    @Option(help: ArgumentHelp("Also write GNU parallel's joblog here.", valueName: "file"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Also write GNU parallel's joblog here.", valueName: "file"))
     var joblog: String?
-    @Option(name: .customLong("max-output"), help: ArgumentHelp("Bytes kept per stream for specs that give none (default 1MiB, 0 = unlimited).", valueName: "size"))
+    @Option(name: .customLong("max-output"), parsing: .unconditional, help: ArgumentHelp("Bytes kept per stream for specs that give none (default 1MiB, 0 = unlimited).", valueName: "size"))
     var maxOutput: String?
     @Flag(name: .customLong("fail-fast"), help: "Stop at the first job that does not exit 0; the rest are cancelled.")
     var failFast = false
@@ -49,10 +49,18 @@ struct BatchCommand: ParsableCommand {
     @Flag(help: "Show the progress line even when stderr is not a terminal.")
     var progress = false
 
+    /// `-j` at most: more than the pid space of most hosts (32768 by default).
+    static let maximumJobs = 100_000
+
     func validate() throws {
-        guard jobs >= 1 else { throw ValidationError("--jobs: expected a number of jobs of at least 1, got \(jobs)") }
-        if let timeout, DurationText.parse(timeout) == nil {
-            throw ValidationError("--timeout: expected \(DurationText.accepted), got '\(timeout)'")
+        guard (1...BatchCommand.maximumJobs).contains(jobs) else {
+            throw ValidationError("--jobs: expected a number of jobs from 1 to \(BatchCommand.maximumJobs), got \(jobs)")
+        }
+        if let timeout {
+            guard let limit = DurationText.parse(timeout) else {
+                throw ValidationError("--timeout: expected \(DurationText.accepted), got '\(timeout)'")
+            }
+            guard limit > .zero else { throw ValidationError("--timeout: must be more than 0 (leave it out for no timeout)") }
         }
         if let maxOutput, SizeText.parse(maxOutput) == nil {
             throw ValidationError("--max-output: expected \(SizeText.accepted), got '\(maxOutput)'")
@@ -99,9 +107,9 @@ struct BatchCommand: ParsableCommand {
         var lineNumber = 0
         while let line = reader.next() {
             lineNumber += 1
-            if line.allSatisfy(\.isWhitespace) { continue }
+            if LineReader.isBlank(line) { continue }
             let decoded: JobSpecJSON.Decoded
-            switch JobSpecJSON.decode(line, defaultID: String(lineNumber), defaults: defaults) {
+            switch JobSpecJSON.decode(bytes: line, defaultID: String(lineNumber), defaults: defaults) {
             case .failure(let error):
                 results.writeLine(JobResultJSON.invalidSpec(error, line: lineNumber))
                 stats.record(outcome: "invalid_spec", success: false, duration: nil, ran: false)
@@ -111,7 +119,7 @@ struct BatchCommand: ParsableCommand {
                 decoded = value
             }
             if stopping.isSet {
-                answerCancelled(id: decoded.id, results: results, stats: stats)
+                answerCancelled(id: decoded.id, line: lineNumber, results: results, stats: stats)
                 continue
             }
             window.wait()
@@ -121,7 +129,7 @@ struct BatchCommand: ParsableCommand {
             let command = decoded.spec.command.displayText
             do {
                 try runner.submit(decoded.spec) { result in
-                    results.writeLine(JobResultJSON.encode(result, id: decoded.id))
+                    results.writeLine(JobResultJSON.encode(result, id: decoded.id, line: sequence))
                     log?.record(sequence: sequence, command: command, sent: sent, result: result)
                     let failed = stats.record(outcome: JobResultJSON.outcomeName(result.outcome),
                                               success: result.outcome == .exited(0),
@@ -133,7 +141,7 @@ struct BatchCommand: ParsableCommand {
                 stats.submitted()
             } catch {
                 // The runner was shut down (interrupted, or --fail-fast) between check and submit.
-                answerCancelled(id: decoded.id, results: results, stats: stats)
+                answerCancelled(id: decoded.id, line: sequence, results: results, stats: stats)
                 window.signal()
                 outstanding.leave()
             }
@@ -142,13 +150,18 @@ struct BatchCommand: ParsableCommand {
         shutdown(runner)
         if showProgress { stats.drawProgress(force: true); FileOutput.standardError.write("\n") }
         if !quiet { FileOutput.standardError.writeLine(stats.summary()) }
+        if let error = reader.readError {
+            FileOutput.standardError.writeLine("corral: \(error) (after line \(lineNumber)); the lines after it were not run")
+            throw ExitCode(ExitCodes.corralError)
+        }
         if let received = forwarder.signal { throw ExitCode(128 + Int32(received)) }
         throw ExitCode(stats.anyFailed ? 1 : 0)
     }
 
-    private func answerCancelled(id: String, results: FileOutput, stats: BatchStats) {
+    private func answerCancelled(id: String, line: Int, results: FileOutput, stats: BatchStats) {
         var json = JSONWriter()
         json.add("id", id)
+        json.add("line", line)
         json.add("outcome", "cancelled")
         json.add("exit_code", nil as Int?)
         json.add("signal", nil as String?)

@@ -32,6 +32,7 @@ struct CorralCommand: ParsableCommand {
     /// Parses and runs, with corral's exit codes: a usage error is 125 (as
     /// timeout(1) has it), not ArgumentParser's 64.
     static func main() {
+        ProcessSetup.prepare()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -5,38 +5,62 @@ import Glibc
 /// Reads a file (or standard input) line by line, holding one line at a time.
 final class LineReader {
     private let file: UnsafeMutablePointer<FILE>
-    private let ownsFile: Bool
     private var buffer: UnsafeMutablePointer<CChar>?
     private var capacity = 0
+    /// What ended the input early, if a read failed (not end of file).
+    private(set) var readError: CLIError?
+    private let name: String
 
     /// `path` nil or "-" reads standard input.
     init(path: String?) throws(CLIError) {
+        let fd: Int32
         if let path, path != "-" {
-            guard let file = fopen(path, "re") else {
-                throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            self.file = file
-            ownsFile = true
+            name = path
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
         } else {
-            file = fdopen(dup(STDIN_FILENO), "r")!
-            ownsFile = true
+            name = "standard input"
+            if ProcessSetup.closedAtStart.contains(STDIN_FILENO) { throw CLIError("cannot read standard input: it is closed") }
+            fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
+            guard fd >= 0 else { throw CLIError("cannot read standard input: \(String(cString: strerror(errno)))") }
         }
+        var info = stat()
+        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw CLIError("cannot read \(name): it is a directory")
+        }
+        guard let file = fdopen(fd, "r") else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw CLIError("cannot read \(name): \(message)")
+        }
+        self.file = file
     }
 
     deinit {
         free(buffer)
-        if ownsFile { fclose(file) }
+        fclose(file)
     }
 
-    /// The next line without its newline, or nil at end of input.
-    func next() -> String? {
+    /// The next line's bytes without the newline, or nil at end of input or
+    /// on a read error (then `readError` says what happened).
+    func next() -> [UInt8]? {
+        clearerr(file)
         let count = getline(&buffer, &capacity, file)
-        guard count >= 0, let buffer else { return nil }
+        guard count >= 0, let buffer else {
+            if ferror(file) != 0 { readError = CLIError("reading \(name) failed: \(String(cString: strerror(errno)))") }
+            return nil
+        }
         var length = count
         if length > 0, buffer[length - 1] == 0x0A { length -= 1 }
         return buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
-            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+            Array(UnsafeBufferPointer(start: $0, count: length))
         }
+    }
+
+    /// Whether a line holds nothing but blanks (space, tab, CR).
+    static func isBlank(_ line: [UInt8]) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
     /// Counts the lines of a regular file (for progress), nil for anything else.
@@ -45,7 +69,7 @@ final class LineReader {
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         var count = 0
-        while let line = reader.next() { if !line.allSatisfy(\.isWhitespace) { count += 1 } }
+        while let line = reader.next() { if !isBlank(line) { count += 1 } }
         return count
     }
 }
