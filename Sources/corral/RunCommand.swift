@@ -27,17 +27,17 @@ struct RunCommand: ParsableCommand {
             got INT/TERM/HUP.
             """)
 
-    @Option(help: ArgumentHelp("Stop the command after this long.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop the command after this long.", valueName: "duration"))
     var timeout: String?
-    @Option(help: ArgumentHelp("Stop signal sent to the whole group (default TERM).", valueName: "signal"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop signal sent to the whole group (default TERM).", valueName: "signal"))
     var signal: String = "TERM"
-    @Option(name: .customLong("kill-after"), help: ArgumentHelp("Grace between the stop signal and KILL (default 2s).", valueName: "duration"))
+    @Option(name: .customLong("kill-after"), parsing: .unconditional, help: ArgumentHelp("Grace between the stop signal and KILL (default 2s).", valueName: "duration"))
     var killAfter: String = "2s"
-    @Option(help: ArgumentHelp("How long to wait for output after the command exits before closing its pipes (default 1s).", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long to wait for output after the command exits before closing its pipes (default 1s).", valueName: "duration"))
     var drain: String = "1s"
     @Flag(help: "Run the single COMMAND argument as /bin/sh -c text.")
     var shell = false
-    @Option(help: ArgumentHelp("Working directory.", valueName: "dir"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Working directory.", valueName: "dir"))
     var cwd: String?
     @Option(name: .customLong("env"), help: ArgumentHelp("Set a variable (repeatable).", valueName: "K=V"))
     var environment: [String] = []
@@ -45,11 +45,11 @@ struct RunCommand: ParsableCommand {
     var unsetEnvironment: [String] = []
     @Flag(name: .customLong("clear-env"), help: "Start from an empty environment (plus --env).")
     var clearEnvironment = false
-    @Option(help: ArgumentHelp("Run as this user (needs root).", valueName: "name|uid"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run as this user (needs root).", valueName: "name|uid"))
     var user: String?
-    @Option(help: ArgumentHelp("Run with this group (needs root).", valueName: "name|gid"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run with this group (needs root).", valueName: "name|gid"))
     var group: String?
-    @Option(name: .customLong("max-output"), help: ArgumentHelp("With --json: bytes kept per stream, head and tail (default 1MiB, 0 = unlimited).", valueName: "size"))
+    @Option(name: .customLong("max-output"), parsing: .unconditional, help: ArgumentHelp("With --json: bytes kept per stream, head and tail (default 1MiB, 0 = unlimited).", valueName: "size"))
     var maxOutput: String = "1MiB"
     @Flag(help: "Send the command's stderr into its stdout, in order.")
     var combine = false
@@ -73,10 +73,7 @@ struct RunCommand: ParsableCommand {
         let runner = try Runner(configuration: configuration)
         let finished = DispatchSemaphore(value: 0)
         let outcome = ResultSlot()
-        let json = self.json
-        var stream: (@Sendable (OutputChunk) -> Void)?
-        if !json { stream = RunCommand.streamToOwnOutput }
-        let handle = try runner.submit(spec, onOutput: stream, onCompletion: { result in
+        let handle = try runner.submit(spec, onCompletion: { result in
             outcome.set(result)
             finished.signal()
         })
@@ -96,12 +93,6 @@ struct RunCommand: ParsableCommand {
         throw ExitCode(ExitCodes.code(for: result))
     }
 
-    /// Writes a chunk to corral's own stdout or stderr, as it arrives.
-    @Sendable private static func streamToOwnOutput(_ chunk: OutputChunk) {
-        let sink: FileOutput = chunk.stream == .stderr ? .standardError : .standardOutput
-        sink.write(chunk.bytes)
-    }
-
     private func makeSpec() throws(CLIError) -> JobSpec {
         var words = command
         if words.first == "--" {
@@ -117,7 +108,11 @@ struct RunCommand: ParsableCommand {
         } else {
             spec = JobSpec(.executable(program, arguments: Array(words.dropFirst())))
         }
-        if let timeout { spec.timeout = try duration(timeout, flag: "--timeout") }
+        if let timeout {
+            let limit = try duration(timeout, flag: "--timeout")
+            guard limit > .zero else { throw CLIError("--timeout: must be more than 0 (leave it out for no timeout)") }
+            spec.timeout = limit
+        }
         spec.killGrace = try duration(killAfter, flag: "--kill-after")
         spec.drainTimeout = try duration(drain, flag: "--drain")
         guard let stopSignal = Signal(parsing: signal) else {
@@ -138,17 +133,24 @@ struct RunCommand: ParsableCommand {
             spec.environment = .inherit(updating: changes)
         }
         spec.workingDirectory = cwd
-        spec.user = user.map { UInt32($0).map(UserIdentity.id) ?? .name($0) }
-        spec.group = group.map { UInt32($0).map(GroupIdentity.id) ?? .name($0) }
+        if let user { spec.user = try IdentityText.parse(user, flag: "--user").map(UserIdentity.id) ?? .name(user) }
+        if let group { spec.group = try IdentityText.parse(group, flag: "--group").map(GroupIdentity.id) ?? .name(group) }
         guard let limit = SizeText.parse(maxOutput) else {
             throw CLIError("--max-output: expected \(SizeText.accepted), got '\(maxOutput)'")
         }
-        // Streaming mode keeps nothing: the bytes went to corral's own stdout/stderr.
-        spec.outputLimit = json ? (limit == 0 ? .unlimited : .bytes(limit)) : .bytes(0)
-        if combine { spec.output = .combined }
+        spec.outputLimit = limit == 0 ? .unlimited : .bytes(limit)
+        // Without --json the job writes to corral's own stdout and stderr, as
+        // timeout(1)'s child does: no byte passes through corral, so a reader
+        // that stops reading holds up only the job (never its deadline), and
+        // a reader that goes away gives the job its own EPIPE/SIGPIPE.
+        if json {
+            if combine { spec.output = .combined }
+        } else {
+            spec.output = combine ? .inheritCombined : .inherit
+        }
         if leaveRunning { spec.lingering = .leaveRunning }
         spec.input = .inherit
-        do { try spec.validate() } catch { throw CLIError(error.message) }
+        do { try spec.validate() } catch { throw CLIError(IdentityText.flagMessage(error.message)) }
         return spec
     }
 

@@ -89,10 +89,10 @@ final class LoopJob: LoopObject {
     /// cgroup.events in the cgroup tier.
     static func descriptors(for spec: JobSpec, cgroup: Bool) -> Int {
         var count = cgroup ? 2 : 1
-        switch spec.output {
+        switch spec.output.kind {
         case .separate: count += 2
         case .combined: count += 1
-        case .discarded: break
+        case .discarded, .inherit, .inheritCombined: break
         }
         if case .bytes(let bytes) = spec.input, !bytes.isEmpty { count += 1 }
         return count
@@ -131,7 +131,7 @@ final class LoopJob: LoopObject {
                 stdio.0 = ends.read
                 inputEnd = ends.write
             }
-            switch spec.output {
+            switch spec.output.kind {
             case .separate:
                 let out = try makePipe().get()
                 let err = try makePipe().get()
@@ -145,6 +145,12 @@ final class LoopJob: LoopObject {
                 outputEnds = [(.combined, both.read)]
             case .discarded:
                 break
+            case .inherit:
+                stdio.1 = STDOUT_FILENO
+                stdio.2 = STDERR_FILENO
+            case .inheritCombined:
+                stdio.1 = STDOUT_FILENO
+                stdio.2 = STDOUT_FILENO
             }
         } catch {
             closeAll()
