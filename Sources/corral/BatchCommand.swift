@@ -2,6 +2,7 @@ import ArgumentParser
 import Corral
 import CorralFormat
 import Dispatch
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -76,11 +77,21 @@ struct BatchCommand: ParsableCommand {
         let results: FileOutput
         let log: JobLog?
         do {
+            // Refused before anything is opened for writing: O_TRUNC would
+            // destroy the very input it was meant to answer.
+            try OutputPaths.refuseOverwriting(input: input, outputs: [("--output", output), ("--joblog", joblog)])
             reader = try LineReader(path: input)
             results = try output.map(FileOutput.create) ?? .standardOutput
-            log = try joblog.map { JobLog(output: try FileOutput.create($0)) }
+            if let joblog {
+                let file = try FileOutput.create(joblog)
+                do { log = try JobLog(output: file) } catch {
+                    throw CLIError("cannot write the joblog to \(joblog): \(error)")
+                }
+            } else {
+                log = nil
+            }
         } catch let error as CLIError {
-            FileOutput.standardError.writeLine("corral: \(error)")
+            FileOutput.standardError.say("corral: \(error)")
             throw ExitCode(ExitCodes.corralError)
         }
         let showProgress = !quiet && (progress || FileOutput.standardError.isTerminal)
@@ -92,73 +103,151 @@ struct BatchCommand: ParsableCommand {
         configuration.reapOrphans = true
         configuration.maxJobsInFlight = jobs
         let runner = try Runner(configuration: configuration)
-        let stopping = StopFlag()
+        let control = BatchControl()
         let stop: @Sendable () -> Void = {
-            guard stopping.set() else { return }
+            guard control.stop() else { return }
             // Shutdown cancels what is queued and stops what runs; each still gets its result.
             Task { await runner.shutdown() }
         }
-        forwarder.onSignal { _ in stop() }
+        // At most 2 × jobs lines read and not yet answered: input is read as
+        // it is needed, and not at all while the answers cannot be written.
+        let sink = BatchSink(results: results, resultsName: output ?? "standard output", log: log,
+                             logName: joblog ?? "", stats: stats, window: jobs * 2, failFast: failFast, stop: stop)
+        forwarder.onSignal { number in
+            if forwarder.count == 1 {
+                stop()
+                return
+            }
+            // A second signal: end now, once what runs has had its stop
+            // sequence (bounded by its grace), without waiting for a reader.
+            shutdown(runner)
+            FileOutput.standardError.say("\ncorral: stopped at a second signal; \(sink.pending) answers were not written")
+            _exit(128 + number)
+        }
 
-        // At most 2 × jobs submitted and unanswered: input is read as it is needed.
-        let window = DispatchSemaphore(value: jobs * 2)
-        let outstanding = DispatchGroup()
-        let failFast = self.failFast
+        let readingEnded = DispatchSemaphore(value: 0)
+        let lines = BatchLines(reader: reader, defaults: defaults, sink: sink, runner: runner, control: control,
+                               stats: stats, stop: stop, failFast: failFast)
+        Thread {
+            lines.readAll()
+            control.inputEnded()
+            readingEnded.signal()
+        }.start()
+        // Until the input ends, or a stop: a pipe (tail -f) may never end, so
+        // corral does not wait for it once stopped; a regular file is read
+        // to its end quickly, each line answered.
+        control.waitForInputEndOrStop()
+        if !control.isInputEnded, lines.inputIsRegularFile { readingEnded.wait() }
+        control.closeGate()
+        control.outstanding.wait()
+        sink.finish()
+        shutdown(runner)
+        if showProgress { stats.drawProgress(force: true); FileOutput.standardError.say("") }
+        if !quiet { FileOutput.standardError.say(stats.summary()) }
+        try finish(failures: sink.failures, readError: control.isInputEnded ? reader.readError : nil,
+                 lastLine: lines.lastLine, signal: forwarder.signal, failed: stats.anyFailed)
+    }
+
+    /// The exit code, after saying what went wrong: a reader gone from the
+    /// results is 141 like any filter; a failed write is 125 with what was lost.
+    private func finish(failures: (results: BatchSink.Failure?, log: BatchSink.Failure?), readError: CLIError?,
+                      lastLine: Int, signal: Int32?, failed: Bool) throws -> Never {
+        var code: Int32?
+        if let failure = failures.results {
+            if failure.error.readerGone {
+                code = 128 + SIGPIPE
+            } else {
+                FileOutput.standardError.say("corral: writing results to \(failure.destination) failed: \(failure.error); "
+                    + "\(failure.lost) result lines were not written, and the batch was stopped")
+                code = ExitCodes.corralError
+            }
+        }
+        if let failure = failures.log {
+            FileOutput.standardError.say("corral: writing the joblog to \(failure.destination) failed: \(failure.error); "
+                + "\(failure.lost) joblog lines were not written, and the batch was stopped")
+            code = code ?? ExitCodes.corralError
+        }
+        if let readError {
+            FileOutput.standardError.say("corral: \(readError) (after line \(lastLine)); the lines after it were not run")
+            code = code ?? ExitCodes.corralError
+        }
+        if let code { throw ExitCode(code) }
+        if let signal { throw ExitCode(128 + signal) }
+        throw ExitCode(failed ? 1 : 0)
+    }
+}
+
+/// Reads the input and starts a job per line, on a thread of its own (a
+/// read can block on a pipe for ever).
+final class BatchLines: Sendable {
+    private let reader: LineReaderBox
+    private let defaults: JobSpecJSON.Defaults
+    private let sink: BatchSink
+    private let runner: Runner
+    private let control: BatchControl
+    private let stats: BatchStats
+    private let stop: @Sendable () -> Void
+    private let failFast: Bool
+    let inputIsRegularFile: Bool
+    private let last = Mutex(0)
+
+    init(reader: LineReader, defaults: JobSpecJSON.Defaults, sink: BatchSink, runner: Runner, control: BatchControl,
+         stats: BatchStats, stop: @escaping @Sendable () -> Void, failFast: Bool) {
+        self.reader = LineReaderBox(reader)
+        self.defaults = defaults
+        self.sink = sink
+        self.runner = runner
+        self.control = control
+        self.stats = stats
+        self.stop = stop
+        self.failFast = failFast
+        inputIsRegularFile = reader.isRegularFile
+    }
+
+    /// The number of the last line read.
+    var lastLine: Int { last.withLock { $0 } }
+
+    func readAll() {
         var lineNumber = 0
         while let line = reader.next() {
             lineNumber += 1
+            last.withLock { $0 = lineNumber }
             if LineReader.isBlank(line) { continue }
+            // After a stop, a pipe is not read any further; a file is
+            // answered to its end, each line "cancelled".
+            if control.isStopped, !inputIsRegularFile { return }
+            sink.window.wait()
             let decoded: JobSpecJSON.Decoded
             switch JobSpecJSON.decode(bytes: line, defaultID: String(lineNumber), defaults: defaults) {
             case .failure(let error):
-                results.writeLine(JobResultJSON.invalidSpec(error, line: lineNumber))
-                stats.record(outcome: "invalid_spec", success: false, duration: nil, ran: false)
-                if failFast { stop() }
+                sink.deliver(.text(JobResultJSON.invalidSpec(error, line: lineNumber), outcome: "invalid_spec"))
                 continue
             case .success(let value):
                 decoded = value
             }
-            if stopping.isSet {
-                answerCancelled(id: decoded.id, line: lineNumber, results: results, stats: stats)
+            guard control.enter() else {
+                sink.deliver(.text(BatchLines.cancelled(id: decoded.id, line: lineNumber), outcome: "cancelled"))
                 continue
             }
-            window.wait()
-            outstanding.enter()
-            let sequence = lineNumber
             let sent: Int = if case .bytes(let bytes) = decoded.spec.input { bytes.count } else { 0 }
             let command = decoded.spec.command.displayText
+            let sequence = lineNumber
             do {
-                try runner.submit(decoded.spec) { result in
-                    results.writeLine(JobResultJSON.encode(result, id: decoded.id, line: sequence))
-                    log?.record(sequence: sequence, command: command, sent: sent, result: result)
-                    let failed = stats.record(outcome: JobResultJSON.outcomeName(result.outcome),
-                                              success: result.outcome == .exited(0),
-                                              duration: result.timing.duration.seconds, ran: true)
-                    if failed, failFast { stop() }
-                    window.signal()
-                    outstanding.leave()
+                try runner.submit(decoded.spec) { [sink, control] result in
+                    // The loop thread only hands the result over; the sink encodes and writes it.
+                    sink.deliver(.result(result, id: decoded.id, line: sequence, command: command, sent: sent))
+                    control.leave()
                 }
                 stats.submitted()
             } catch {
                 // The runner was shut down (interrupted, or --fail-fast) between check and submit.
-                answerCancelled(id: decoded.id, line: sequence, results: results, stats: stats)
-                window.signal()
-                outstanding.leave()
+                sink.deliver(.text(BatchLines.cancelled(id: decoded.id, line: sequence), outcome: "cancelled"))
+                control.leave()
             }
         }
-        outstanding.wait()
-        shutdown(runner)
-        if showProgress { stats.drawProgress(force: true); FileOutput.standardError.write("\n") }
-        if !quiet { FileOutput.standardError.writeLine(stats.summary()) }
-        if let error = reader.readError {
-            FileOutput.standardError.writeLine("corral: \(error) (after line \(lineNumber)); the lines after it were not run")
-            throw ExitCode(ExitCodes.corralError)
-        }
-        if let received = forwarder.signal { throw ExitCode(128 + Int32(received)) }
-        throw ExitCode(stats.anyFailed ? 1 : 0)
     }
 
-    private func answerCancelled(id: String, line: Int, results: FileOutput, stats: BatchStats) {
+    static func cancelled(id: String, line: Int) -> String {
         var json = JSONWriter()
         json.add("id", id)
         json.add("line", line)
@@ -166,15 +255,63 @@ struct BatchCommand: ParsableCommand {
         json.add("exit_code", nil as Int?)
         json.add("signal", nil as String?)
         json.add("error", "not started: the batch was stopped")
-        results.writeLine(json.text)
-        stats.record(outcome: "cancelled", success: false, duration: nil, ran: false)
+        return json.text
     }
 }
 
-/// Set once, read from any thread.
-final class StopFlag: Sendable {
-    private let flag = Mutex(false)
-    /// Sets the flag; true if this call set it.
-    func set() -> Bool { flag.withLock { was in defer { was = true }; return !was } }
-    var isSet: Bool { flag.withLock { $0 } }
+/// The reader, used by the one reading thread only.
+private final class LineReaderBox: @unchecked Sendable {
+    private let reader: LineReader
+    init(_ reader: LineReader) { self.reader = reader }
+    func next() -> [UInt8]? { reader.next() }
+}
+
+/// The batch's stop flag, the count of jobs submitted and not yet
+/// answered, and the wake-up of the main thread.
+final class BatchControl: Sendable {
+    private struct State {
+        var stopped = false
+        var gateClosed = false
+        var inputEnded = false
+    }
+
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    /// Entered per job submitted, left when its result is handed over.
+    let outstanding = DispatchGroup()
+
+    /// Sets the stop flag; true if this call set it.
+    func stop() -> Bool {
+        let first = state.withLock { state -> Bool in
+            defer { state.stopped = true }
+            return !state.stopped
+        }
+        if first { wake.signal() }
+        return first
+    }
+
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
+    func inputEnded() {
+        state.withLock { $0.inputEnded = true }
+        wake.signal()
+    }
+
+    var isInputEnded: Bool { state.withLock { $0.inputEnded } }
+
+    func waitForInputEndOrStop() { wake.wait() }
+
+    /// Counts a job about to be submitted, unless stopped.
+    func enter() -> Bool {
+        state.withLock { state in
+            guard !state.stopped, !state.gateClosed else { return false }
+            outstanding.enter()
+            return true
+        }
+    }
+
+    func leave() { outstanding.leave() }
+
+    /// No job is submitted after this, so `outstanding` can be waited on.
+    func closeGate() { state.withLock { $0.gateClosed = true } }
 }

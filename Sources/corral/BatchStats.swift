@@ -64,7 +64,8 @@ final class BatchStats: Sendable {
             }
             return text
         }
-        if let line { progressOutput.write(line) }
+        // The progress line is stderr's: if writing it fails there is nowhere to say so.
+        if let line { try? progressOutput.write(line) }
     }
 
     /// The closing summary: counts by outcome, wall time, job durations.

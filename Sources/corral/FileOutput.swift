@@ -4,11 +4,13 @@ import Glibc
 #endif
 
 /// Writes whole buffers to a file descriptor, from any thread, one writer
-/// at a time. A closed reader (EPIPE) stops further writes quietly.
+/// at a time. A non-blocking descriptor (left so by ssh or node) is waited
+/// on, not given up on; every other failure is thrown, so the caller can
+/// tell the user what was lost.
 final class FileOutput: Sendable {
     private let fd: Int32
     private let ownsDescriptor: Bool
-    private let lock = Mutex<Bool>(true)  // still writable
+    private let lock = Mutex(())
 
     static let standardOutput = FileOutput(fd: STDOUT_FILENO, owns: false)
     static let standardError = FileOutput(fd: STDERR_FILENO, owns: false)
@@ -29,27 +31,46 @@ final class FileOutput: Sendable {
 
     var isTerminal: Bool { isatty(fd) == 1 }
 
-    func write(_ bytes: [UInt8]) {
-        lock.withLock { writable in
-            guard writable else { return }
-            bytes.withUnsafeBytes { buffer in
+    /// Writes every byte, or throws what stopped it.
+    func write(_ bytes: [UInt8]) throws(WriteError) {
+        let failure: Int32? = lock.withLock { _ in
+            bytes.withUnsafeBytes { buffer -> Int32? in
                 var offset = 0
                 while offset < buffer.count {
                     let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        writable = false
-                        return
+                    if written >= 0 {
+                        offset += written
+                        continue
                     }
-                    offset += written
+                    switch errno {
+                    case EINTR: continue
+                    case EAGAIN, EWOULDBLOCK:
+                        var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                        _ = poll(&ready, 1, -1)
+                    case let code: return code
+                    }
                 }
+                return nil
             }
         }
+        if let failure { throw WriteError(code: failure) }
     }
 
-    func write(_ text: String) { write(Array(text.utf8)) }
+    func write(_ text: String) throws(WriteError) { try write(Array(text.utf8)) }
 
-    func writeLine(_ text: String) { write(Array((text + "\n").utf8)) }
+    func writeLine(_ text: String) throws(WriteError) { try write(Array((text + "\n").utf8)) }
+
+    /// For messages to the user on stderr: if stderr itself fails there is
+    /// nowhere left to say so.
+    func say(_ line: String) { try? writeLine(line) }
+}
+
+/// Why a write failed: the errno, and whether the reader went away.
+struct WriteError: Error, CustomStringConvertible {
+    let code: Int32
+    /// EPIPE: nobody reads any more.
+    var readerGone: Bool { code == EPIPE }
+    var description: String { String(cString: strerror(code)) }
 }
 
 /// A message for the user, ending corral with exit code 125.

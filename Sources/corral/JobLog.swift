@@ -5,13 +5,13 @@ import Corral
 struct JobLog {
     let output: FileOutput
 
-    init(output: FileOutput) {
+    init(output: FileOutput) throws(WriteError) {
         self.output = output
-        output.writeLine(["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"]
+        try output.writeLine(["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"]
             .joined(separator: "\t"))
     }
 
-    func record(sequence: Int, command: String, sent: Int, result: JobResult) {
+    func record(sequence: Int, command: String, sent: Int, result: JobResult) throws(WriteError) {
         let start = Double(result.timing.startedAt.nanosecondsSince1970) / 1e9
         var exitValue: Int32 = -1
         var signal: Int32 = 0
@@ -25,7 +25,7 @@ struct JobLog {
             String(sent), String(result.stdout.totalBytes + result.stderr.totalBytes),
             String(exitValue), String(signal), command.replacingTabsAndNewlines,
         ]
-        output.writeLine(fields.joined(separator: "\t"))
+        try output.writeLine(fields.joined(separator: "\t"))
     }
 }
 

@@ -10,6 +10,8 @@ final class LineReader {
     /// What ended the input early, if a read failed (not end of file).
     private(set) var readError: CLIError?
     private let name: String
+    /// A regular file ends soon; a pipe or terminal may never.
+    let isRegularFile: Bool
 
     /// `path` nil or "-" reads standard input.
     init(path: String?) throws(CLIError) {
@@ -29,6 +31,7 @@ final class LineReader {
             close(fd)
             throw CLIError("cannot read \(name): it is a directory")
         }
+        isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
         guard let file = fdopen(fd, "r") else {
             let message = String(cString: strerror(errno))
             close(fd)

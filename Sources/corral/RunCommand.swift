@@ -83,11 +83,18 @@ struct RunCommand: ParsableCommand {
 
         let result = outcome.get()!
         if json {
-            FileOutput.standardOutput.writeLine(JobResultJSON.encode(result, id: result.id.rawValue))
+            do {
+                try FileOutput.standardOutput.writeLine(JobResultJSON.encode(result, id: result.id.rawValue))
+            } catch where error.readerGone {
+                throw ExitCode(128 + SIGPIPE)  // nobody reads: end like a filter would
+            } catch {
+                FileOutput.standardError.say("corral: cannot write the result to standard output: \(error)")
+                throw ExitCode(ExitCodes.corralError)
+            }
         } else if case .failedToStart(let failure) = result.outcome {
-            FileOutput.standardError.writeLine("corral: \(failure.message)")
+            FileOutput.standardError.say("corral: \(failure.message)")
         } else if case .lost(let reason) = result.outcome {
-            FileOutput.standardError.writeLine("corral: \(reason)")
+            FileOutput.standardError.say("corral: \(reason)")
         }
         if let received = forwarder.signal { throw ExitCode(128 + Int32(received)) }
         throw ExitCode(ExitCodes.code(for: result))

@@ -14,6 +14,7 @@ import Glibc
 final class SignalForwarder: Sendable {
     private struct State {
         var received: Int32?
+        var count = 0
         var handler: (@Sendable (Int32) -> Void)?
     }
 
@@ -28,8 +29,8 @@ final class SignalForwarder: Sendable {
                 var number: Int32 = 0
                 guard sigwait(&set, &number) == 0 else { continue }
                 let handler = state.withLock { state -> (@Sendable (Int32) -> Void)? in
-                    guard state.received == nil else { return nil }
-                    state.received = number
+                    if state.received == nil { state.received = number }
+                    state.count += 1
                     return state.handler
                 }
                 handler?(number)
@@ -38,7 +39,8 @@ final class SignalForwarder: Sendable {
         thread.start()
     }
 
-    /// Calls `handler` on the first signal, at once if one already came.
+    /// Calls `handler` on every signal (on the signal thread), at once if
+    /// one already came.
     func onSignal(_ handler: @escaping @Sendable (Int32) -> Void) {
         let pending = state.withLock { state -> Int32? in
             state.handler = handler
@@ -49,6 +51,9 @@ final class SignalForwarder: Sendable {
 
     /// The first signal received, if any.
     var signal: Int32? { state.withLock { $0.received } }
+
+    /// How many signals came so far.
+    var count: Int { state.withLock { $0.count } }
 
     private static var signals: sigset_t {
         var set = sigset_t()
