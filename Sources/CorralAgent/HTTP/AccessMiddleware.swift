@@ -56,12 +56,13 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// A page on another site cannot reach a loopback agent through a DNS
-    /// name it rebinds to 127.0.0.1: the Host header gives it away.
+    /// name it rebinds to 127.0.0.1: the Host header gives it away. The host
+    /// is parsed as an address (`LoopbackHost`), so `127.attacker.com` does
+    /// not pass. A request without a Host (HTTP/1.0) comes from no browser.
     private static func hostIsLoopback(_ request: Request) -> Bool {
+        // A second Host header stays among the fields: refuse it outright.
+        guard request.headers[values: HTTPField.Name("Host")!].isEmpty else { return false }
         guard let authority = request.head.authority else { return true }
-        var host = Substring(authority)
-        if host.hasPrefix("[") { host = host.dropFirst().prefix(while: { $0 != "]" }) }
-        else if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        return LoopbackHost.isLoopback(authority: authority)
     }
 }
