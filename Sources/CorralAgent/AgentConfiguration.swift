@@ -23,8 +23,11 @@ public struct AgentConfiguration: Sendable {
     public var keepJobs = 10_000
     /// Finished jobs older than this are pruned.
     public var keepFor: Duration = .seconds(7 * 86_400)
-    /// Users a spec may name in `user`/`group` (only when the agent runs as root).
+    /// Users a spec may name in `user` (only when the agent runs as root).
     public var allowedUsers: Set<String> = []
+    /// Groups a spec may name in `group`, besides its user's primary group
+    /// (names or numeric gids; a `group` always needs an allowed `user`).
+    public var allowedGroups: Set<String> = []
     /// On SIGTERM/SIGINT, how long running jobs get to finish before the stop sequence.
     public var shutdownGrace: Duration = .seconds(10)
     /// How often output and state changes are written to the journal.

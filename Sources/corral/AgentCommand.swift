@@ -47,6 +47,8 @@ struct AgentCommand: ParsableCommand {
     var keepFor: String = "168h"
     @Option(name: .customLong("allow-user"), help: ArgumentHelp("A user specs may run as (repeatable; the agent must run as root).", valueName: "name"))
     var allowUsers: [String] = []
+    @Option(name: .customLong("allow-group"), help: ArgumentHelp("A group specs may name besides their user's primary group (repeatable).", valueName: "name"))
+    var allowGroups: [String] = []
     @Option(name: .customLong("shutdown-grace"), help: ArgumentHelp("On SIGTERM/SIGINT, time running jobs get to finish (default 10s).", valueName: "duration"))
     var shutdownGrace: String = "10s"
     @Option(name: .customLong("flush-interval"), help: ArgumentHelp("How often output is journaled (default 100ms).", valueName: "duration"))
@@ -79,6 +81,7 @@ struct AgentCommand: ParsableCommand {
         configuration.keepJobs = keepJobs
         configuration.keepFor = try duration("--keep-for", keepFor)
         configuration.allowedUsers = Set(allowUsers)
+        configuration.allowedGroups = Set(allowGroups)
         configuration.shutdownGrace = try duration("--shutdown-grace", shutdownGrace)
         configuration.flushInterval = try duration("--flush-interval", flushInterval)
         configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
