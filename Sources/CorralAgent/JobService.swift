@@ -18,17 +18,22 @@ final class JobService: Sendable {
     let instance: String
     let logger: Logger
     let identityPolicy: IdentityPolicy
+    /// Held for the agent's life: no second agent shares the data directory.
+    private let dataLock: DataDirectoryLock
     private let writer: JournalWriter
     private let wake: AsyncStream<Void>.Continuation
 
     static let markerVariable = "CORRAL_AGENT_JOB"
 
-    /// Opens the journal, resolves what a previous run left unfinished, and
-    /// starts the runner.
+    /// Locks the data directory, opens the journal, resolves what a
+    /// previous run left unfinished, and starts the runner.
     init(configuration: AgentConfiguration, version: String, logger: Logger) throws(AgentError) {
         self.configuration = configuration
         self.logger = logger
         identityPolicy = IdentityPolicy(allowedUsers: configuration.allowedUsers, allowedGroups: configuration.allowedGroups)
+        // Before the journal is opened or recovery kills anything: a second
+        // agent would otherwise take the first one's running jobs for lost.
+        dataLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         journal = try Journal(directory: configuration.dataDirectory)
         do {
             instance = try journal.instanceName()

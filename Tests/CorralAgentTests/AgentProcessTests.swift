@@ -1,0 +1,32 @@
+import Foundation
+import XCTest
+
+/// The agent as a process among others: one agent per data directory.
+final class AgentProcessTests: AgentTestCase {
+    func testSecondAgentOnTheSameDataDirectoryIsRefusedAndTheFirstRunsOn() async throws {
+        let first = try startAgent()
+        let client = first.client
+        let submitted = try client.post("/v1/jobs", json: #"{"shell":"sleep 1.5; echo done; exit 3"}"#)
+        XCTAssertEqual(submitted.status, 201, submitted.text)
+        let id = try XCTUnwrap(submitted.json["id"] as? String)
+        XCTAssertTrue(waitForState(client, id, "running"))
+
+        let second = try await corral(["agent", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory])
+        guard case .exited(125) = second.outcome else { return XCTFail("\(second.outcome) \(second.stderr.text)") }
+        XCTAssertTrue(second.stderr.text.contains("is in use by another corral agent (pid \(first.pid))"), second.stderr.text)
+        XCTAssertFalse(second.stdout.text.contains("listening"), second.stdout.text)
+
+        // The first agent's job was not taken for lost: it ends as it would have.
+        let job = try waitForFinal(client, id)
+        XCTAssertEqual(job["state"] as? String, "exited", "\(job)")
+        XCTAssertEqual(job["exit_code"] as? Int, 3, "\(job)")
+        XCTAssertEqual((job["result"] as? [String: Any])?["stdout"] as? String, "done\n", "\(job)")
+        XCTAssertEqual(try client.get("/healthz").status, 200)
+
+        // Released with the first agent: the next one starts.
+        first.terminate()
+        XCTAssertNotNil(first.waitForExit())
+        let next = try startAgent()
+        XCTAssertEqual(try next.client.get("/v1/jobs/\(id)").json["state"] as? String, "exited")
+    }
+}
