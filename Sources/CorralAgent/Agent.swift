@@ -41,7 +41,9 @@ public enum Agent {
             services: [app, AgentService(service: service)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        let hangups = await HangupSignal.ignore(logger: logger)
         try await group.run()
+        hangups.cancel()
         service.endRun()
     }
 }

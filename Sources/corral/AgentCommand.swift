@@ -59,6 +59,7 @@ struct AgentCommand: ParsableCommand {
     var containment: String = "auto"
 
     func run() throws {
+        StandardDescriptors.reserve()
         var configuration = AgentConfiguration()
         do {
             configuration.listen = try ListenAddress(parsing: listen)
@@ -102,7 +103,8 @@ struct AgentCommand: ParsableCommand {
         Task.detached {
             do {
                 try await Agent.run(configuration, version: CorralCommand.version) { url in
-                    FileHandle.standardOutput.write(Data("corral agent: listening on \(url)\(tokenNote)\n".utf8))
+                    // Not fatal when stdout is gone (a closed pipe): the agent serves on.
+                    try? FileHandle.standardOutput.write(contentsOf: Data("corral agent: listening on \(url)\(tokenNote)\n".utf8))
                 }
             } catch {
                 failure.withLock { $0 = error }
@@ -111,7 +113,7 @@ struct AgentCommand: ParsableCommand {
         }
         done.wait()
         if let error = failure.withLock({ $0 }) {
-            FileHandle.standardError.write(Data("corral agent: \(error)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("corral agent: \(error)\n".utf8))
             throw ExitCode(ExitCodes.corralError)
         }
     }
