@@ -32,6 +32,7 @@ public enum Agent {
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port),
                                                     serverName: "corral/\(version)", backlog: 4096),
             onServerRunning: { channel in
+                CloseOnExec.markSockets()
                 let port = channel.localAddress?.port ?? listen.port
                 let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
                 onListening("http://\(host):\(port)/")

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// The agent as a process among others: one agent per data directory,
-/// SIGHUP, and a closed stdout.
+/// SIGHUP, a closed stdout, and descriptors no job inherits.
 final class AgentProcessTests: AgentTestCase {
     func testSecondAgentOnTheSameDataDirectoryIsRefusedAndTheFirstRunsOn() async throws {
         let first = try startAgent()
@@ -62,5 +62,53 @@ final class AgentProcessTests: AgentTestCase {
         let one = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(agent.pid)/fd/1")
         XCTAssertEqual(one, "/dev/null")
         XCTAssertFalse(agent.hasExited)
+    }
+
+    /// SwiftNIO does not open its listening socket with SOCK_CLOEXEC; the
+    /// agent marks it. Accepted connections rely on the spawn path, which
+    /// closes every descriptor above 2 in the child: a job sees none.
+    func testListeningSocketAndLockAreCloseOnExec() throws {
+        let agent = try startAgent()
+        var sockets = 0, locks = 0
+        let listening = try listeningSocketInodes(port: agent.port)
+        XCTAssertFalse(listening.isEmpty)
+        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd")
+        for fd in fds {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(agent.pid)/fd/\(fd)") else { continue }
+            let isSocket = listening.contains(target)
+            let isLock = target.hasSuffix("/agent.lock")
+            guard isSocket || isLock else { continue }
+            let info = try String(contentsOfFile: "/proc/\(agent.pid)/fdinfo/\(fd)", encoding: .utf8)
+            let flags = info.split(separator: "\n").first { $0.hasPrefix("flags:") }
+                .flatMap { Int($0.dropFirst("flags:".count).trimmingCharacters(in: .whitespaces), radix: 8) }
+            XCTAssertNotNil(flags, info)
+            XCTAssertNotEqual((flags ?? 0) & Int(O_CLOEXEC), 0, "fd \(fd) (\(target)) is not close-on-exec: \(info)")
+            if isSocket { sockets += 1 } else { locks += 1 }
+        }
+        XCTAssertGreaterThan(sockets, 0, "no socket found among the agent's descriptors: \(fds)")
+        XCTAssertEqual(locks, 1)
+
+        // And a job sees none of them, nor the connection held open meanwhile.
+        let held = try HTTPClient.Connection(port: agent.port, timeout: .seconds(5))
+        defer { held.close() }
+        let created = try agent.client.post("/v1/jobs", json: #"{"shell":"ls -l /proc/self/fd/"}"#)
+        let job = try waitForFinal(agent.client, try XCTUnwrap(created.json["id"] as? String))
+        let listing = (job["result"] as? [String: Any])?["stdout"] as? String ?? ""
+        XCTAssertFalse(listing.contains("socket:") || listing.contains("agent.lock") || listing.contains("journal"), listing)
+    }
+
+    /// `socket:[inode]` of the sockets listening on a port (/proc/net/tcp, tcp6).
+    private func listeningSocketInodes(port: UInt16) throws -> Set<String> {
+        var found: Set<String> = []
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, fields[3] == "0A",
+                      fields[1].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) }) == port else { continue }
+                found.insert("socket:[\(fields[9])]")
+            }
+        }
+        return found
     }
 }
