@@ -19,10 +19,13 @@ public enum Agent {
         let service = try JobService(configuration: configuration, version: version, logger: logger)
 
         let router = Router()
+        let routes = KnownRoutes()
+        router.add(middleware: SecurityHeaders())
         router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
-                                                listensOnLoopback: configuration.listen.isLoopback))
+                                                listensOnLoopback: configuration.listen.isLoopback, routes: routes))
         ServiceRoutes(service: service).add(to: router)
         JobRoutes(service: service).add(to: router)
+        routes.record(router)
 
         let listen = configuration.listen
         var httpLogger = logger
