@@ -30,8 +30,16 @@ public enum Agent {
         let listen = configuration.listen
         var httpLogger = logger
         httpLogger.logLevel = .warning
+        let connections = ConnectionLimit(limit: ConnectionLimit.effective(configured: configuration.maxConnections))
+        if connections.limit < configuration.maxConnections {
+            logger.notice("at most \(connections.limit) connections: half the descriptor limit (RLIMIT_NOFILE)")
+        }
+        let idle = configuration.idleTimeout.components
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [connections.handler()],
+                idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port),
                                                     serverName: "corral/\(version)", backlog: 4096),
             onServerRunning: { channel in

@@ -34,6 +34,11 @@ public struct AgentConfiguration: Sendable {
     public var flushInterval: Duration = .milliseconds(100)
     /// How often an idle event stream sends a keep-alive comment.
     public var keepAliveInterval: Duration = .seconds(15)
+    /// Connections open at once at most (and at most half the descriptor
+    /// limit); over it, the longest-idle connection is closed.
+    public var maxConnections = 1024
+    /// A connection with no request in progress for this long is closed.
+    public var idleTimeout: Duration = .seconds(60)
     /// Containment tier for the jobs.
     public var containment: ContainmentSetting = .automatic
 
@@ -49,6 +54,8 @@ public struct AgentConfiguration: Sendable {
         if maxJobs < 1 { throw AgentError("--max-jobs must be at least 1") }
         if maxQueued < 0 { throw AgentError("--max-queued must not be negative") }
         if keepJobs < 1 { throw AgentError("--keep-jobs must be at least 1") }
+        if maxConnections < 1 { throw AgentError("--max-connections must be at least 1") }
+        if idleTimeout <= .zero { throw AgentError("--idle-timeout must be more than 0") }
     }
 }
 

@@ -55,6 +55,10 @@ struct AgentCommand: ParsableCommand {
     var flushInterval: String = "100ms"
     @Option(name: .customLong("keep-alive"), help: ArgumentHelp("Keep-alive comment interval on event streams (default 15s).", valueName: "duration"))
     var keepAlive: String = "15s"
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Connections at once; over it the longest-idle one is closed (default 1024, at most half the descriptor limit).", valueName: "n"))
+    var maxConnections: Int = 1024
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
+    var idleTimeout: String = "60s"
     @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group.", valueName: "tier"))
     var containment: String = "auto"
 
@@ -86,6 +90,8 @@ struct AgentCommand: ParsableCommand {
         configuration.shutdownGrace = try duration("--shutdown-grace", shutdownGrace)
         configuration.flushInterval = try duration("--flush-interval", flushInterval)
         configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
+        configuration.maxConnections = maxConnections
+        configuration.idleTimeout = try duration("--idle-timeout", idleTimeout)
         switch containment {
         case "auto": configuration.containment = .automatic
         case "process-group": configuration.containment = .processGroup
