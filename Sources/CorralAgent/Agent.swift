@@ -19,19 +19,31 @@ public enum Agent {
         let service = try JobService(configuration: configuration, version: version, logger: logger)
 
         let router = Router()
+        let routes = KnownRoutes()
+        router.add(middleware: SecurityHeaders())
         router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
-                                                listensOnLoopback: configuration.listen.isLoopback))
+                                                listensOnLoopback: configuration.listen.isLoopback, routes: routes))
         ServiceRoutes(service: service).add(to: router)
         JobRoutes(service: service).add(to: router)
+        routes.record(router)
 
         let listen = configuration.listen
         var httpLogger = logger
         httpLogger.logLevel = .warning
+        let connections = ConnectionLimit(limit: ConnectionLimit.effective(configured: configuration.maxConnections))
+        if connections.limit < configuration.maxConnections {
+            logger.notice("at most \(connections.limit) connections: half the descriptor limit (RLIMIT_NOFILE)")
+        }
+        let idle = configuration.idleTimeout.components
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [connections.handler()],
+                idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port),
                                                     serverName: "corral/\(version)", backlog: 4096),
             onServerRunning: { channel in
+                CloseOnExec.markSockets()
                 let port = channel.localAddress?.port ?? listen.port
                 let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
                 onListening("http://\(host):\(port)/")
@@ -41,7 +53,9 @@ public enum Agent {
             services: [app, AgentService(service: service)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        let hangups = await HangupSignal.ignore(logger: logger)
         try await group.run()
+        hangups.cancel()
         service.endRun()
     }
 }

@@ -23,14 +23,22 @@ public struct AgentConfiguration: Sendable {
     public var keepJobs = 10_000
     /// Finished jobs older than this are pruned.
     public var keepFor: Duration = .seconds(7 * 86_400)
-    /// Users a spec may name in `user`/`group` (only when the agent runs as root).
+    /// Users a spec may name in `user` (only when the agent runs as root).
     public var allowedUsers: Set<String> = []
+    /// Groups a spec may name in `group`, besides its user's primary group
+    /// (names or numeric gids; a `group` always needs an allowed `user`).
+    public var allowedGroups: Set<String> = []
     /// On SIGTERM/SIGINT, how long running jobs get to finish before the stop sequence.
     public var shutdownGrace: Duration = .seconds(10)
     /// How often output and state changes are written to the journal.
     public var flushInterval: Duration = .milliseconds(100)
     /// How often an idle event stream sends a keep-alive comment.
     public var keepAliveInterval: Duration = .seconds(15)
+    /// Connections open at once at most (and at most half the descriptor
+    /// limit); over it, the longest-idle connection is closed.
+    public var maxConnections = 1024
+    /// A connection with no request in progress for this long is closed.
+    public var idleTimeout: Duration = .seconds(60)
     /// Containment tier for the jobs.
     public var containment: ContainmentSetting = .automatic
 
@@ -46,6 +54,8 @@ public struct AgentConfiguration: Sendable {
         if maxJobs < 1 { throw AgentError("--max-jobs must be at least 1") }
         if maxQueued < 0 { throw AgentError("--max-queued must not be negative") }
         if keepJobs < 1 { throw AgentError("--keep-jobs must be at least 1") }
+        if maxConnections < 1 { throw AgentError("--max-connections must be at least 1") }
+        if idleTimeout <= .zero { throw AgentError("--idle-timeout must be more than 0") }
     }
 }
 

@@ -17,16 +17,23 @@ final class JobService: Sendable {
     /// agent finds its processes even if it died before journaling the start.
     let instance: String
     let logger: Logger
+    let identityPolicy: IdentityPolicy
+    /// Held for the agent's life: no second agent shares the data directory.
+    private let dataLock: DataDirectoryLock
     private let writer: JournalWriter
     private let wake: AsyncStream<Void>.Continuation
 
     static let markerVariable = "CORRAL_AGENT_JOB"
 
-    /// Opens the journal, resolves what a previous run left unfinished, and
-    /// starts the runner.
+    /// Locks the data directory, opens the journal, resolves what a
+    /// previous run left unfinished, and starts the runner.
     init(configuration: AgentConfiguration, version: String, logger: Logger) throws(AgentError) {
         self.configuration = configuration
         self.logger = logger
+        identityPolicy = IdentityPolicy(allowedUsers: configuration.allowedUsers, allowedGroups: configuration.allowedGroups)
+        // Before the journal is opened or recovery kills anything: a second
+        // agent would otherwise take the first one's running jobs for lost.
+        dataLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         journal = try Journal(directory: configuration.dataDirectory)
         do {
             instance = try journal.instanceName()
@@ -85,7 +92,7 @@ final class JobService: Sendable {
         case .failure(let error): throw APIError.badSpec(field: error.field, message: error.message)
         }
         var spec = decoded.spec
-        try checkIdentity(spec)
+        try identityPolicy.check(user: spec.user, group: spec.group)
         switch spec.outputLimit {
         case .unlimited: spec.outputLimit = .bytes(configuration.maxOutputBytes)
         case .bytes(let count) where count > configuration.maxOutputBytes || count == 0:
@@ -160,26 +167,6 @@ final class JobService: Sendable {
                 jobID: id, state: .cancelled, finishedAt: now, startedAt: nil, exitCode: nil, signal: nil,
                 durationSeconds: nil, resultJSON: "{\"id\":\(JSONWriter.quote(id)),\"outcome\":\"cancelled\",\"error\":\(JSONWriter.quote(message))}",
                 message: message))
-        }
-    }
-
-    /// `user`/`group` only as root, and only for users on the allow-list.
-    private func checkIdentity(_ spec: JobSpec) throws(APIError) {
-        guard spec.user != nil || spec.group != nil else { return }
-        guard getuid() == 0 else {
-            throw APIError.badSpec(field: spec.user != nil ? "user" : "group",
-                                   message: "the agent does not run as root, so it cannot switch users")
-        }
-        guard let user = spec.user else {
-            throw APIError(.forbidden, "user_not_allowed", "\"group\" is allowed only together with an allowed \"user\"", field: "group")
-        }
-        let name: String
-        switch user {
-        case .name(let given): name = given
-        case .id(let number): name = String(number)
-        }
-        guard configuration.allowedUsers.contains(name) else {
-            throw APIError(.forbidden, "user_not_allowed", "user \"\(name)\" is not on the agent's --allow-user list", field: "user")
         }
     }
 

@@ -20,10 +20,9 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(host: host.isEmpty ? "127.0.0.1" : host, port: port)
     }
 
-    /// Reachable from this machine only.
-    public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
+    /// Reachable from this machine only: `localhost`, an address in
+    /// 127.0.0.0/8 or `::1`, parsed as an address (`127.evil.com` is not).
+    public var isLoopback: Bool { LoopbackHost.isLoopback(host: host) }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -47,16 +47,23 @@ struct AgentCommand: ParsableCommand {
     var keepFor: String = "168h"
     @Option(name: .customLong("allow-user"), help: ArgumentHelp("A user specs may run as (repeatable; the agent must run as root).", valueName: "name"))
     var allowUsers: [String] = []
+    @Option(name: .customLong("allow-group"), help: ArgumentHelp("A group specs may name besides their user's primary group (repeatable).", valueName: "name"))
+    var allowGroups: [String] = []
     @Option(name: .customLong("shutdown-grace"), help: ArgumentHelp("On SIGTERM/SIGINT, time running jobs get to finish (default 10s).", valueName: "duration"))
     var shutdownGrace: String = "10s"
     @Option(name: .customLong("flush-interval"), help: ArgumentHelp("How often output is journaled (default 100ms).", valueName: "duration"))
     var flushInterval: String = "100ms"
     @Option(name: .customLong("keep-alive"), help: ArgumentHelp("Keep-alive comment interval on event streams (default 15s).", valueName: "duration"))
     var keepAlive: String = "15s"
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Connections at once; over it the longest-idle one is closed (default 1024, at most half the descriptor limit).", valueName: "n"))
+    var maxConnections: Int = 1024
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
+    var idleTimeout: String = "60s"
     @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group.", valueName: "tier"))
     var containment: String = "auto"
 
     func run() throws {
+        StandardDescriptors.reserve()
         var configuration = AgentConfiguration()
         do {
             configuration.listen = try ListenAddress(parsing: listen)
@@ -79,9 +86,12 @@ struct AgentCommand: ParsableCommand {
         configuration.keepJobs = keepJobs
         configuration.keepFor = try duration("--keep-for", keepFor)
         configuration.allowedUsers = Set(allowUsers)
+        configuration.allowedGroups = Set(allowGroups)
         configuration.shutdownGrace = try duration("--shutdown-grace", shutdownGrace)
         configuration.flushInterval = try duration("--flush-interval", flushInterval)
         configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
+        configuration.maxConnections = maxConnections
+        configuration.idleTimeout = try duration("--idle-timeout", idleTimeout)
         switch containment {
         case "auto": configuration.containment = .automatic
         case "process-group": configuration.containment = .processGroup
@@ -99,7 +109,8 @@ struct AgentCommand: ParsableCommand {
         Task.detached {
             do {
                 try await Agent.run(configuration, version: CorralCommand.version) { url in
-                    FileHandle.standardOutput.write(Data("corral agent: listening on \(url)\(tokenNote)\n".utf8))
+                    // Not fatal when stdout is gone (a closed pipe): the agent serves on.
+                    try? FileHandle.standardOutput.write(contentsOf: Data("corral agent: listening on \(url)\(tokenNote)\n".utf8))
                 }
             } catch {
                 failure.withLock { $0 = error }
@@ -108,7 +119,7 @@ struct AgentCommand: ParsableCommand {
         }
         done.wait()
         if let error = failure.withLock({ $0 }) {
-            FileHandle.standardError.write(Data("corral agent: \(error)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("corral agent: \(error)\n".utf8))
             throw ExitCode(ExitCodes.corralError)
         }
     }

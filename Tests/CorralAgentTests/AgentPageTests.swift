@@ -7,12 +7,7 @@ import XCTest
 /// output stream into the job view, and keep a screenshot.
 final class AgentPageTests: AgentTestCase {
     func testPageSubmitsAJobAndShowsItsOutputLive() async throws {
-        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FileManager.default.isExecutableFile) else {
-            let message = "SKIPPED LOUDLY: chromium is not installed (scripts/test installs it with apt); the agent's page was NOT tested in a browser"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            throw XCTSkip(message)
-        }
-        _ = chromium
+        try requireChromium()
         let agent = try startAgent()
         let artifacts = AgentTestCase.repositoryRoot.appendingPathComponent(".build/test-artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
@@ -32,6 +27,7 @@ final class AgentPageTests: AgentTestCase {
         }
         let shown = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.bytes)) as? [String: Any])
         XCTAssertEqual(shown["state"] as? String, "exited")
+        XCTAssertEqual((shown["csp_violations"] as? [String])?.count, 0, "the page breaks its own policy: \(shown)")
         XCTAssertTrue((shown["output"] as? String ?? "").contains("hello from the page\nsecond line"), "\(shown)")
         let job = try XCTUnwrap((shown["job"] as? String)?.split(separator: " ").first.map(String.init))
         XCTAssertTrue((shown["rows"] as? [String] ?? []).contains { $0.hasPrefix(job) }, "\(shown)")

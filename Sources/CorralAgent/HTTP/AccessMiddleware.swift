@@ -5,10 +5,12 @@ import Hummingbird
 /// `Authorization: Bearer` header, the `corral_token` cookie, or a `token`
 /// query parameter, which the page turns into the cookie), the Host check
 /// against DNS rebinding when there is no token, and the JSON error body for
-/// every failure, the router's own 404 and 413 included.
+/// every failure, the router's own 404 and 413 included (a known path with
+/// the wrong method gets 405 and `Allow`).
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: TokenCheck?
     let listensOnLoopback: Bool
+    let routes: KnownRoutes
 
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -33,7 +35,14 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             return error.response
         } catch let error as HTTPResponseError {
             switch error.status {
-            case .notFound: return APIError(.notFound, "not_found", "no route \(request.method) \(request.uri.path)").response
+            case .notFound:
+                if let allowed = routes.allowedMethods(for: request.uri.path) {
+                    var response = APIError(.methodNotAllowed, "method_not_allowed",
+                                            "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed)").response
+                    response.headers[.allow] = allowed
+                    return response
+                }
+                return APIError(.notFound, "not_found", "no route \(request.method) \(request.uri.path)").response
             case .contentTooLarge: return APIError(.contentTooLarge, "too_large", "the request body is too large").response
             case .methodNotAllowed: return APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)").response
             default: return APIError(error.status, "http_error", "\(error.status)").response
@@ -56,12 +65,13 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// A page on another site cannot reach a loopback agent through a DNS
-    /// name it rebinds to 127.0.0.1: the Host header gives it away.
+    /// name it rebinds to 127.0.0.1: the Host header gives it away. The host
+    /// is parsed as an address (`LoopbackHost`), so `127.attacker.com` does
+    /// not pass. A request without a Host (HTTP/1.0) comes from no browser.
     private static func hostIsLoopback(_ request: Request) -> Bool {
+        // A second Host header stays among the fields: refuse it outright.
+        guard request.headers[values: HTTPField.Name("Host")!].isEmpty else { return false }
         guard let authority = request.head.authority else { return true }
-        var host = Substring(authority)
-        if host.hasPrefix("[") { host = host.dropFirst().prefix(while: { $0 != "]" }) }
-        else if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        return LoopbackHost.isLoopback(authority: authority)
     }
 }

@@ -1,7 +1,9 @@
 /// The page at `/`: one self-contained document (no external assets, works
 /// offline). A live table of jobs, a form to submit one, and a job view
 /// whose output streams in over the events API, with a cancel button. All
-/// job text goes through `textContent`, never `innerHTML`.
+/// job text goes through `textContent`, never `innerHTML`. No inline
+/// `style` attributes or event-handler attributes: the Content-Security-Policy
+/// admits exactly the one `<script>` and the one `<style>` element, by hash.
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -31,6 +33,7 @@ enum WebPage {
   button.danger { background:var(--bad); border-color:var(--bad); }
   button:disabled { opacity:.5; cursor:default; }
   .toolbar { display:flex; gap:8px; align-items:center; margin-bottom:8px; color:var(--muted); }
+  .toolbar.below { margin-top:8px; }
   .tablewrap { max-height: calc(100vh - 230px); overflow:auto; border:1px solid var(--line); border-radius:6px; }
   table { border-collapse:collapse; width:100%; font-size:13px; }
   th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
@@ -83,7 +86,7 @@ enum WebPage {
       </table>
       <div class="empty" id="nojobs">No jobs yet.</div>
     </div>
-    <div class="toolbar" style="margin-top:8px"><button class="secondary" id="more" hidden>Load older</button></div>
+    <div class="toolbar below"><button class="secondary" id="more" hidden>Load older</button></div>
   </section>
   <section id="view">
     <div class="empty" id="noview">Select a job to see its output.</div>

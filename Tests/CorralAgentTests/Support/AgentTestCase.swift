@@ -57,8 +57,7 @@ class AgentTestCase: XCTestCase {
         var all = ["agent", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory ?? self.dataDirectory,
                    "--flush-interval", "50ms", "--keep-alive", "1s"]
         all += arguments
-        let agent = try AgentProcess(runner: runner, binary: AgentTestCase.binary, arguments: all, marker: marker)
-        agents.append(agent)
+        let agent = try launch(AgentTestCase.binary, all)
         guard agent.waitUntilListening() else {
             let result = agent.waitForExit()
             XCTFail("the agent did not start: \(result.map { "\($0.outcome) " + $0.stderr.text + $0.stdout.text } ?? "no result")",
@@ -66,6 +65,40 @@ class AgentTestCase: XCTestCase {
             throw HTTPClient.Failure(description: "agent did not start")
         }
         return agent
+    }
+
+    /// Starts a process that becomes an agent (the binary itself, or a
+    /// shell that execs it in an odd setting) without waiting for it; it is
+    /// stopped at the end of the test like every agent.
+    func launch(_ executable: String, _ arguments: [String]) throws -> AgentProcess {
+        let agent = try AgentProcess(runner: runner, binary: executable, arguments: arguments, marker: marker)
+        agents.append(agent)
+        return agent
+    }
+
+    /// A loopback port nothing listens on right now (for an agent whose
+    /// stdout cannot tell the one it picked).
+    func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw HTTPClient.Failure(description: "no free port: errno \(errno)") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Skips the test, loudly, when Debian's chromium is not installed.
+    func requireChromium() throws {
+        guard ["/usr/bin/chromium", "/usr/bin/chromium-browser"].contains(where: FileManager.default.isExecutableFile) else {
+            let message = "SKIPPED LOUDLY: chromium is not installed (scripts/test installs it with apt); \(name) was NOT run in a browser"
+            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
+            throw XCTSkip(message)
+        }
     }
 
     /// Runs `corral` with these arguments to the end (for start-up failures).
