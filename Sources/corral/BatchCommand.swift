@@ -121,7 +121,7 @@ struct BatchCommand: ParsableCommand {
             // A second signal: end now, once what runs has had its stop
             // sequence (bounded by its grace), without waiting for a reader.
             shutdown(runner)
-            FileOutput.standardError.say("\ncorral: stopped at a second signal; \(sink.pending) answers were not written")
+            FileOutput.standardError.sayIfWritable("\ncorral: stopped at a second signal; \(sink.pending) answers were not written\n")
             _exit(128 + number)
         }
 

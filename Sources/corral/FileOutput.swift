@@ -63,6 +63,14 @@ final class FileOutput: Sendable {
     /// For messages to the user on stderr: if stderr itself fails there is
     /// nowhere left to say so.
     func say(_ line: String) { try? writeLine(line) }
+
+    /// Says it only if it can be written without waiting: for last words
+    /// that must not block an exit on a reader that never reads.
+    func sayIfWritable(_ line: String) {
+        var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&ready, 1, 0) == 1, ready.revents & Int16(POLLOUT) != 0 else { return }
+        _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
+    }
 }
 
 /// Why a write failed: the errno, and whether the reader went away.

@@ -69,6 +69,63 @@ class CLITestCase: XCTestCase {
         EndToEnd.waitUntil(upTo: limit, polling: 10_000, condition)
     }
 
+    /// Runs a bash script with corral's path as $0 and this test's marker
+    /// in its environment; the lines "key=value" it prints on stderr come
+    /// back as a dictionary, with the whole stderr under "stderr".
+    func bash(_ script: String, timeout: Duration = .seconds(120)) async throws -> [String: String] {
+        var spec = JobSpec(.executable("/bin/bash", arguments: ["-c", script, CLITestCase.binary]))
+        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+        spec.timeout = timeout
+        spec.outputLimit = .unlimited
+        spec.workingDirectory = scratch.path
+        let result = try await runner.run(spec)
+        var values: [String: String] = [:]
+        for line in result.stderr.text.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        values["stderr"] = result.stderr.text
+        values["stdout"] = result.stdout.text
+        return values
+    }
+
+    /// Seconds between two "key=<date +%s%N>" lines of `bash`.
+    func seconds(_ values: [String: String], from: String, to: String) -> Double {
+        guard let start = values[from].flatMap(Double.init), let end = values[to].flatMap(Double.init) else { return .infinity }
+        return (end - start) / 1e9
+    }
+
+    /// bash lines that open descriptor 4 on a FIFO nobody reads (bash holds
+    /// it open for reading and writing, and never reads); $fifo is its path.
+    /// With `full`, the pipe's buffer is filled first, so the next write blocks.
+    static func stalledReader(full: Bool = false) -> String {
+        #"""
+        fifo=$(mktemp -u); mkfifo "$fifo"
+        trap 'rm -f "$fifo"' EXIT
+        exec 4<>"$fifo"
+
+        """# + (full ? "head -c 65536 /dev/zero >&4\n" : "")
+    }
+
+    /// A bash function: `alive ARG` prints how many `sleep ARG` processes
+    /// carry this test's marker (fast: one python, no fork per process).
+    static let aliveFunction = #"""
+        alive() { python3 -c '
+        import os, sys
+        marker = ("CORRAL_E2E_MARKER=" + os.environ["CORRAL_E2E_MARKER"]).encode()
+        count = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if open(f"/proc/{pid}/cmdline", "rb").read() == b"sleep\0" + sys.argv[1].encode() + b"\0" \
+                        and marker in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
+                    count += 1
+            except OSError:
+                pass
+        print(count)' "$1"; }
+        now() { date +%s%N; }
+
+        """#
+
     func jsonLines(_ output: CapturedOutput) throws -> [[String: Any]] {
         try output.text.split(separator: "\n").map {
             try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], String($0))

@@ -6,38 +6,6 @@ import XCTest
 /// up a deadline or a signal, and a reader that goes away is seen by the
 /// job as if it wrote there itself.
 final class RunReaderTests: CLITestCase {
-    /// Runs a bash script with corral's path as $0; what it prints on stderr
-    /// comes back as lines "key=value".
-    private func bash(_ script: String) async throws -> [String: String] {
-        var spec = JobSpec(.executable("/bin/bash", arguments: ["-c", script, CLITestCase.binary]))
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        spec.timeout = .seconds(120)
-        spec.outputLimit = .unlimited
-        let result = try await runner.run(spec)
-        var values: [String: String] = [:]
-        for line in result.stderr.text.split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
-        values["stderr"] = result.stderr.text
-        return values
-    }
-
-    /// Opens descriptor 4 on a FIFO whose reader never reads; the reader
-    /// goes when the script exits.
-    static let stalledReader = #"""
-        fifo=$(mktemp -u); mkfifo "$fifo"
-        sleep 1000 <"$fifo" & reader=$!
-        trap 'kill $reader; rm -f "$fifo"' EXIT
-        exec 4>"$fifo"
-
-        """#
-
-    private func seconds(_ values: [String: String], from: String, to: String) -> Double {
-        guard let start = values[from].flatMap(Double.init), let end = values[to].flatMap(Double.init) else { return .infinity }
-        return (end - start) / 1e9
-    }
-
     func testAReaderThatGoesAwayEndsTheJobWithItsOwnSIGPIPE() async throws {
         let values = try await bash(#"""
             echo "start=$(date +%s%N)" >&2
@@ -52,7 +20,7 @@ final class RunReaderTests: CLITestCase {
     func testAReaderThatNeverReadsHoldsNoDeadline() async throws {
         // The reader holds the pipe open and never reads; corral must end
         // the job at its 2 s deadline (plus the grace) all the same.
-        let values = try await bash(RunReaderTests.stalledReader + #"""
+        let values = try await bash(CLITestCase.stalledReader() + #"""
             echo "start=$(date +%s%N)" >&2
             "$0" run --timeout 2s --kill-after 1s -- yes >&4
             echo "status=$?" >&2
@@ -63,7 +31,7 @@ final class RunReaderTests: CLITestCase {
     }
 
     func testTermActsWhileTheReaderIsStalled() async throws {
-        let values = try await bash(RunReaderTests.stalledReader + #"""
+        let values = try await bash(CLITestCase.stalledReader() + #"""
             "$0" run -- yes >&4 & pid=$!
             sleep 0.5
             echo "sent=$(date +%s%N)" >&2
