@@ -19,6 +19,7 @@ typedef enum cc_spawn_stage {
     CC_STAGE_CLOSE_FDS = 9,
     CC_STAGE_EXEC = 10,
     CC_STAGE_CGROUP = 11,
+    CC_STAGE_PARENT_DEATH = 12,  /* PR_SET_PDEATHSIG failed, or the runner is already gone */
 } cc_spawn_stage;
 
 /// Everything the child needs, prepared by the parent. No field is read
@@ -39,6 +40,8 @@ typedef struct cc_spawn_request {
     bool restore_nofile;         /* put RLIMIT_NOFILE's soft limit back for the child */
     unsigned long long nofile_soft;
     int cgroup_procs_fd;         /* >= 0: the child writes "0" here (joins that cgroup) first */
+    pid_t parent_pid;            /* > 0: the child gets SIGKILL when the spawning thread dies (PR_SET_PDEATHSIG),
+                                    and gives up if this process is already gone */
 } cc_spawn_request;
 
 typedef struct cc_spawn_result {
