@@ -53,7 +53,7 @@ struct AgentCommand: ParsableCommand {
     var flushInterval: String = "100ms"
     @Option(name: .customLong("keep-alive"), help: ArgumentHelp("Keep-alive comment interval on event streams (default 15s).", valueName: "duration"))
     var keepAlive: String = "15s"
-    @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group.", valueName: "tier"))
+    @Option(help: ContainmentOption.help)
     var containment: String = "auto"
 
     func run() throws {
@@ -82,11 +82,7 @@ struct AgentCommand: ParsableCommand {
         configuration.shutdownGrace = try duration("--shutdown-grace", shutdownGrace)
         configuration.flushInterval = try duration("--flush-interval", flushInterval)
         configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
-        switch containment {
-        case "auto": configuration.containment = .automatic
-        case "process-group": configuration.containment = .processGroup
-        default: throw ValidationError("--containment expects auto or process-group, got \"\(containment)\"")
-        }
+        configuration.containment = try ContainmentOption.parse(containment)
         do {
             try configuration.validate()
         } catch {

@@ -48,6 +48,8 @@ struct BatchCommand: ParsableCommand {
     var quiet = false
     @Flag(help: "Show the progress line even when stderr is not a terminal.")
     var progress = false
+    @Option(help: ContainmentOption.help)
+    var containment: String = "auto"
 
     func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs: expected a number of jobs of at least 1, got \(jobs)") }
@@ -81,6 +83,7 @@ struct BatchCommand: ParsableCommand {
 
         let forwarder = SignalForwarder()  // before the runner's thread exists
         var configuration = Runner.Configuration()
+        configuration.containment = try ContainmentOption.parse(containment)
         configuration.reapOrphans = true
         configuration.maxJobsInFlight = jobs
         let runner = try Runner(configuration: configuration)
