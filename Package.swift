@@ -72,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CorralTests",
-            dependencies: ["Corral", "CCorral"],
+            dependencies: ["Corral", "CCorral", "CorralTestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Helpers the end-to-end test targets share (not a test bundle).
@@ -101,7 +101,7 @@ let package = Package(
 // The engine alone (scripts/test's AddressSanitizer pass): no CLI, no agent,
 // so the sanitized build does not compile the HTTP and SQLite stacks too.
 if ProcessInfo.processInfo.environment["CORRAL_ENGINE_ONLY"] != nil {
-    let engine: Set<String> = ["CLibUV", "CCorral", "Corral", "CorralTests"]
+    let engine: Set<String> = ["CLibUV", "CCorral", "Corral", "CorralTests", "CorralTestSupport"]
     package.targets.removeAll { !engine.contains($0.name) }
     package.products = [.library(name: "Corral", targets: ["Corral"])]
     package.dependencies = []
