@@ -20,6 +20,14 @@ import Glibc
 ///
 /// - Important: Call `shutdown()` when done: it stops what still runs,
 ///   delivers every result and closes every descriptor and handle.
+///
+/// - Important: Each runner forks a small watchdog process at init (a child
+///   of this process named `corral-watchdog`, in a session of its own, with
+///   exit signal 0 so `waitpid(-1)` never sees it). If this process dies
+///   without `shutdown()` — SIGKILL, the OOM killer — it kills every process
+///   of the runner's unfinished jobs within milliseconds. It keeps the pages
+///   this process had at init (copy on write): create runners early, not
+///   after building a large heap.
 public final class Runner: Sendable {
     private let eventLoop: EventLoop
     private let idPrefix: String
