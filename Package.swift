@@ -73,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CorralTests",
-            dependencies: ["Corral", "CCorral"],
+            dependencies: ["Corral", "CCorral", "CorralTestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The parser, the spec decoder and the text formats, on their own.
@@ -108,7 +108,7 @@ let package = Package(
 // The engine alone (scripts/test's AddressSanitizer pass): no CLI, no agent,
 // so the sanitized build does not compile the HTTP and SQLite stacks too.
 if ProcessInfo.processInfo.environment["CORRAL_ENGINE_ONLY"] != nil {
-    let engine: Set<String> = ["CLibUV", "CCorral", "Corral", "CorralTests"]
+    let engine: Set<String> = ["CLibUV", "CCorral", "Corral", "CorralTests", "CorralTestSupport"]
     package.targets.removeAll { !engine.contains($0.name) }
     package.products = [.library(name: "Corral", targets: ["Corral"])]
     package.dependencies = []

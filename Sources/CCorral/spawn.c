@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -96,6 +97,19 @@ static int cc_child_main(void *arg) {
         if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
             limit.rlim_cur = request->nofile_soft;
             if (setrlimit(RLIMIT_NOFILE, &limit) < 0) cc_child_fail(context, CC_STAGE_RLIMIT);
+        }
+    }
+
+    /* Die with the runner (the watchdog kills the rest of the job). After
+       the credential changes above, which clear the setting. It fires when
+       the *thread* that cloned us exits: the loop thread, which lives as
+       long as the runner. If the runner died before this, nobody will ever
+       send it: check that the parent is still the one that cloned us. */
+    if (request->parent_pid > 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) cc_child_fail(context, CC_STAGE_PARENT_DEATH);
+        if (getppid() != request->parent_pid) {
+            errno = ESRCH;
+            cc_child_fail(context, CC_STAGE_PARENT_DEATH);
         }
     }
 

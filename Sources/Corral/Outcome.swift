@@ -47,6 +47,7 @@ public struct SpawnFailure: Error, Hashable, Sendable, CustomStringConvertible {
         public static let closeDescriptors = Stage(name: "close-descriptors")
         public static let exec = Stage(name: "exec")
         public static let cgroup = Stage(name: "cgroup")
+        public static let parentDeath = Stage(name: "parent-death")  // the runner died during the spawn
         public var description: String { name }
     }
 

@@ -20,10 +20,20 @@ import Glibc
 ///
 /// - Important: Call `shutdown()` when done: it stops what still runs,
 ///   delivers every result and closes every descriptor and handle.
+///
+/// - Important: Each runner forks a small watchdog process at init (a child
+///   of this process named `corral-watchdog`, in a session of its own, with
+///   exit signal 0 so `waitpid(-1)` never sees it). If this process dies
+///   without `shutdown()` — SIGKILL, the OOM killer — it kills every process
+///   of the runner's unfinished jobs within milliseconds. It keeps the pages
+///   this process had at init (copy on write): create runners early, not
+///   after building a large heap.
 public final class Runner: Sendable {
     private let eventLoop: EventLoop
     private let idPrefix: String
     private let sequence = Atomic<UInt64>(0)
+    /// Kills what the jobs leave if this process dies without `shutdown()`.
+    let watchdog: Watchdog
     /// What the runner settled on at start.
     public let limits: Limits
     /// The containment tier in use, and why the cgroup tier is not, if so.
@@ -56,15 +66,28 @@ public final class Runner: Sendable {
         limits = Limits(maxJobsInFlight: maxInFlight, descriptorBudget: budget, openFileLimit: soft)
         let (tree, report) = CgroupTree.setUp(configuration.containment)
         containment = report
-        eventLoop = try EventLoop(
-            configuration: JobScheduler.Configuration(
-                maxJobsInFlight: maxInFlight, descriptorBudget: budget,
-                childOpenFileLimit: soft != original ? original : nil,
-                shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree,
-                sweepSnapshotReuse: configuration.sweepSnapshotReuse),
-            reapOrphans: configuration.reapOrphans)
         idPrefix = "c" + String(UInt64.random(in: 0..<(1 << 40)), radix: 36)
-        try eventLoop.start()
+        // Started before the loop thread and any job, so it holds no job's
+        // descriptor and copies as little of this process as can be.
+        switch Watchdog.start(cgroupDirectory: tree?.directory, jobIDPrefix: idPrefix + "-", capacity: maxInFlight) {
+        case .success(let started): watchdog = started
+        case .failure(let error):
+            tree?.removeDirectory()
+            throw CorralError(.runnerFailure, "cannot start the watchdog process: \(error)", errno: error.code)
+        }
+        do throws(CorralError) {
+            eventLoop = try EventLoop(
+                configuration: JobScheduler.Configuration(
+                    maxJobsInFlight: maxInFlight, descriptorBudget: budget,
+                    childOpenFileLimit: soft != original ? original : nil,
+                    shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree,
+                    sweepSnapshotReuse: configuration.sweepSnapshotReuse, watchdog: watchdog),
+                reapOrphans: configuration.reapOrphans)
+            try eventLoop.start()
+        } catch {
+            watchdog.stop()
+            throw error
+        }
     }
 
     deinit {

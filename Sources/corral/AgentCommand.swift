@@ -59,7 +59,7 @@ struct AgentCommand: ParsableCommand {
     var maxConnections: Int = 1024
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
     var idleTimeout: String = "60s"
-    @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group.", valueName: "tier"))
+    @Option(help: ContainmentOption.help)
     var containment: String = "auto"
 
     func run() throws {
@@ -92,11 +92,7 @@ struct AgentCommand: ParsableCommand {
         configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
         configuration.maxConnections = maxConnections
         configuration.idleTimeout = try duration("--idle-timeout", idleTimeout)
-        switch containment {
-        case "auto": configuration.containment = .automatic
-        case "process-group": configuration.containment = .processGroup
-        default: throw ValidationError("--containment expects auto or process-group, got \"\(containment)\"")
-        }
+        configuration.containment = try ContainmentOption.parse(containment)
         do {
             try configuration.validate()
         } catch {

@@ -49,6 +49,8 @@ struct BatchCommand: ParsableCommand {
     var quiet = false
     @Flag(help: "Show the progress line even when stderr is not a terminal.")
     var progress = false
+    @Option(help: ContainmentOption.help)
+    var containment: String = "auto"
 
     /// `-j` at most: more than the pid space of most hosts (32768 by default).
     static let maximumJobs = 100_000
@@ -100,6 +102,7 @@ struct BatchCommand: ParsableCommand {
 
         let forwarder = SignalForwarder()  // before the runner's thread exists
         var configuration = Runner.Configuration()
+        configuration.containment = try ContainmentOption.parse(containment)
         configuration.reapOrphans = true
         configuration.maxJobsInFlight = jobs
         let runner = try Runner(configuration: configuration)

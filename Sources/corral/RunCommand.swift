@@ -57,6 +57,8 @@ struct RunCommand: ParsableCommand {
     var leaveRunning = false
     @Flag(help: "Capture the output and print one JSON result object at the end.")
     var json = false
+    @Option(help: ContainmentOption.help)
+    var containment: String = "auto"
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (after --).", valueName: "command"))
     var command: [String] = []
 
@@ -68,6 +70,7 @@ struct RunCommand: ParsableCommand {
 
         let forwarder = SignalForwarder()  // before the runner's thread exists
         var configuration = Runner.Configuration()
+        configuration.containment = try ContainmentOption.parse(containment)
         configuration.reapOrphans = true  // corral owns this process: no other children to protect
         configuration.maxJobsInFlight = 1
         let runner = try Runner(configuration: configuration)

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Synchronization
 import XCTest
+import CorralTestSupport
 
 /// The agent's own crash, and load: every job ends in a final state in the
 /// journal, with its output, and nothing of it is left running.
@@ -18,10 +19,16 @@ final class AgentRecoveryTests: AgentTestCase {
         // Give the writer time to commit the output (it batches every 50 ms here).
         XCTAssertTrue(waitUntil { self.storedOutput(of: id) == "before the crash\n" })
 
+        // Its runner's watchdog first, as when both are killed at once (a
+        // kill -9 of the whole cgroup or session): then only the journal can
+        // find the job. The leader still dies with the agent (PDEATHSIG).
+        let watchdog = try XCTUnwrap(watchdog(of: agent))
+        kill(watchdog, SIGKILL)
+        XCTAssertTrue(waitUntil { !self.markedProcesses().contains { $0.hasPrefix("\(watchdog) ") } })
         agent.crash()
         XCTAssertNotNil(agent.waitForExit())
         let orphans = jobProcesses(of: agent).filter { $0.hasSuffix(" sleep") }
-        XCTAssertEqual(orphans.count, 2, "the crash itself must not have stopped the job: \(orphans)")
+        XCTAssertEqual(orphans.count, 2, "the crash itself must not have stopped the grandchildren: \(orphans)")
 
         let restarted = try startAgent()
         let job = try restarted.client.get("/v1/jobs/\(id)").json
@@ -30,7 +37,7 @@ final class AgentRecoveryTests: AgentTestCase {
         let result = try XCTUnwrap(job["result"] as? [String: Any])
         XCTAssertEqual(result["outcome"] as? String, "lost")
         XCTAssertEqual(result["stdout"] as? String, "before the crash\n")
-        XCTAssertEqual((result["killed"] as? [[String: Any]])?.count, 3, "\(result)")
+        XCTAssertEqual((result["killed"] as? [[String: Any]])?.count, 2, "the two sleeps: \(result)")
         XCTAssertTrue((job["message"] as? String ?? "").contains("were killed"), "\(job)")
         XCTAssertTrue(waitUntil { self.jobProcesses(of: restarted).isEmpty }, "\(jobProcesses(of: restarted))")
 
@@ -38,6 +45,33 @@ final class AgentRecoveryTests: AgentTestCase {
         let after = try waitForFinal(restarted.client, next)
         XCTAssertEqual(after["state"] as? String, "exited")
         XCTAssertEqual((after["result"] as? [String: Any])?["stdout"] as? String, "after\n")
+    }
+
+    /// Issue 11, item 5: with its watchdog alive, the agent's death takes
+    /// its jobs with it at once; the restart still marks them lost.
+    func testKillMinus9StopsTheJobsAtOnceAndRestartMarksThemLost() throws {
+        let agent = try startAgent()
+        let client = agent.client
+        let spec = #"{"shell":"echo before the crash; setsid sleep 300 & sleep 300","timeout":"10m"}"#
+        let id = try XCTUnwrap(try client.post("/v1/jobs", json: spec).json["id"] as? String)
+        XCTAssertTrue(waitForState(client, id, "running"))
+        XCTAssertTrue(waitUntil { self.jobProcesses(of: agent).filter { $0.hasSuffix(" sleep") }.count == 2 })
+        XCTAssertTrue(waitUntil { self.storedOutput(of: id) == "before the crash\n" })
+
+        agent.crash()
+        let crashed = ContinuousClock.now
+        XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(5), polling: 5_000) { self.jobProcesses(of: agent).isEmpty },
+                      "left after the crash: \(jobProcesses(of: agent))")
+        XCTAssertLessThan(ContinuousClock.now - crashed, .seconds(2))
+        XCTAssertNotNil(agent.waitForExit())
+
+        let restarted = try startAgent()
+        let job = try restarted.client.get("/v1/jobs/\(id)").json
+        XCTAssertEqual(job["state"] as? String, "lost")
+        let result = try XCTUnwrap(job["result"] as? [String: Any])
+        XCTAssertEqual(result["stdout"] as? String, "before the crash\n")
+        XCTAssertEqual((result["killed"] as? [[String: Any]])?.count ?? 0, 0, "\(result)")
+        XCTAssertTrue((job["message"] as? String ?? "").contains("none of its processes"), "\(job)")
     }
 
     func testTwoThousandConcurrentSubmitsAllReachTheJournal() throws {

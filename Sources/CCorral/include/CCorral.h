@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /// Where in the child a spawn failed; reported back with errno.
@@ -19,6 +20,7 @@ typedef enum cc_spawn_stage {
     CC_STAGE_CLOSE_FDS = 9,
     CC_STAGE_EXEC = 10,
     CC_STAGE_CGROUP = 11,
+    CC_STAGE_PARENT_DEATH = 12,  /* PR_SET_PDEATHSIG failed, or the runner is already gone */
 } cc_spawn_stage;
 
 /// Everything the child needs, prepared by the parent. No field is read
@@ -39,6 +41,8 @@ typedef struct cc_spawn_request {
     bool restore_nofile;         /* put RLIMIT_NOFILE's soft limit back for the child */
     unsigned long long nofile_soft;
     int cgroup_procs_fd;         /* >= 0: the child writes "0" here (joins that cgroup) first */
+    pid_t parent_pid;            /* > 0: the child gets SIGKILL when the spawning thread dies (PR_SET_PDEATHSIG),
+                                    and gives up if this process is already gone */
 } cc_spawn_request;
 
 typedef struct cc_spawn_result {
@@ -103,6 +107,38 @@ int cc_pipe_cloexec(int *read_end, int *write_end);
 
 /// Names the calling thread (pthread_setname_np, at most 15 bytes).
 void cc_name_this_thread(const char *name);
+
+/// One job the watchdog may have to kill, in memory shared with it
+/// (MAP_SHARED, written by the runner's loop thread only).
+typedef struct cc_watchdog_slot {
+    pid_t group;                 /* > 0: the job's process group, while its leader pins the id */
+    uint32_t reserved;
+    uint64_t sequence;           /* > 0: the n of the job id <prefix>-<n>, until the job is over */
+} cc_watchdog_slot;
+
+typedef struct cc_watchdog_request {
+    const char *cgroup_directory;    /* the runner's cgroup directory, NULL in the process-group tier */
+    const char *job_id_prefix;       /* "<prefix>-": this runner's CORRAL_JOB_ID values start so */
+    cc_watchdog_slot *slots;         /* shared with the watchdog */
+    size_t slot_count;
+} cc_watchdog_request;
+
+typedef struct cc_watchdog {
+    pid_t pid;
+    int pidfd;                   /* O_CLOEXEC; the child's exit signal is 0: wait with __WALL */
+    int control;                 /* write 'q' then close for an orderly stop; O_CLOEXEC */
+} cc_watchdog;
+
+/// Forks the runner's watchdog (watchdog.c): it waits for this process to
+/// exit, or for end-of-file on `control` without a 'q' first, and then
+/// kills every job the slots and the cgroup directory name. Returns 0 or -errno.
+int cc_watchdog_start(const cc_watchdog_request *request, cc_watchdog *watchdog);
+
+/// Stores a slot (atomically: the watchdog may read it at any moment).
+void cc_watchdog_set_slot(cc_watchdog_slot *slots, size_t index, pid_t group, uint64_t sequence);
+
+/// Forgets a slot's group (its leader is about to be reaped), keeping its sequence.
+void cc_watchdog_clear_group(cc_watchdog_slot *slots, size_t index);
 
 /// The wait options, which Swift does not import as constants.
 extern const int cc_WEXITED;

@@ -91,6 +91,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         orphanReaper?.start()
         uv_run(loop, UV_RUN_DEFAULT)
         scheduler.configuration.cgroupTree?.removeDirectory()
+        scheduler.configuration.watchdog?.stop()  // every job is over: it exits without killing
         let status = uv_loop_close(loop)
         var leaked: [String] = []
         if status != 0 {

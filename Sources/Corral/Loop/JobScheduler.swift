@@ -21,6 +21,9 @@ final class JobScheduler: LoopObject {
         /// How long a /proc snapshot serves later sweeps while no process
         /// has been created since.
         var sweepSnapshotReuse: Duration = .milliseconds(10)
+        /// Kills what the jobs leave if this process dies without shutting
+        /// the runner down; told of each job as it starts and ends.
+        var watchdog: Watchdog?
     }
 
     var tier: Containment { configuration.cgroupTree == nil ? .processGroup : .cgroup }

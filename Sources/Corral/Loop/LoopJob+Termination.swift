@@ -63,6 +63,7 @@ extension LoopJob {
         leaderVanished = true
         leaderReaped = true
         leaderExitedAt = .now()
+        watchdogForgetGroup()
         LeaderRegistry.remove(pid)
         if let poll { uv_poll_stop(poll) }
         closePoll()
@@ -87,6 +88,7 @@ extension LoopJob {
                 && sweepEscapees(signal: SIGKILL)
             lingeringKilled = containedLeft || groupLeft || escaped
         } else {
+            releaseWatchdogSlot()  // what it leaves is meant to keep running
             reapLeader()
             keepDaemons()
         }
@@ -122,6 +124,7 @@ extension LoopJob {
         }
         for output in outputs where output.isOpen { output.close() }
         finishContainment()
+        releaseWatchdogSlot()
         submission.onCompletion(result())
         scheduler.jobDidDeliver()
     }
@@ -130,6 +133,7 @@ extension LoopJob {
     /// only): stops watching it. It stays a zombie of this process once it
     /// dies; `EventLoop.Diagnostics.abandonedLeaders` counts these.
     func abandon() {
+        releaseWatchdogSlot()
         LeaderRegistry.remove(pid)
         closePoll()
         releaseLeaf()
@@ -139,6 +143,7 @@ extension LoopJob {
 
     /// Reaps the leader, which has exited (WNOHANG: never blocks the loop).
     func reapLeader() {
+        watchdogForgetGroup()  // before the group id can be freed
         var info = cc_exit_info()
         let status = cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOHANG, &info)
         // ECHILD: reaped by someone else just now; its status was already read.
@@ -146,6 +151,19 @@ extension LoopJob {
             leaderReaped = true
             LeaderRegistry.remove(pid)
         }
+    }
+
+    /// The watchdog stops signalling the job's group (the leader is being
+    /// reaped) but still sweeps for its processes.
+    func watchdogForgetGroup() {
+        if let watchdogSlot { scheduler.configuration.watchdog?.forgetGroup(watchdogSlot) }
+    }
+
+    /// The watchdog forgets the job altogether.
+    func releaseWatchdogSlot() {
+        guard let watchdogSlot else { return }
+        self.watchdogSlot = nil
+        scheduler.configuration.watchdog?.release(watchdogSlot)
     }
 
     /// Stops watching the pidfd; it is closed with its poll handle. The

@@ -74,6 +74,8 @@ final class LoopJob: LoopObject {
     var pipeHolders: [PipeHolder] = []
     var leftRunning: [ProcessSummary] = []
     var cpuTime: Duration?
+    /// The job's slot in the watchdog's table, while it holds one.
+    var watchdogSlot: Int32?
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
@@ -182,6 +184,9 @@ final class LoopJob: LoopObject {
             pid = child.pid
             pidfd = child.pidfd
             spawnedAt = .now()
+            if let sequence = id.rawValue.split(separator: "-").last.flatMap({ UInt64($0) }) {
+                watchdogSlot = scheduler.configuration.watchdog?.track(group: pid, sequence: sequence)
+            }
         }
         if let onStart = submission.onStart {
             onStart(JobStart(id: id, pid: pid, startTime: JobStart.startTime(of: pid),

@@ -20,6 +20,7 @@ enum Spawner {
                       stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil) -> Result<Spawned, Failure> {
         var request = cc_spawn_request()
         request.cgroup_procs_fd = cgroupProcs ?? -1
+        request.parent_pid = getpid()
         request.path = UnsafePointer(plan.path[0])
         request.argv = UnsafePointer(plan.argv.pointers)
         request.envp = UnsafePointer(plan.envp.pointers)
@@ -77,6 +78,8 @@ enum Spawner {
             return SpawnFailure(errno: code, stage: .rlimit, message: "cannot restore the open-files limit: \(reason)")
         case CC_STAGE_CGROUP:
             return SpawnFailure(errno: code, stage: .cgroup, message: "cannot join the job's cgroup: \(reason)")
+        case CC_STAGE_PARENT_DEATH:
+            return SpawnFailure(errno: code, stage: .parentDeath, message: "cannot tie the job to the runner's life: \(reason)")
         case CC_STAGE_CLOSE_FDS:
             return SpawnFailure(errno: code, stage: .closeDescriptors, message: "cannot close descriptors: \(reason)")
         default:

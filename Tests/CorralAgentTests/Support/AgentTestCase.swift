@@ -112,9 +112,26 @@ class AgentTestCase: XCTestCase {
     /// Processes that carry this test's marker (the agent and its jobs).
     func markedProcesses() -> [String] { EndToEnd.markedProcesses(marker) }
 
-    /// Marked processes other than the agent itself: what its jobs left.
+    /// Marked processes other than the agent itself and runners'
+    /// watchdogs: what its jobs left.
     func jobProcesses(of agent: AgentProcess) -> [String] {
-        markedProcesses().filter { !$0.hasPrefix("\(agent.pid) ") }
+        markedProcesses().filter { !$0.hasPrefix("\(agent.pid) ") && !$0.hasSuffix(" corral-watchdog") }
+    }
+
+    /// The pid of the agent's runner's watchdog (a child of the agent).
+    func watchdog(of agent: AgentProcess) -> Int32? {
+        var found: Int32?
+        _ = waitUntil {
+            found = markedProcesses().filter { $0.hasSuffix(" corral-watchdog") }
+                .compactMap { Int32($0.split(separator: " ")[0]) }
+                .first { pid in
+                    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                    guard let close = stat.lastIndex(of: ")") else { return false }
+                    return stat[stat.index(close, offsetBy: 2)...].split(separator: " ").dropFirst().first == "\(agent.pid)"
+                }
+            return found != nil
+        }
+        return found
     }
 
     func waitUntil(upTo limit: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
