@@ -101,20 +101,22 @@ public final class Runner: Sendable {
     ///
     /// - Parameters:
     ///   - spec: the job.
-    ///   - onOutput: called on the loop thread with each chunk of output as it
-    ///     arrives; keep it short, it holds up every other job.
+    ///   - onOutput: called with each chunk of output as it arrives, on the
+    ///     runner's delivery thread (never the loop thread), in order. A slow
+    ///     handler delays the callbacks queued behind it, never a deadline;
+    ///     once 256 KiB of a job's output waits for it, that job's pipes are
+    ///     not read until it catches up (the job's own writes block).
     /// - Returns: the result; a failed or killed job is a result, not an error.
     /// - Throws: `CorralError` `.invalidSpec` for a spec that cannot run as
     ///   written, `.shutDown` after `shutdown()`.
     public func run(_ spec: JobSpec, onOutput: (@Sendable (OutputChunk) -> Void)? = nil) async throws -> JobResult {
-        let submission = try prepare(spec, onOutput: onOutput, onCompletion: { _ in })
-        let id = submission.id
+        try spec.validate()
+        let id = nextID()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JobResult, Error>) in
-                let ready = Submission(id: id, spec: submission.spec, plan: submission.plan,
-                                       submitted: submission.submitted, onOutput: onOutput,
-                                       onCompletion: { continuation.resume(returning: $0) })
-                guard eventLoop.send(.submit(ready)) else {
+                let submission = prepare(spec, id: id, onOutput: onOutput, onStart: nil,
+                                         onCompletion: { continuation.resume(returning: $0) })
+                guard eventLoop.send(.submit(submission)) else {
                     continuation.resume(throwing: CorralError(.shutDown, "the runner has been shut down"))
                     return
                 }
@@ -129,11 +131,18 @@ public final class Runner: Sendable {
     /// jobs without a task each.
     ///
     /// - Parameters:
-    ///   - onOutput: called on the loop thread with each chunk of output.
-    ///   - onStart: called on the loop thread once the leader is spawned
+    ///   - onOutput: called with each chunk of output, on the delivery thread
+    ///     (see `run`), with the same flow control.
+    ///   - onStart: called on the delivery thread once the leader is spawned
     ///     (never for a job that fails to start or is cancelled while queued),
     ///     with what a journal needs to find its processes again.
-    ///   - onCompletion: called exactly once, on the loop thread, with the result.
+    ///   - onCompletion: called exactly once, on the delivery thread, with the
+    ///     result, after every `onOutput` call of the job.
+    ///
+    /// - Important: All of a runner's callbacks run one at a time on its one
+    ///   delivery thread, in the order the loop handed them over. They may
+    ///   block (no deadline waits for them), but a callback must never wait
+    ///   for `shutdown()`: shutdown returns only after every callback ran.
     /// - Returns: a handle to cancel the job.
     /// - Throws: `CorralError` `.invalidSpec` or `.shutDown`; then
     ///   `onCompletion` is never called.
@@ -141,8 +150,8 @@ public final class Runner: Sendable {
     public func submit(_ spec: JobSpec, onOutput: (@Sendable (OutputChunk) -> Void)? = nil,
                        onStart: (@Sendable (JobStart) -> Void)? = nil,
                        onCompletion: @escaping @Sendable (JobResult) -> Void) throws -> JobHandle {
-        var submission = try prepare(spec, onOutput: onOutput, onCompletion: onCompletion)
-        submission.onStart = onStart
+        try spec.validate()
+        let submission = prepare(spec, id: nextID(), onOutput: onOutput, onStart: onStart, onCompletion: onCompletion)
         guard eventLoop.send(.submit(submission)) else {
             throw CorralError(.shutDown, "the runner has been shut down")
         }
@@ -152,7 +161,8 @@ public final class Runner: Sendable {
     /// Stops taking jobs, cancels the queued ones, stops the running ones
     /// (stop signal, grace, SIGKILL), delivers every result, closes every
     /// handle and descriptor, and ends the loop thread. Safe to call more
-    /// than once; every call returns once all that is done.
+    /// than once; every call returns once all that is done and every
+    /// callback has run.
     public func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             eventLoop.shutdown { continuation.resume() }
@@ -162,12 +172,30 @@ public final class Runner: Sendable {
     /// For tests and operators: what the loop saw when it closed.
     var diagnostics: EventLoop.Diagnostics { eventLoop.diagnostics }
 
-    private func prepare(_ spec: JobSpec, onOutput: (@Sendable (OutputChunk) -> Void)?,
-                         onCompletion: @escaping @Sendable (JobResult) -> Void) throws -> Submission {
-        try spec.validate()
-        let id = JobID(rawValue: "\(idPrefix)-\(sequence.add(1, ordering: .relaxed).newValue)")
-        return Submission(id: id, spec: spec, plan: LaunchPlan.prepare(spec, id: id),
-                          submitted: .now(), onOutput: onOutput, onCompletion: onCompletion)
+    private func nextID() -> JobID {
+        JobID(rawValue: "\(idPrefix)-\(sequence.add(1, ordering: .relaxed).newValue)")
+    }
+
+    /// The submission the loop gets. Its callbacks only queue the host's
+    /// own on the delivery thread, so no host code runs on the loop; the
+    /// output callback also reports what it consumed, for flow control.
+    private func prepare(_ spec: JobSpec, id: JobID, onOutput: (@Sendable (OutputChunk) -> Void)?,
+                         onStart: (@Sendable (JobStart) -> Void)?,
+                         onCompletion: @escaping @Sendable (JobResult) -> Void) -> Submission {
+        let delivery = eventLoop.delivery
+        let eventLoop = self.eventLoop
+        let output = onOutput.map { consume in
+            { @Sendable (chunk: OutputChunk) in
+                delivery.run {
+                    consume(chunk)
+                    eventLoop.outputConsumed(chunk.jobID, bytes: chunk.bytes.count)
+                }
+            }
+        }
+        let start = onStart.map { started in { @Sendable (start: JobStart) in delivery.run { started(start) } } }
+        return Submission(id: id, spec: spec, plan: LaunchPlan.prepare(spec, id: id), submitted: .now(),
+                          onOutput: output, onStart: start,
+                          onCompletion: { result in delivery.run { onCompletion(result) } })
     }
 
     private static func checkKernel() throws(CorralError) {

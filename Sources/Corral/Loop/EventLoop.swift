@@ -28,12 +28,20 @@ final class EventLoop: LoopObject, @unchecked Sendable {
 
     private struct Inbox {
         var commands: [LoopCommand] = []
+        /// Output bytes the host's callbacks consumed, per job, since the
+        /// loop last looked: flow control, accepted while closing too.
+        var consumed: [JobID: Int] = [:]
+        var wakeupClosed = false
         var phase = Phase.open
         var waiters: [@Sendable () -> Void] = []
         var diagnostics = Diagnostics()
     }
 
     let loop: UnsafeMutablePointer<uv_loop_t>
+    /// Where the host's callbacks run: never on the loop thread.
+    let delivery: Delivery
+    /// The loop thread, once started (for `assertOnLoopThread`).
+    nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
     private let inbox = Mutex(Inbox())
     /// Loop thread only.
@@ -41,10 +49,12 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     private var orphanReaper: OrphanReaper?
 
     init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
+        delivery = try Delivery()
         loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         let status = uv_loop_init(loop)
         guard status == 0 else {
             loop.deallocate()
+            delivery.finish {}
             throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
         }
         wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self)
@@ -60,6 +70,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             uv_run(loop, UV_RUN_DEFAULT)
             uv_loop_close(loop)
             loop.deallocate()
+            delivery.finish {}
             throw error
         }
         if reapOrphans { orphanReaper = OrphanReaper(eventLoop: self) }
@@ -86,6 +97,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     }
 
     private func threadMain() {
+        loopThread = pthread_self()
         cc_name_this_thread("corral-loop")
         cc_block_sigpipe_on_this_thread()
         orphanReaper?.start()
@@ -118,7 +130,27 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             return waiters
         }
         scheduler = nil
-        waiters.forEach { $0() }
+        // Every result is queued for the host by now: shutdown returns once
+        // the delivery thread has run them all.
+        delivery.finish { waiters.forEach { $0() } }
+    }
+
+    /// Checks, in debug builds, that loop-only state is touched on the loop
+    /// thread: every scheduler and job entry point calls it.
+    func assertOnLoopThread(_ function: StaticString = #function) {
+        assert(pthread_equal(pthread_self(), loopThread) != 0, "\(function) called off the loop thread")
+    }
+
+    /// The host's output callback consumed `bytes` of job `id`'s output:
+    /// from the delivery thread. Wakes the loop only when nothing was
+    /// pending, so a burst of chunks costs one wake-up.
+    func outputConsumed(_ id: JobID, bytes: Int) {
+        inbox.withLock { inbox in
+            guard !inbox.wakeupClosed else { return }
+            let wasEmpty = inbox.consumed.isEmpty
+            inbox.consumed[id, default: 0] += bytes
+            if wasEmpty { uv_async_send(wakeup) }
+        }
     }
 
     /// Hands a command to the loop. Returns false once shutdown has begun
@@ -158,11 +190,14 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     var diagnostics: Diagnostics { inbox.withLock { $0.diagnostics } }
 
     private func drainInbox() {
-        let commands = inbox.withLock { inbox -> [LoopCommand] in
-            let commands = inbox.commands
-            inbox.commands = []
-            return commands
+        let (commands, consumed) = inbox.withLock { inbox -> ([LoopCommand], [JobID: Int]) in
+            defer {
+                inbox.commands = []
+                inbox.consumed = [:]
+            }
+            return (inbox.commands, inbox.consumed)
         }
+        for (id, bytes) in consumed { scheduler.outputConsumed(id, bytes: bytes) }
         for command in commands {
             switch command {
             case .submit(let submission): scheduler.submit(submission)
@@ -176,6 +211,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// closes the loop's own handles so `uv_run` returns.
     func closeOwnHandles() {
         orphanReaper?.stop()
+        inbox.withLock { $0.wakeupClosed = true }
         UVHandle.close(wakeup)
     }
 }

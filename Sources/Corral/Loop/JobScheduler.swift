@@ -99,6 +99,7 @@ final class JobScheduler: LoopObject {
     }
 
     func submit(_ submission: Submission) {
+        assertOnLoopThread()
         if shuttingDown {
             deliver(cancelledBeforeStart: submission)
             return
@@ -109,6 +110,7 @@ final class JobScheduler: LoopObject {
     }
 
     func cancel(_ id: JobID) {
+        assertOnLoopThread()
         if let index = queuedIndex.removeValue(forKey: id), let submission = queue[index] {
             queue[index] = nil
             deliver(cancelledBeforeStart: submission)
@@ -118,6 +120,7 @@ final class JobScheduler: LoopObject {
     }
 
     func beginShutdown() {
+        assertOnLoopThread()
         shuttingDown = true
         while let submission = dequeue() { deliver(cancelledBeforeStart: submission) }
         for job in jobs.values { job.cancel() }
@@ -207,6 +210,16 @@ final class JobScheduler: LoopObject {
 
     private func deliver(cancelledBeforeStart submission: Submission) {
         submission.onCompletion(LoopJob.notStartedResult(submission, outcome: .cancelled, containment: tier))
+    }
+
+    /// The host consumed `bytes` of a job's output (flow control).
+    func outputConsumed(_ id: JobID, bytes: Int) {
+        assertOnLoopThread()
+        jobs[id]?.outputConsumed(bytes)
+    }
+
+    func assertOnLoopThread(_ function: StaticString = #function) {
+        eventLoop.assertOnLoopThread(function)
     }
 
     /// A job has delivered its result and closed every handle.

@@ -113,6 +113,7 @@ extension LoopJob {
 
     /// Builds and hands over the result (once); closes what is still open.
     func deliver() {
+        scheduler.assertOnLoopThread()
         guard !delivered else { return }
         delivered = true
         stopTimer()

@@ -76,6 +76,9 @@ final class LoopJob: LoopObject {
     var cpuTime: Duration?
     /// The job's slot in the watchdog's table, while it holds one.
     var watchdogSlot: Int32?
+    /// Output handed to the host's callback and not yet consumed.
+    var outputInFlight = 0
+    var outputPaused = false
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
@@ -103,6 +106,7 @@ final class LoopJob: LoopObject {
     // MARK: Start
 
     func start(_ plan: LaunchPlan) -> StartResult {
+        scheduler.assertOnLoopThread()
         var parentEnds: [Int32] = []
         var childEnds: [Int32] = []
         func closeAll() { (parentEnds + childEnds).forEach(Syscalls.close) }
@@ -274,11 +278,34 @@ final class LoopJob: LoopObject {
         if openHandles == 0, delivered { scheduler.jobDidFinish(self) }
     }
 
+    // MARK: Output flow
+
+    /// A chunk went to the host's callback: past the high mark, stop
+    /// reading this job's pipes until the host catches up.
+    func outputHandedOver(_ bytes: Int) {
+        scheduler.assertOnLoopThread()
+        outputInFlight += bytes
+        if !outputPaused, outputInFlight > OutputFlow.highWater {
+            outputPaused = true
+            outputs.forEach { $0.pause() }
+        }
+    }
+
+    /// The host's callback consumed `bytes`: below the low mark, read again.
+    func outputConsumed(_ bytes: Int) {
+        outputInFlight -= bytes
+        if outputPaused, outputInFlight <= OutputFlow.lowWater {
+            outputPaused = false
+            outputs.forEach { $0.resume() }
+        }
+    }
+
     // MARK: Cancellation
 
     /// Cancels the job: the stop sequence if the leader still runs; if it has
     /// exited and only the pipes are draining, they are closed at once.
     func cancel() {
+        scheduler.assertOnLoopThread()
         guard !delivered else { return }
         if leaderStatus != nil || leaderVanished {
             deliver()

@@ -9,6 +9,8 @@ final class OutputPipe: LoopObject {
     private let onOutput: (@Sendable (OutputChunk) -> Void)?
     /// Still reading: neither end-of-file nor closed.
     private(set) var isOpen = false
+    /// Reading stopped until the host consumes what it was handed.
+    private(set) var isPaused = false
 
     /// Takes ownership of `fd`. Returns nil (and closes `fd`) if libuv refuses it.
     init?(job: LoopJob, stream: OutputChunk.Stream, fd: Int32, limit: OutputLimit,
@@ -37,7 +39,26 @@ final class OutputPipe: LoopObject {
 
     fileprivate func received(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(bytes)
-        onOutput?(OutputChunk(jobID: job.id, stream: stream, bytes: Array(bytes)))
+        guard let onOutput else { return }
+        // Queued for the host's callback on the delivery thread; the job
+        // counts it until consumed, and stops reading past the high mark.
+        onOutput(OutputChunk(jobID: job.id, stream: stream, bytes: Array(bytes)))
+        job.outputHandedOver(bytes.count)
+    }
+
+    /// Stops reading (backpressure): the job's own writes block once the
+    /// pipe is full; its deadline and stop sequence run as always.
+    func pause() {
+        guard isOpen, !isPaused else { return }
+        isPaused = true
+        uv_read_stop(UVHandle.stream(handle))
+    }
+
+    /// Reads again once the host has caught up.
+    func resume() {
+        guard isOpen, isPaused else { return }
+        isPaused = false
+        if uv_read_start(UVHandle.stream(handle), outputAllocate, outputRead) != 0 { reachedEnd() }
     }
 
     /// End-of-file or a read error: the stream is complete.
