@@ -20,15 +20,28 @@
 
 #define CC_CHILD_STACK_SIZE (64 * 1024)
 
+/* ThreadSanitizer cannot follow a CLONE_VM child (its clone interceptor
+   corrupts the parent's thread state), so its builds spawn with fork() and
+   report a failure through a close-on-exec pipe instead of shared memory.
+   Only scripts/test's TSan pass runs this; production spawns with vfork. */
+#if defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define CC_SPAWN_WITH_FORK 1
+#  endif
+#endif
+
 typedef struct cc_child_context {
     const cc_spawn_request *request;
     volatile int error;
     volatile int stage;
+    int report_fd;  /* -1, or (fork builds) where the child reports a failure */
 } cc_child_context;
 
 static void cc_child_fail(cc_child_context *context, cc_spawn_stage stage) {
-    context->error = errno;
+    int failure[2] = { errno, (int)stage };
+    context->error = failure[0];
     context->stage = stage;
+    if (context->report_fd >= 0) (void)!write(context->report_fd, failure, sizeof failure);
     _exit(127);
 }
 
@@ -127,7 +140,7 @@ static int cc_child_main(void *arg) {
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     /* The child runs on this buffer while this thread is suspended. */
     char stack[CC_CHILD_STACK_SIZE] __attribute__((aligned(16)));
-    cc_child_context context = { .request = request, .error = 0, .stage = CC_STAGE_NONE };
+    cc_child_context context = { .request = request, .error = 0, .stage = CC_STAGE_NONE, .report_fd = -1 };
 
     /* No signal handler may run in the child before it resets them. */
     sigset_t all, previous;
@@ -135,9 +148,39 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     pthread_sigmask(SIG_SETMASK, &all, &previous);
 
     int pidfd = -1;
+#ifdef CC_SPAWN_WITH_FORK
+    (void)stack;
+    int report[2];
+    pid_t pid = -1;
+    int clone_errno = 0;
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        clone_errno = errno;
+    } else {
+        context.report_fd = report[1];
+        pid = fork();
+        clone_errno = errno;
+        if (pid == 0) {
+            close(report[0]);
+            _exit(cc_child_main(&context));
+        }
+        close(report[1]);
+        if (pid > 0) {
+            pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+            int failure[2];
+            ssize_t got;
+            while ((got = read(report[0], failure, sizeof failure)) < 0 && errno == EINTR) {}
+            if (got == (ssize_t)sizeof failure) {
+                context.error = failure[0];
+                context.stage = failure[1];
+            }
+        }
+        close(report[0]);
+    }
+#else
     pid_t pid = clone(cc_child_main, stack + sizeof stack,
                       CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context, &pidfd);
     int clone_errno = errno;
+#endif
 
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
 
