@@ -12,7 +12,7 @@ final class DeliveryTests: CorralTestCase {
     }
 
     func testCallbacksNeverRunOnTheLoopThread() async throws {
-        let names = Mutex<Set<String>>([])
+        let names = Locked<Set<String>>([])
         let result: JobResult = try await withCheckedThrowingContinuation { continuation in
             do {
                 try runner.submit(JobSpec(.shell("echo out; echo err >&2")),
@@ -34,7 +34,7 @@ final class DeliveryTests: CorralTestCase {
     /// 1 s deadline holds, the stalled job is stopped at its own deadline
     /// (timed_out), and its pipe was not read meanwhile (bounded memory).
     func testAStalledConsumerDelaysNoDeadlineAndStopsOnlyItsOwnPipe() async throws {
-        let stalled = Mutex(false)
+        let stalled = Locked(false)
         var chatty = JobSpec(.executable("yes"))
         chatty.timeout = .seconds(2)
         chatty.outputLimit = .bytes(1 << 20)

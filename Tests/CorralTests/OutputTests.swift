@@ -90,7 +90,7 @@ final class OutputTests: CorralTestCase {
     }
 
     func testLiveOutputHookSeesEveryChunkBeforeTheResult() async throws {
-        let seen = Mutex<[OutputChunk.Stream: [UInt8]]>([:])
+        let seen = Locked<[OutputChunk.Stream: [UInt8]]>([:])
         let result = try await runner.run(.shell("for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.05; done")) { chunk in
             seen.withLock { $0[chunk.stream, default: []] += chunk.bytes }
         }

@@ -29,7 +29,7 @@ final class SignalTests: CorralTestCase {
 
 /// Collects results delivered on the loop thread.
 final class ResultBox: Sendable {
-    private let results = Mutex<[JobResult]>([])
+    private let results = Locked<[JobResult]>([])
 
     var add: @Sendable (JobResult) -> Void { { result in self.results.withLock { $0.append(result) } } }
 
@@ -43,7 +43,7 @@ final class ResultBox: Sendable {
 
     /// Holds the first job id seen, for tests that only learn it from output.
     final class IDBox: Sendable {
-        private let id = Mutex<JobID?>(nil)
+        private let id = Locked<JobID?>(nil)
         func set(_ value: JobID) { id.withLock { if $0 == nil { $0 = value } } }
         func wait() -> JobID? {
             _ = ProcessTable.wait { id.withLock { $0 != nil } }

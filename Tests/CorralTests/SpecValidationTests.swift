@@ -58,7 +58,7 @@ final class SpecValidationTests: CorralTestCase {
         spec.killGrace = JobSpec.maximumDuration
         spec.drainTimeout = JobSpec.maximumDuration
         // Cancelled once it has started (its first output), so its timers were set.
-        let started = Mutex((handle: JobHandle?.none, ready: false))
+        let started = Locked((handle: JobHandle?.none, ready: false))
         let result: JobResult = try await withCheckedThrowingContinuation { continuation in
             do {
                 let handle = try runner.submit(spec, onOutput: { _ in

@@ -21,7 +21,7 @@ final class Delivery: Sendable {
         var finished: (@Sendable () -> Void)?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let available = DispatchSemaphore(value: 0)
 
     init() throws(CorralError) {

@@ -43,7 +43,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
-    private let inbox = Mutex(Inbox())
+    private let inbox = Locked(Inbox())
     /// Loop thread only.
     private(set) var scheduler: JobScheduler!
     private var orphanReaper: OrphanReaper?

@@ -10,7 +10,7 @@ import Glibc
 /// lock, and the reaper decides under the same lock, so no leader is ever
 /// seen unregistered.
 enum LeaderRegistry {
-    private static let leaders = Mutex<Set<pid_t>>([])
+    private static let leaders = Locked<Set<pid_t>>([])
 
     /// Runs `spawn` under the lock and registers the pid it returns.
     static func spawn<Failure: Error>(_ spawn: () -> Result<Spawner.Spawned, Failure>) -> Result<Spawner.Spawned, Failure> {

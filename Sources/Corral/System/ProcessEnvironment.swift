@@ -93,7 +93,7 @@ final class EnvironmentSnapshot: @unchecked Sendable {
     }
 
     private static let pathKey = Array("PATH".utf8)
-    private static let latest = Mutex<EnvironmentSnapshot?>(nil)
+    private static let latest = Locked<EnvironmentSnapshot?>(nil)
 
     /// The snapshot of `environ` as it is now: the last one if nothing has
     /// changed since, else a new one.
