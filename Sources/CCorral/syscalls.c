@@ -102,8 +102,13 @@ int cc_proc_stat(pid_t pid, char *state, pid_t *group) {
     return 0;
 }
 
-long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value) {
+long cc_proc_job_ids(pid_t pid, char *buffer, size_t capacity, cc_job_marks *marks) {
     static const char key[] = "CORRAL_JOB_ID=";
+    static const char list_key[] = "CORRAL_JOB_IDS=";
+    marks->id = NULL;
+    marks->id_length = 0;
+    marks->ids = NULL;
+    marks->ids_length = 0;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -117,15 +122,20 @@ long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value
     }
     close(fd);
     buffer[used] = 0;
+    /* The first entry of each name counts, as in getenv. */
     for (size_t start = 0; start < used;) {
         size_t length = strnlen(buffer + start, used - start);
-        if (length > sizeof key - 1 && memcmp(buffer + start, key, sizeof key - 1) == 0) {
-            *value = buffer + start + sizeof key - 1;
-            return (long)(length - (sizeof key - 1));
+        if (marks->id == NULL && length > sizeof key - 1 && memcmp(buffer + start, key, sizeof key - 1) == 0) {
+            marks->id = buffer + start + sizeof key - 1;
+            marks->id_length = (long)(length - (sizeof key - 1));
+        } else if (marks->ids == NULL && length > sizeof list_key - 1
+                   && memcmp(buffer + start, list_key, sizeof list_key - 1) == 0) {
+            marks->ids = buffer + start + sizeof list_key - 1;
+            marks->ids_length = (long)(length - (sizeof list_key - 1));
         }
         start += length + 1;
     }
-    return 0;
+    return marks->id != NULL || marks->ids != NULL ? 1 : 0;
 }
 
 const char *cc_next_directory_entry(void *directory, bool *is_directory) {
