@@ -17,7 +17,9 @@ extension LoopJob {
         } else {
             signalGroup(spec.stopSignal.rawValue)
             signalGroup(SIGCONT)
-            sweepEscapees(signal: spec.stopSignal.rawValue)  // both tiers: a root job may have left its leaf
+            // The cgroup tier's backstop sweep waits for the grace's SIGKILL
+            // (and the leader's exit): a burst of deadlines costs no extra scans.
+            if containment == .processGroup { sweepEscapees(signal: spec.stopSignal.rawValue) }
             startTimer(.grace, after: spec.killGrace)
         }
     }
