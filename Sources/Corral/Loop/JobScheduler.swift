@@ -97,12 +97,15 @@ final class JobScheduler: LoopObject {
     /// unchanged) and no leader reaped: an escapee is a new process, forked
     /// by the job, so a burst of deadlines with nothing being spawned costs
     /// a few scans instead of one per iteration.
-    func processSnapshot() -> ProcessSnapshot {
+    ///
+    /// - Parameter rescan: no reuse from an earlier iteration (a process
+    ///   was caught mid-exec: the same pids, read again, may say more).
+    func processSnapshot(rescan: Bool = false) -> ProcessSnapshot {
         if iterations == nil { iterations = IterationCounter(loop: loop) }
         let now = iterations!.iteration
         if let snapshot, snapshot.iteration == now, snapshot.reaps == reaps { return snapshot.value }
         let lastPID = ProcFiles.lastAllocatedPID()
-        if let snapshot, let lastPID, snapshot.lastPID == lastPID, snapshot.reaps == reaps,
+        if !rescan, let snapshot, let lastPID, snapshot.lastPID == lastPID, snapshot.reaps == reaps,
            MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
             return snapshot.value
         }

@@ -25,7 +25,12 @@ extension LoopJob {
     @discardableResult
     func sweepEscapees(signal: Int32) -> Bool {
         var foundNew = false
-        for candidate in scheduler.processSnapshot().byJob[id.rawValue] ?? [] where candidate.pid != pid {
+        let snapshot = scheduler.processSnapshot(rescan: sweepInconclusive)
+        // A process seen mid-exec (environment empty) for the first time may
+        // be one of ours: the pass is not conclusive, look again.
+        sweepInconclusive = !snapshot.unreadable.isSubset(of: sweepUnreadable)
+        sweepUnreadable = snapshot.unreadable
+        for candidate in snapshot.byJob[id.rawValue] ?? [] where candidate.pid != pid {
             // Members of its own group got the group's signal (unless someone
             // else reaped the leader: then no group signal was sent).
             if candidate.group == pid, !leaderVanished { continue }
@@ -33,13 +38,17 @@ extension LoopJob {
             guard pidfd >= 0 else { continue }  // gone since the snapshot
             defer { Syscalls.close(pidfd) }
             // Pinned now: is it still the process the snapshot saw?
-            guard ProcFiles.carries(candidate.pid, jobID: id.rawValue, buffer: scheduler.readBuffer) else { continue }
-            _ = cc_pidfd_send_signal(pidfd, signal)
-            if signal != SIGKILL { _ = cc_pidfd_send_signal(pidfd, SIGCONT) }
+            guard ProcFiles.carries(candidate.pid, jobID: id.rawValue, buffer: scheduler.readBuffer) else {
+                sweepInconclusive = true  // alive but unreadable for now (an exec): look again
+                continue
+            }
             if escapees.insert(candidate.pid).inserted {
                 foundNew = true
+                // Named before the signal: once dead, it has no name to read.
                 killed.append(ProcessSummary(pid: candidate.pid, command: ProcFiles.command(of: candidate.pid)))
             }
+            _ = cc_pidfd_send_signal(pidfd, signal)
+            if signal != SIGKILL { _ = cc_pidfd_send_signal(pidfd, SIGCONT) }
         }
         return foundNew
     }
@@ -58,9 +67,10 @@ extension LoopJob {
             // bounds the result; passes go on until then if need be).
             if keepPass() { lastNewKept = .now() }
             if MonotonicInstant.now() - lastNewKept < LoopJob.keptQuietPeriod { return true }
-        } else if sweepEscapees(signal: SIGKILL) {
-            lingeringKilled = true
-            if sweepPasses < EscapeeSweeper.passLimit { return true }
+        } else {
+            let killedNew = sweepEscapees(signal: SIGKILL)
+            if killedNew { lingeringKilled = true }
+            if killedNew || sweepInconclusive, sweepPasses < EscapeeSweeper.passLimit { return true }
         }
         sweepPending = false
         if keepsDaemons { listKept() }

@@ -78,6 +78,10 @@ final class LoopJob: LoopObject {
     /// new; the result waits for that (bounded by the drain timeout).
     var sweepPending = false
     var sweepPasses = 0
+    /// The unreadable processes of this job's last sweep's scan, and whether
+    /// that sweep saw a new one (or lost one it had found): not conclusive.
+    var sweepUnreadable: Set<pid_t> = []
+    var sweepInconclusive = false
     /// `.leaveRunning`: every process kept so far, the last scan's (process-group
     /// tier), and the cgroup they were moved to (cgroup tier).
     var kept: Set<pid_t> = []

@@ -19,6 +19,10 @@ struct ProcessSnapshot {
 
     /// Candidates by the job id they carry.
     let byJob: [String: [Candidate]]
+    /// User processes (outside the skipped groups) whose environment read
+    /// empty: one in the middle of an exec does, for a moment, so a sweep
+    /// that sees a new one here is not conclusive.
+    let unreadable: Set<pid_t>
 
     /// Scans /proc. Live job leaders (`leaders`: not yet reaped, so the pid
     /// is still theirs; a session leader cannot leave its group) are skipped
@@ -27,29 +31,38 @@ struct ProcessSnapshot {
     static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>,
                      buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
         var byJob: [String: [Candidate]] = [:]
+        var unreadable = Set<pid_t>()
         let me = getpid()
         ProcFiles.forEachProcessID { pid in
             guard pid != me, !leaders.contains(pid) else { return }
             var state: CChar = 0
             var group: pid_t = 0
-            guard cc_proc_stat(pid, &state, &group) == 0, state != CChar(UInt8(ascii: "Z")),
-                  !jobGroups.contains(group) else { return }
-            for jobID in ProcFiles.jobIDs(of: pid, buffer: buffer) {
+            var kernelThread = false
+            guard cc_proc_stat(pid, &state, &group, &kernelThread) == 0, !kernelThread,
+                  state != CChar(UInt8(ascii: "Z")), !jobGroups.contains(group) else { return }
+            guard let ids = ProcFiles.jobIDs(of: pid, buffer: buffer) else {
+                unreadable.insert(pid)
+                return
+            }
+            for jobID in ids {
                 byJob[jobID, default: []].append(Candidate(pid: pid, group: group))
             }
         }
-        return ProcessSnapshot(byJob: byJob)
+        return ProcessSnapshot(byJob: byJob, unreadable: unreadable)
     }
 }
 
 extension ProcFiles {
     /// Every job id a process carries: its `CORRAL_JOB_ID` and each id of
-    /// its `CORRAL_JOB_IDS`, without repeats. `buffer` is scratch space for
-    /// its environment.
-    static func jobIDs(of pid: pid_t, buffer: UnsafeMutableRawBufferPointer) -> [String] {
+    /// its `CORRAL_JOB_IDS`, without repeats; nil if its environment read
+    /// empty (see `ProcessSnapshot.unreadable`). `buffer` is scratch space
+    /// for its environment.
+    static func jobIDs(of pid: pid_t, buffer: UnsafeMutableRawBufferPointer) -> [String]? {
         let text = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
         var marks = cc_job_marks()
-        guard cc_proc_job_ids(pid, text, buffer.count, &marks) > 0 else { return [] }
+        let status = cc_proc_job_ids(pid, text, buffer.count, &marks)
+        if status == 2 { return nil }
+        guard status > 0 else { return [] }
         var ids: [String] = []
         if let list = marks.ids, marks.ids_length > 0 {
             let bytes = UnsafeRawBufferPointer(start: list, count: marks.ids_length)
@@ -67,7 +80,7 @@ extension ProcFiles {
     /// Whether a process carries this job id (as `CORRAL_JOB_ID` or in
     /// `CORRAL_JOB_IDS`).
     static func carries(_ pid: pid_t, jobID: String, buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        jobIDs(of: pid, buffer: buffer).contains(jobID)
+        jobIDs(of: pid, buffer: buffer)?.contains(jobID) ?? false
     }
 }
 
