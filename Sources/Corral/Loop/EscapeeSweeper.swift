@@ -25,6 +25,10 @@ final class EscapeeSweeper: LoopObject {
     private let timer: UnsafeMutablePointer<uv_timer_t>
     private var due: [JobID] = []
     private var armed = false
+    /// How long the last tick took: the next one waits four times as long
+    /// (from 1 to 100 ms), so sweeping takes at most about a fifth of the
+    /// loop's time, and a burst of exits shares fewer, fuller scans.
+    private var lastTick = Duration.zero
 
     init(scheduler: JobScheduler) {
         self.scheduler = scheduler
@@ -35,7 +39,8 @@ final class EscapeeSweeper: LoopObject {
     }
 
     /// Runs a pass for `job` in a later loop iteration (1 ms on, so what
-    /// was just killed has time to exit), and more while each finds something new.
+    /// was just killed has time to exit, or four times what the last tick took),
+    /// and more while each finds something new.
     func request(_ job: LoopJob) {
         job.sweepPending = true
         if !due.contains(job.id) { due.append(job.id) }
@@ -43,17 +48,21 @@ final class EscapeeSweeper: LoopObject {
         armed = true
         uv_timer_start(timer, { handle in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: EscapeeSweeper.self).tick()
-        }, 1, 0)
+        }, min(max(1, 4 * lastTick.timerMilliseconds), 100), 0)
     }
 
     private func tick() {
+        let started = MonotonicInstant.now()
         armed = false
         let jobs = due
         due = []
+        var again: [LoopJob] = []
         for id in jobs {
             guard let job = scheduler.job(id), job.sweepPending else { continue }
-            if job.sweepPass() { request(job) }
+            if job.sweepPass() { again.append(job) }
         }
+        lastTick = MonotonicInstant.now() - started
+        again.forEach(request)
     }
 
     func close() { UVHandle.close(timer) }
