@@ -82,7 +82,7 @@ int cc_is_cgroup2(const char *path) {
     return info.f_type == 0x63677270 ? 1 : 0;
 }
 
-int cc_proc_stat(pid_t pid, char *state, pid_t *group) {
+int cc_proc_stat(pid_t pid, char *state, pid_t *group, bool *kernel_thread) {
     char path[64], text[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -95,15 +95,23 @@ int cc_proc_stat(pid_t pid, char *state, pid_t *group) {
     /* The command may hold spaces and parentheses: parse after the last ')'. */
     const char *close_paren = strrchr(text, ')');
     int parent = 0, pgrp = 0;
+    unsigned int flags = 0;
     char letter = 0;
-    if (close_paren == NULL || sscanf(close_paren + 1, " %c %d %d", &letter, &parent, &pgrp) != 3) return -EIO;
+    if (close_paren == NULL
+        || sscanf(close_paren + 1, " %c %d %d %*d %*d %*d %u", &letter, &parent, &pgrp, &flags) != 4) return -EIO;
     *state = letter;
     *group = (pid_t)pgrp;
+    *kernel_thread = (flags & 0x00200000u) != 0;  /* PF_KTHREAD */
     return 0;
 }
 
-long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value) {
+long cc_proc_job_ids(pid_t pid, char *buffer, size_t capacity, cc_job_marks *marks) {
     static const char key[] = "CORRAL_JOB_ID=";
+    static const char list_key[] = "CORRAL_JOB_IDS=";
+    marks->id = NULL;
+    marks->id_length = 0;
+    marks->ids = NULL;
+    marks->ids_length = 0;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -117,15 +125,21 @@ long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value
     }
     close(fd);
     buffer[used] = 0;
+    if (used == 0) return 2;
+    /* The first entry of each name counts, as in getenv. */
     for (size_t start = 0; start < used;) {
         size_t length = strnlen(buffer + start, used - start);
-        if (length > sizeof key - 1 && memcmp(buffer + start, key, sizeof key - 1) == 0) {
-            *value = buffer + start + sizeof key - 1;
-            return (long)(length - (sizeof key - 1));
+        if (marks->id == NULL && length > sizeof key - 1 && memcmp(buffer + start, key, sizeof key - 1) == 0) {
+            marks->id = buffer + start + sizeof key - 1;
+            marks->id_length = (long)(length - (sizeof key - 1));
+        } else if (marks->ids == NULL && length > sizeof list_key - 1
+                   && memcmp(buffer + start, list_key, sizeof list_key - 1) == 0) {
+            marks->ids = buffer + start + sizeof list_key - 1;
+            marks->ids_length = (long)(length - (sizeof list_key - 1));
         }
         start += length + 1;
     }
-    return 0;
+    return marks->id != NULL || marks->ids != NULL ? 1 : 0;
 }
 
 const char *cc_next_directory_entry(void *directory, bool *is_directory) {

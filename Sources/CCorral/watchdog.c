@@ -106,29 +106,43 @@ static bool cc_wd_live_sequence(const cc_wd_scratch *scratch, uint64_t sequence)
     return false;
 }
 
-/* Whether /proc/<pid>/environ carries CORRAL_JOB_ID=<prefix><n> of a live job. */
+/* Whether one id (`<prefix><n>`, not NUL-terminated) is a live job's. */
+static bool cc_wd_live_id(const cc_watchdog_request *request, const cc_wd_scratch *scratch,
+                          const char *id, size_t length) {
+    size_t prefix_length = strlen(request->job_id_prefix);
+    if (length <= prefix_length || memcmp(id, request->job_id_prefix, prefix_length) != 0) return false;
+    uint64_t sequence = 0;
+    for (size_t i = prefix_length; i < length; i++) {
+        char c = id[i];
+        if (c < '0' || c > '9') return false;
+        sequence = sequence * 10 + (uint64_t)(c - '0');
+    }
+    return sequence != 0 && cc_wd_live_sequence(scratch, sequence);
+}
+
+/* Whether /proc/<pid>/environ carries a live job's id: CORRAL_JOB_ID=<prefix><n>,
+   or <prefix><n> in CORRAL_JOB_IDS (the list a nested Corral keeps). */
 static bool cc_wd_carries_live_job(const cc_watchdog_request *request, cc_wd_scratch *scratch, pid_t pid) {
     size_t used = cc_wd_append(scratch->path, 0, "/proc/");
     used = cc_wd_append_number(scratch->path, used, pid);
     cc_wd_append(scratch->path, used, "/environ");
     size_t length = cc_wd_read_file(scratch->path, scratch->environ, sizeof scratch->environ);
     static const char key[] = "CORRAL_JOB_ID=";
-    size_t key_length = sizeof key - 1, prefix_length = strlen(request->job_id_prefix);
+    static const char list_key[] = "CORRAL_JOB_IDS=";
     for (size_t start = 0; start < length;) {
         size_t end = start;
         while (end < length && scratch->environ[end] != 0) end++;
         const char *entry = scratch->environ + start;
         size_t entry_length = end - start;
-        if (entry_length > key_length + prefix_length && memcmp(entry, key, key_length) == 0
-            && memcmp(entry + key_length, request->job_id_prefix, prefix_length) == 0) {
-            uint64_t sequence = 0;
-            bool digits = true;
-            for (size_t i = key_length + prefix_length; i < entry_length; i++) {
-                char c = entry[i];
-                if (c < '0' || c > '9') { digits = false; break; }
-                sequence = sequence * 10 + (uint64_t)(c - '0');
+        if (entry_length > sizeof key - 1 && memcmp(entry, key, sizeof key - 1) == 0) {
+            if (cc_wd_live_id(request, scratch, entry + sizeof key - 1, entry_length - (sizeof key - 1))) return true;
+        } else if (entry_length > sizeof list_key - 1 && memcmp(entry, list_key, sizeof list_key - 1) == 0) {
+            for (size_t from = sizeof list_key - 1; from < entry_length;) {
+                size_t to = from;
+                while (to < entry_length && entry[to] != ',') to++;
+                if (cc_wd_live_id(request, scratch, entry + from, to - from)) return true;
+                from = to + 1;
             }
-            return digits && sequence != 0 && cc_wd_live_sequence(scratch, sequence);
         }
         start = end + 1;
     }

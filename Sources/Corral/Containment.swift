@@ -47,6 +47,10 @@ public struct ContainmentReport: Hashable, Sendable {
     public let directory: String?
     /// Why the cgroup tier is not in use, when it was wanted but unavailable.
     public let note: String?
+    /// Whether the cgroup2 mount has `nsdelegate`. Without it, a job running
+    /// as root can move itself out of its leaf (the marker sweep still finds
+    /// it unless it also clears its environment: docs/containment.md).
+    public var nsdelegate = false
 }
 
 /// A process, as a result names it.

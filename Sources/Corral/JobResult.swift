@@ -37,8 +37,12 @@ public struct JobResult: Hashable, Sendable {
     public var escapeesKilled: Int
     /// Who still held an output pipe when it was force-closed.
     public var pipeHolders: [PipeHolder]
-    /// Processes deliberately left running (`LingeringPolicy.leaveRunning`).
+    /// Processes deliberately left running (`LingeringPolicy.leaveRunning`),
+    /// in pid order; at most 1,000 are named (`leftRunningCount` counts all).
     public var leftRunning: [ProcessSummary]
+    /// How many processes were left running, all of them, as the result
+    /// was built (more than `leftRunning` names when the list was cut).
+    public var leftRunningCount: Int = 0
     /// CPU time of the whole job tree (cgroup tier, from `cpu.stat`).
     public var cpuTime: Duration?
     /// When things happened.

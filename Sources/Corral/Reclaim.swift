@@ -60,17 +60,25 @@ public enum Reclaim {
                 kill(pid, of: index)
             }
         }
-        // The environment sweep: one pass over /proc for every job.
+        // The environment sweep: one pass over /proc for every job. A job id
+        // counts as CORRAL_JOB_ID or in CORRAL_JOB_IDS (a nested Corral keeps it there).
         var byEntry: [[UInt8]: Int] = [:]
+        var byID: [[UInt8]: Int] = [:]
         for (index, trace) in traces.enumerated() {
-            if let id = trace.id { byEntry[Array("CORRAL_JOB_ID=\(id.rawValue)".utf8)] = index }
+            if let id = trace.id { byID[Array(id.rawValue.utf8)] = index }
             if let marker = trace.marker { byEntry[Array(marker.utf8)] = index }
         }
-        if !byEntry.isEmpty {
+        let idKey = Array("CORRAL_JOB_ID=".utf8), listKey = Array("CORRAL_JOB_IDS=".utf8)
+        if !byEntry.isEmpty || !byID.isEmpty {
             for pid in ProcFiles.processIDs() where pid != getpid() {
                 guard let environ = ProcFiles.readBytes("/proc/\(pid)/environ") else { continue }
                 for entry in environ.split(separator: 0) {
                     if let index = byEntry[Array(entry)] { kill(pid, of: index) }
+                    let ids = entry.starts(with: idKey) ? entry.dropFirst(idKey.count)
+                        : entry.starts(with: listKey) ? entry.dropFirst(listKey.count) : nil
+                    for id in ids?.split(separator: UInt8(ascii: ",")) ?? [] {
+                        if let index = byID[Array(id)] { kill(pid, of: index) }
+                    }
                 }
             }
         }

@@ -67,6 +67,7 @@ public enum JobResultJSON {
             return entry.text
         }.joined(separator: ",") + "]")
         json.addRaw("left_running", processes(result.leftRunning))
+        json.add("left_running_count", result.leftRunningCount)
         if let cpu = result.cpuTime { json.add("cpu_s", (cpu.seconds * 1e6).rounded() / 1e6) }
         json.add("job_id", result.id.rawValue)
         json.add("started_at", result.timing.startedAt.rfc3339)

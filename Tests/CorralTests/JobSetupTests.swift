@@ -53,6 +53,7 @@ final class JobSetupTests: CorralTestCase {
             seen[String(parts[0])] = parts.count > 1 ? String(parts[1]) : nil
         }
         expected["CORRAL_JOB_ID"] = result.id.rawValue
+        expected["CORRAL_JOB_IDS"] = "outer-job," + result.id.rawValue  // kept for the outer runner's sweep
         XCTAssertEqual(seen, expected)
         XCTAssertEqual(seen["CORRAL_TEST_EMPTY"], "")
     }
@@ -95,7 +96,7 @@ final class JobSetupTests: CorralTestCase {
         spec.environment = .custom(["ONLY": "this"])
         let result = try await runner.run(spec)
         let lines = Set(result.stdout.text.split(separator: "\n").map(String.init))
-        XCTAssertEqual(lines, ["ONLY=this", "CORRAL_JOB_ID=\(result.id.rawValue)"])
+        XCTAssertEqual(lines, ["ONLY=this", "CORRAL_JOB_ID=\(result.id.rawValue)", "CORRAL_JOB_IDS=\(result.id.rawValue)"])
     }
 
     func testWorkingDirectoryIsApplied() async throws {

@@ -80,14 +80,26 @@ int cc_pidfd_send_signal(int pidfd, int signal);
 /// 1 if `path` is on a cgroup v2 filesystem, 0 if not, -errno on error.
 int cc_is_cgroup2(const char *path);
 
-/// Reads /proc/<pid>/stat: the state letter and the process group.
-/// Returns 0 or -errno.
-int cc_proc_stat(pid_t pid, char *state, pid_t *group);
+/// Reads /proc/<pid>/stat: the state letter, the process group and
+/// whether it is a kernel thread (PF_KTHREAD). Returns 0 or -errno.
+int cc_proc_stat(pid_t pid, char *state, pid_t *group, bool *kernel_thread);
 
-/// Finds `CORRAL_JOB_ID=<value>` in /proc/<pid>/environ, reading it into
-/// `buffer` (size `capacity`). Returns the value's length with the value
-/// at `*value` (inside `buffer`), 0 if absent, or -errno.
-long cc_proc_job_id(pid_t pid, char *buffer, size_t capacity, const char **value);
+/// The job markers a process carries: `CORRAL_JOB_ID` (its innermost job)
+/// and `CORRAL_JOB_IDS` (every enclosing job's id, comma-separated, outermost
+/// first: it survives a Corral running inside a Corral job). Values point
+/// into the caller's buffer; NULL when absent.
+typedef struct cc_job_marks {
+    const char *id;
+    long id_length;
+    const char *ids;
+    long ids_length;
+} cc_job_marks;
+
+/// Reads /proc/<pid>/environ into `buffer` (size `capacity`) and finds
+/// its job markers. Returns 1 if it carries either, 0 if neither, 2 if the
+/// environment read empty (a process in the middle of an exec reads so for
+/// a moment, as does one started with none), or -errno.
+long cc_proc_job_ids(pid_t pid, char *buffer, size_t capacity, cc_job_marks *marks);
 
 /// The next entry of a directory stream: its name (inside the stream's own
 /// buffer, valid until the next call) and whether it is a directory, or

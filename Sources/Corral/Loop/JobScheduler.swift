@@ -70,31 +70,51 @@ final class JobScheduler: LoopObject {
     var jobsInFlight: Int { jobs.count }
 
     private var iterations: IterationCounter?
-    private var snapshot: (iteration: UInt64, lastPID: pid_t?, taken: MonotonicInstant, value: ProcessSnapshot)?
+    private var snapshot: (iteration: UInt64, lastPID: pid_t?, reaps: UInt64, taken: MonotonicInstant,
+                           value: ProcessSnapshot)?
+    /// Leaders reaped so far: a scan taken before a reap skipped that job's
+    /// group, so it no longer serves.
+    private var reaps: UInt64 = 0
+    private var escapeeSweeper: EscapeeSweeper?
+
+    /// Repeats sweeps until they find nothing new (created on first use).
+    var sweeper: EscapeeSweeper {
+        if let escapeeSweeper { return escapeeSweeper }
+        let created = EscapeeSweeper(scheduler: self)
+        escapeeSweeper = created
+        return created
+    }
+
+    /// A job in flight (started, not yet finished), by id.
+    func job(_ id: JobID) -> LoopJob? { jobs[id] }
+
+    /// A leader was reaped: its group members are no longer skipped by scans.
+    func leaderWasReaped() { reaps &+= 1 }
 
     /// The escapee candidates, from a /proc scan shared by every sweep of a
     /// loop iteration, and by later ones for a short while if no process at
     /// all has been created since (the kernel's last allocated pid is
-    /// unchanged): an escapee is a new process, forked by the job, so a
-    /// burst of deadlines with nothing being spawned costs a few scans
-    /// instead of one per iteration.
-    func processSnapshot() -> ProcessSnapshot {
+    /// unchanged) and no leader reaped: an escapee is a new process, forked
+    /// by the job, so a burst of deadlines with nothing being spawned costs
+    /// a few scans instead of one per iteration.
+    ///
+    /// - Parameter rescan: no reuse from an earlier iteration (a process
+    ///   was caught mid-exec: the same pids, read again, may say more).
+    func processSnapshot(rescan: Bool = false) -> ProcessSnapshot {
         if iterations == nil { iterations = IterationCounter(loop: loop) }
         let now = iterations!.iteration
-        if let snapshot, snapshot.iteration == now { return snapshot.value }
+        if let snapshot, snapshot.iteration == now, snapshot.reaps == reaps { return snapshot.value }
         let lastPID = ProcFiles.lastAllocatedPID()
-        if let snapshot, let lastPID, snapshot.lastPID == lastPID,
+        if !rescan, let snapshot, let lastPID, snapshot.lastPID == lastPID, snapshot.reaps == reaps,
            MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
             return snapshot.value
         }
+        // Only groups whose leader is unreaped (and so pins the id, and gets
+        // the group's signals) are skipped.
         var groups = Set<pid_t>(minimumCapacity: jobs.count)
-        var leaders = Set<pid_t>(minimumCapacity: jobs.count)
-        for job in jobs.values {
-            groups.insert(job.pid)
-            if !job.leaderReaped { leaders.insert(job.pid) }
-        }
-        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: leaders, buffer: readBuffer)
-        snapshot = (now, lastPID, .now(), taken)
+        for job in jobs.values where !job.leaderReaped { groups.insert(job.pid) }
+        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: groups, buffer: readBuffer)
+        snapshot = (now, lastPID, reaps, .now(), taken)
         return taken
     }
 
@@ -271,6 +291,7 @@ final class JobScheduler: LoopObject {
         if jobs.isEmpty {
             closedOwnHandles = true
             iterations?.close()  // kept (not released): it owns the handle until the close callback
+            escapeeSweeper?.close()
             if let abandonTimer { UVHandle.close(abandonTimer) }
             abandonTimer = nil
             if let pumpIdle { UVHandle.close(pumpIdle) }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What keeps a job's processes from outliving it: its cgroup leaf (cgroup
-/// tier) or the escapee sweep (process-group tier).
+/// tier); the marker sweep, in both tiers, is in LoopJob+Sweep.swift.
 extension LoopJob {
     // MARK: cgroup tier
 
@@ -74,59 +74,7 @@ extension LoopJob {
         return !members.isEmpty
     }
 
-    /// SIGKILL to the group and to whatever contains the rest: the cgroup, or
-    /// the escapees found by the sweep. True if anything besides the group was there.
-    @discardableResult
-    func killEverything() -> Bool {
-        signalGroup(SIGKILL)
-        if containment == .cgroup { return killCgroup() }
-        return sweepEscapees(signal: SIGKILL)
-    }
-
-    // MARK: process-group tier
-
-    /// Finds processes that left the job's group but carry its
-    /// `CORRAL_JOB_ID` (it survives setsid and double forks) and signals each
-    /// through a pidfd, opened before the signal and checked again after, so
-    /// a recycled pid is never hit. True if any was found.
-    @discardableResult
-    func sweepEscapees(signal: Int32) -> Bool {
-        let marker = Array("CORRAL_JOB_ID=\(id.rawValue)".utf8)
-        var found = false
-        for candidate in scheduler.processSnapshot().byJob[id.rawValue] ?? [] where candidate.pid != pid {
-            let pidfd = cc_pidfd_open(candidate.pid)
-            guard pidfd >= 0 else { continue }  // gone since the snapshot
-            defer { Syscalls.close(pidfd) }
-            // Pinned now: is it still the process the snapshot saw?
-            guard ProcFiles.environment(of: candidate.pid, contains: marker) else { continue }
-            _ = cc_pidfd_send_signal(pidfd, signal)
-            if signal != SIGKILL { _ = cc_pidfd_send_signal(pidfd, SIGCONT) }
-            found = true
-            if escapees.insert(candidate.pid).inserted {
-                killed.append(ProcessSummary(pid: candidate.pid, command: ProcFiles.command(of: candidate.pid)))
-            }
-        }
-        return found
-    }
-
     // MARK: both tiers
-
-    /// `.leaveRunning`: what the leader left behind keeps running, named in
-    /// the result; in the cgroup tier it moves out of the job's leaf.
-    func keepDaemons() {
-        var survivors: [pid_t]
-        if containment == .cgroup, let leaf, let tree = scheduler.configuration.cgroupTree {
-            survivors = CgroupLeaf.members(leaf.path).filter { $0 != pid }
-            CgroupLeaf.move(survivors, to: tree.daemons)
-        } else {
-            let marker = Array("CORRAL_JOB_ID=\(id.rawValue)".utf8)
-            survivors = ProcFiles.processIDs().filter { candidate in
-                candidate != pid && ProcFiles.statFields(of: candidate)?.first != "Z"
-                    && ProcFiles.environment(of: candidate, contains: marker)
-            }
-        }
-        leftRunning = survivors.map { ProcessSummary(pid: $0, command: ProcFiles.command(of: $0)) }
-    }
 
     /// Before force-closing: who still holds the pipes, and kill those that
     /// belong to the job (unless it leaves them running).
@@ -135,7 +83,8 @@ extension LoopJob {
         let holders = ProcFiles.pipeHolders(inodes: inodes)
         let kills = spec.lingering == .kill || stopReason != nil
         if kills {
-            if containment == .cgroup { killCgroup() } else { sweepEscapees(signal: SIGKILL) }
+            if containment == .cgroup { killCgroup() }
+            sweepEscapees(signal: SIGKILL)
         }
         let members = Set(leaf.map { CgroupLeaf.members($0.path) } ?? [])
         pipeHolders = holders.map { holder in

@@ -17,6 +17,8 @@ extension LoopJob {
         } else {
             signalGroup(spec.stopSignal.rawValue)
             signalGroup(SIGCONT)
+            // The cgroup tier's backstop sweep waits for the grace's SIGKILL
+            // (and the leader's exit): a burst of deadlines costs no extra scans.
             if containment == .processGroup { sweepEscapees(signal: spec.stopSignal.rawValue) }
             startTimer(.grace, after: spec.killGrace)
         }
@@ -62,6 +64,7 @@ extension LoopJob {
     func leaderDisappeared() {
         leaderVanished = true
         leaderReaped = true
+        scheduler.leaderWasReaped()
         leaderExitedAt = .now()
         watchdogForgetGroup()
         LeaderRegistry.remove(pid)
@@ -69,6 +72,7 @@ extension LoopJob {
         closePoll()
         guard !delivered else { return }
         stopTimer()
+        if keepsDaemons { keepDaemons() } else { scheduler.sweeper.request(self) }
         if readyToDeliver { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
     }
 
@@ -82,19 +86,18 @@ extension LoopJob {
             let containedLeft = containment == .cgroup && killCgroup()
             signalGroup(SIGKILL)
             reapLeader()
-            let groupLeft = Syscalls.kill(-pid, 0)
-            // Escapees are looked for where something was left or the job was stopped.
-            let escaped = containment == .processGroup && (groupLeft || stopReason != nil)
-                && sweepEscapees(signal: SIGKILL)
-            lingeringKilled = containedLeft || groupLeft || escaped
+            lingeringKilled = containedLeft || Syscalls.kill(-pid, 0)
         } else {
             releaseWatchdogSlot()  // what it leaves is meant to keep running
             reapLeader()
-            keepDaemons()
         }
         closePoll()
         guard !delivered else { return }  // delivered without it (reap wait); now it is reaped too
         stopTimer()
+        // After every job, in both tiers: whatever carries its id outside the
+        // killed group and leaf is killed (or, kept, listed), pass after pass
+        // in later loop iterations until a scan finds nothing new.
+        if keepsDaemons { keepDaemons() } else { scheduler.sweeper.request(self) }
         if readyToDeliver { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
     }
 
@@ -106,7 +109,7 @@ extension LoopJob {
     /// nothing is left in the job's cgroup; if something is, the leaf is
     /// watched from then on, so its emptying delivers the result.
     var readyToDeliver: Bool {
-        leaderReaped && allOutputsEnded && !leafPopulated()
+        leaderReaped && allOutputsEnded && !sweepPending && !leafPopulated()
     }
 
     // MARK: Delivery
@@ -124,6 +127,7 @@ extension LoopJob {
             recordPipeHolders()
         }
         for output in outputs where output.isOpen { output.close() }
+        if sweepPending, keepsDaemons { listKept() }  // the drain timeout came first: as it is now
         finishContainment()
         releaseWatchdogSlot()
         submission.onCompletion(result())
@@ -151,6 +155,7 @@ extension LoopJob {
         if (status == 0 && info.pid != 0) || status == -ECHILD {
             leaderReaped = true
             LeaderRegistry.remove(pid)
+            scheduler.leaderWasReaped()
         }
     }
 
@@ -205,7 +210,7 @@ extension LoopJob {
             stdout: stdout, stderr: stderr, pipesForceClosed: pipesForceClosed,
             lingeringKilled: lingeringKilled, leaderReaped: leaderReaped, pid: pid,
             containment: containment, killed: killed, escapeesKilled: escapees.count,
-            pipeHolders: pipeHolders, leftRunning: leftRunning, cpuTime: cpuTime,
+            pipeHolders: pipeHolders, leftRunning: leftRunning, leftRunningCount: leftRunningCount, cpuTime: cpuTime,
             timing: JobTiming(submitted: submission.submitted, spawned: spawnedAt,
                               leaderExited: leaderExitedAt, delivered: .now(), startedAt: startedAt))
     }

@@ -73,6 +73,21 @@ final class LoopJob: LoopObject {
     var escapees: Set<Int32> = []
     var pipeHolders: [PipeHolder] = []
     var leftRunning: [ProcessSummary] = []
+    var leftRunningCount = 0
+    /// The marker sweep repeats (`EscapeeSweeper`) until a pass finds nothing
+    /// new; the result waits for that (bounded by the drain timeout).
+    var sweepPending = false
+    var sweepPasses = 0
+    /// The unreadable processes of this job's last sweep's scan, and whether
+    /// that sweep saw a new one (or lost one it had found): not conclusive.
+    var sweepUnreadable: Set<pid_t> = []
+    var sweepInconclusive = false
+    /// `.leaveRunning`: every process kept so far, the last scan's (process-group
+    /// tier), and the cgroup they were moved to (cgroup tier).
+    var kept: Set<pid_t> = []
+    var lastSeenKept: [pid_t] = []
+    var keptCgroup: String?
+    var lastNewKept = MonotonicInstant.now()
     var cpuTime: Duration?
     /// The job's slot in the watchdog's table, while it holds one.
     var watchdogSlot: Int32?

@@ -4,19 +4,27 @@ import Synchronization
 import Glibc
 #endif
 
-/// This runner's cgroup v2 directory, `<base>/corral/r<pid>-<start time>-<n>`
-/// (n: the runner's number within this process), and the job leaves in it. Created at runner start; stale directories of
+/// This runner's cgroup v2 directory, `<base>/corral/runner-<pid>-<random>`,
+/// and the job leaves in it. Created at runner start; stale directories of
 /// runners that died are emptied and removed then.
+///
+/// A runner holds an exclusive `flock` on its directory for its whole life
+/// (the descriptor is close-on-exec, and the watchdog closes its copy at
+/// once), so "its runner is dead" is a lock anyone can take: that holds
+/// across pid namespaces sharing the hierarchy, where a pid does not.
 final class CgroupTree: Sendable {
     /// `<base>/corral`: every runner's directory, and `daemons` for
     /// processes a `.leaveRunning` job left behind.
     let root: String
     let directory: String
     var daemons: String { root + "/daemons" }
+    /// The directory, open and locked (LOCK_EX) while the runner lives; -1 once released.
+    private let lock: Atomic<Int32>
 
-    private init(root: String, directory: String) {
+    private init(root: String, directory: String, lock: Int32) {
         self.root = root
         self.directory = directory
+        self.lock = Atomic(lock)
     }
 
     /// Sets the tree up as `setting` asks; nil (with the reason) when the
@@ -49,14 +57,61 @@ final class CgroupTree: Sendable {
         guard access(root + "/cgroup.procs", W_OK) == 0 else {
             return fallBack("\(root)/cgroup.procs is not writable (delegate the cgroup, e.g. systemd Delegate=yes)")
         }
+        // Cleaning and creating under the root's lock: a cleaner never sees
+        // a new directory before its runner has locked it.
+        let rootLock = lockDirectory(root, waitingUpTo: .seconds(2))
+        defer { if rootLock >= 0 { Syscalls.close(rootLock) } }
         removeStale(in: root)
-        let serial = runnerSerial.add(1, ordering: .relaxed).newValue
-        let directory = root + "/r\(getpid())-\(startTime(of: getpid()) ?? "0")-\(serial)"
+        let directory = root + "/runner-\(getpid())-\(String(UInt64.random(in: 1..<(1 << 40)), radix: 36))"
         guard mkdir(directory, 0o755) == 0 else {
             return fallBack("cannot create \(directory): \(Errno.current)")
         }
-        return (CgroupTree(root: root, directory: directory),
-                ContainmentReport(tier: .cgroup, directory: directory, note: nil))
+        let lock = lockDirectory(directory, waitingUpTo: .zero)
+        guard lock >= 0 else {
+            let error = Errno.current
+            rmdir(directory)
+            return fallBack("cannot lock \(directory): \(error)")
+        }
+        var report = ContainmentReport(tier: .cgroup, directory: directory, note: nil)
+        report.nsdelegate = mountOptions(of: base)?.contains("nsdelegate") ?? false
+        return (CgroupTree(root: root, directory: directory, lock: lock), report)
+    }
+
+    /// Opens a directory and takes an exclusive flock on it, retrying for
+    /// up to `limit`; the descriptor (close-on-exec), or -1.
+    private static func lockDirectory(_ path: String, waitingUpTo limit: Duration) -> Int32 {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return -1 }
+        let deadline = MonotonicInstant.now() + limit
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, MonotonicInstant.now() < deadline else {
+                let error = errno
+                Syscalls.close(fd)
+                errno = error
+                return -1
+            }
+            usleep(2_000)
+        }
+        return fd
+    }
+
+    /// The super options of the cgroup2 mount holding `path` (from
+    /// /proc/self/mountinfo), e.g. `rw,nsdelegate`.
+    static func mountOptions(of path: String) -> [Substring]? {
+        guard let mountinfo = ProcFiles.read("/proc/self/mountinfo") else { return nil }
+        var best: (mount: String, options: [Substring])?
+        for line in mountinfo.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            let tail = halves[1].split(separator: " ")
+            guard fields.count > 4, tail.count > 2 else { continue }
+            let mount = String(fields[4])
+            guard path == mount || path.hasPrefix(mount.hasSuffix("/") ? mount : mount + "/"),
+                  mount.count >= (best?.mount.count ?? 0) else { continue }
+            best = (mount, tail[2].split(separator: ","))
+        }
+        return best?.options
     }
 
     /// Where this process sits in the cgroup v2 hierarchy.
@@ -90,29 +145,36 @@ final class CgroupTree: Sendable {
         return .success(CgroupLeaf(path: path, procsFD: procs))
     }
 
-    /// Removes this runner's directory, killing what is left in it; at shutdown.
+    /// Removes this runner's directory, killing what is left in it, and
+    /// releases its lock; at shutdown.
     func removeDirectory() {
         CgroupLeaf.killAndRemove(directory)
+        let fd = lock.exchange(-1, ordering: .acquiringAndReleasing)
+        if fd >= 0 { Syscalls.close(fd) }
     }
 
-    /// Empties and removes the directories of runners that are gone.
+    /// Empties and removes the directories of runners that are gone: those
+    /// whose lock can be taken (a live runner holds its own). Directories
+    /// named `r<pid>-…`, of runners that predate the lock, are left to them:
+    /// telling whether one is alive would take a pid, which means nothing
+    /// in another pid namespace. Empty `.leaveRunning` cgroups under
+    /// `daemons` are removed too.
     private static func removeStale(in root: String) {
-        let stale = ProcFiles.subdirectories(root).filter { name in
-            let parts = name.dropFirst().split(separator: "-")
-            guard name.hasPrefix("r"), parts.count >= 2, let pid = pid_t(parts[0]) else { return false }
-            return startTime(of: pid) != String(parts[1])  // its runner is gone
+        var stale: [String] = []
+        var locks: [Int32] = []
+        for name in ProcFiles.subdirectories(root) where name.hasPrefix("runner-") {
+            let fd = lockDirectory(root + "/" + name, waitingUpTo: .zero)
+            guard fd >= 0 else { continue }  // alive (or already gone)
+            locks.append(fd)
+            stale.append(root + "/" + name)
         }
-        CgroupLeaf.killAndRemove(stale.map { root + "/" + $0 })
-    }
-
-    static func startTime(of pid: pid_t) -> String? {
-        guard let fields = ProcFiles.statFields(of: pid), fields.count > 19 else { return nil }
-        return String(fields[19])
+        CgroupLeaf.killAndRemove(stale)
+        locks.forEach(Syscalls.close)
+        for name in ProcFiles.subdirectories(root + "/daemons") {
+            CgroupLeaf.removeTree(root + "/daemons/" + name)  // fails while anything runs in it
+        }
     }
 }
-
-/// Numbers the runners of this process, so each has a directory of its own.
-private let runnerSerial = Atomic<UInt64>(0)
 
 /// One job's cgroup.
 struct CgroupLeaf: Sendable {

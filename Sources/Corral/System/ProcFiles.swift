@@ -107,12 +107,6 @@ enum ProcFiles {
         return stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
     }
 
-    /// Whether the process's environment holds exactly this `KEY=value` entry.
-    static func environment(of pid: pid_t, contains entry: [UInt8]) -> Bool {
-        guard let text = readBytes("/proc/\(pid)/environ") else { return false }
-        return text.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(entry) }
-    }
-
     static func readBytes(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

@@ -10,15 +10,23 @@ enum ProcessEnvironment {
     /// thousands may be queued at once, so inherited entries are not copied
     /// per job: the envp points into a snapshot of `environ` shared by every
     /// job prepared while the environment stays the same.
+    ///
+    /// Besides `CORRAL_JOB_ID`, every job gets `CORRAL_JOB_IDS`: the ids of
+    /// the jobs this process itself runs inside (a Corral inside a Corral
+    /// job), then its own, comma-separated. An inner runner overwrites
+    /// `CORRAL_JOB_ID` but keeps the list, so an outer runner's sweep still
+    /// finds its job's processes. It comes from this process's environment,
+    /// whatever the job's own environment says.
     static func block(for environment: Environment, jobID: JobID) -> (envp: CStringArray, path: String?) {
+        let snapshot = EnvironmentSnapshot.current()
         var changes = environment.changes
         changes["CORRAL_JOB_ID"] = .some(jobID.rawValue)
+        changes["CORRAL_JOB_IDS"] = .some(snapshot.enclosingJobIDs.map { $0 + "," + jobID.rawValue } ?? jobID.rawValue)
         let added = changes.compactMap { name, value in value.map { name + "=" + $0 } }
         if case .exactly(let variables) = environment.base {
             let kept = variables.filter { changes[$0.key] == nil }.map { $0.key + "=" + $0.value }
             return (CStringArray(kept + added), changes["PATH"] ?? variables["PATH"])
         }
-        let snapshot = EnvironmentSnapshot.current()
         let replaced = changes.keys.map { Array($0.utf8) }
         var kept: [UnsafePointer<CChar>] = []
         kept.reserveCapacity(snapshot.entries.count)
@@ -43,6 +51,9 @@ final class EnvironmentSnapshot: @unchecked Sendable {
 
     let entries: [Entry]
     let path: String?
+    /// The jobs this process runs inside: its `CORRAL_JOB_IDS`, plus its
+    /// `CORRAL_JOB_ID` if a runner that predates the list set it.
+    let enclosingJobIDs: String?
     /// Every entry of `environ` as it was, in order, for comparison.
     private let original: [UnsafePointer<CChar>]
     private let storage: UnsafeMutableRawPointer
@@ -67,6 +78,8 @@ final class EnvironmentSnapshot: @unchecked Sendable {
         original = copies
         var entries: [Entry] = []
         var path: String?
+        var jobID: String?
+        var jobIDs: String?
         for copy in copies {
             guard let equals = strchr(copy, Int32(UInt8(ascii: "="))) else { continue }
             let entry = Entry(pointer: copy, keyLength: UnsafePointer(equals) - copy)
@@ -74,9 +87,15 @@ final class EnvironmentSnapshot: @unchecked Sendable {
             guard !entries.contains(where: { $0.hasKey(key) }) else { continue }
             entries.append(entry)
             if entry.hasKey(EnvironmentSnapshot.pathKey) { path = String(cString: equals + 1) }
+            if entry.hasKey(EnvironmentSnapshot.jobIDKey) { jobID = String(cString: equals + 1) }
+            if entry.hasKey(EnvironmentSnapshot.jobIDsKey) { jobIDs = String(cString: equals + 1) }
         }
         self.entries = entries
         self.path = path
+        // The list, plus the innermost id if a runner without the list set it.
+        var enclosing = (jobIDs ?? "").split(separator: ",").map(String.init)
+        if let jobID, !jobID.isEmpty, !enclosing.contains(jobID) { enclosing.append(jobID) }
+        enclosingJobIDs = enclosing.isEmpty ? nil : enclosing.joined(separator: ",")
     }
 
     deinit { storage.deallocate() }
@@ -93,6 +112,8 @@ final class EnvironmentSnapshot: @unchecked Sendable {
     }
 
     private static let pathKey = Array("PATH".utf8)
+    private static let jobIDKey = Array("CORRAL_JOB_ID".utf8)
+    private static let jobIDsKey = Array("CORRAL_JOB_IDS".utf8)
     private static let latest = Locked<EnvironmentSnapshot?>(nil)
 
     /// The snapshot of `environ` as it is now: the last one if nothing has

@@ -26,11 +26,18 @@ enum ProcessTable {
         return ProcessEntry(pid: pid, parent: parent, group: group, state: fields[0].first!, command: command)
     }
 
-    /// Whether the process's environment holds `CORRAL_JOB_ID=<id>`.
+    /// Whether the process's environment holds `CORRAL_JOB_ID=<id>`, or
+    /// the id in `CORRAL_JOB_IDS` (a process of a Corral nested in the job).
     static func carries(_ pid: Int32, jobID: JobID) -> Bool {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
         let marker = Array("CORRAL_JOB_ID=\(jobID.rawValue)".utf8)
-        return data.split(separator: 0).contains { Array($0) == marker }
+        let listKey = Array("CORRAL_JOB_IDS=".utf8)
+        return data.split(separator: 0).contains { entry in
+            if Array(entry) == marker { return true }
+            guard entry.starts(with: listKey) else { return false }
+            return entry.dropFirst(listKey.count).split(separator: UInt8(ascii: ","))
+                .contains { Array($0) == Array(jobID.rawValue.utf8) }
+        }
     }
 
     /// Every process of a job: in its process group, or carrying its id.
