@@ -18,9 +18,15 @@ struct JobRecord: Sendable {
     var durationSeconds: Double?
     /// The result object (`JobResultJSON`'s schema) once final.
     var resultJSON: String?
+    /// 1: the output is inline in `resultJSON`; 2: it is stored once, in
+    /// the journaled chunks and `result_output` (`Journal.resolved`).
+    var resultForm = 1
     var message: String?
 
-    static let columns = "seq, id, name, command, state, submitted_ms, started_ms, finished_ms, pid, exit_code, signal, duration_s, result_json, message"
+    /// What a list shows: no result, so a page costs the same however
+    /// much output its jobs wrote.
+    static let summaryColumns = "seq, id, name, command, state, submitted_ms, started_ms, finished_ms, pid, exit_code, signal, duration_s, message"
+    static let columns = summaryColumns + ", result_json, result_form"
 
     init(row: Row) {
         seq = row["seq"]
@@ -35,7 +41,10 @@ struct JobRecord: Sendable {
         exitCode = row["exit_code"]
         signal = row["signal"]
         durationSeconds = row["duration_s"]
-        resultJSON = row["result_json"]
+        if row.hasColumn("result_json") {
+            resultJSON = row["result_json"]
+            resultForm = row["result_form"]
+        }
         message = row["message"]
     }
 
@@ -55,8 +64,16 @@ struct JobRecord: Sendable {
         json.add("signal", signal)
         if let durationSeconds { json.add("duration_s", durationSeconds) } else { json.addRaw("duration_s", "null") }
         json.add("message", message)
-        if includingResult { json.addRaw("result", resultJSON ?? "null") }
-        return json.text
+        guard includingResult else { return json.text }
+        // The result may be large (its output): copied once, not through the writer.
+        let result = resultJSON ?? "null"
+        var text = json.text
+        text.reserveCapacity(text.utf8.count + result.utf8.count + 12)
+        text.removeLast()  // the closing brace
+        text += ",\"result\":"
+        text += result
+        text += "}"
+        return text
     }
 }
 
