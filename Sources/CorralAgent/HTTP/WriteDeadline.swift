@@ -1,0 +1,43 @@
+import NIOCore
+import Synchronization
+
+/// A deadline on each write of a long response (an event stream): when a
+/// write has not completed within `limit` (the client stopped reading and
+/// the socket's buffers are full), the connection is closed, which fails
+/// the write and ends the response. So a stalled client costs neither
+/// memory nor a shutdown that waits for it.
+final class WriteDeadline: Sendable {
+    private final class Pending: Sendable {
+        let since = Mutex<ContinuousClock.Instant?>(nil)
+        let expired = Mutex(false)
+    }
+    private let pending = Pending()
+    private let watchdog: Task<Void, Never>
+
+    init(channel: any Channel, limit: Duration) {
+        let pending = self.pending
+        let tick = min(limit / 4, .seconds(1))
+        watchdog = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tick)
+                guard let since = pending.since.withLock({ $0 }), ContinuousClock.now - since > limit else { continue }
+                pending.expired.withLock { $0 = true }
+                channel.close(promise: nil)
+                return
+            }
+        }
+    }
+
+    /// Runs one write under the deadline.
+    func write(_ body: () async throws -> Void) async throws {
+        pending.since.withLock { $0 = .now }
+        defer { pending.since.withLock { $0 = nil } }
+        try await body()
+    }
+
+    /// Whether a write missed the deadline (and the connection was closed).
+    var expired: Bool { pending.expired.withLock { $0 } }
+
+    /// Stops watching (the response is over).
+    func cancel() { watchdog.cancel() }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+import XCTest
+@testable import CorralAgent
+
+/// Issue 13, items 5 and 6: a stalled event stream client costs bounded
+/// memory and neither delays other jobs nor the shutdown; the list does not
+/// read results.
+final class AgentLoadTests: AgentTestCase {
+    /// The bound on the agent's peak RSS in the stalled-client test: a job
+    /// writing 50 MB with `--max-output 8MiB` keeps 8 MiB per stream in the
+    /// runner, 8 MiB pending for the journal, and at most that much buffered
+    /// for a subscriber; with the agent's own ~40 MB that is well under this.
+    static let stalledClientPeakRSS = 160 * 1024 * 1024
+
+    func testStalledEventStreamClientIsDroppedAndCostsBoundedMemory() throws {
+        let agent = try startAgent(["--max-output", "8MiB", "--write-timeout", "2s", "--shutdown-grace", "2s"])
+        let client = agent.client
+        let gate = scratch.appendingPathComponent("gate").path
+        // 50 MB of output, then it waits (so the stream stays live) until the gate opens.
+        let big = try XCTUnwrap(try client.post("/v1/jobs", json: #"""
+            {"shell":"head -c 52428800 /dev/zero | tr '\\0' x; while [ ! -e '\#(gate)' ]; do sleep 0.05; done","timeout":"120s"}
+            """#).json["id"] as? String)
+        let stalled = try StalledClient(port: agent.port, path: "/v1/jobs/\(big)/events")
+        defer { stalled.close() }
+        // Another job's deadline holds meanwhile.
+        let deadline = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"sleep 30","timeout":"1s","kill_after":"1s"}"#).json["id"] as? String)
+        let timedOut = try waitForFinal(client, deadline)
+        XCTAssertEqual(timedOut["state"] as? String, "timed_out")
+        XCTAssertLessThan(timedOut["duration_s"] as? Double ?? 99, 3.0, "\(timedOut)")
+
+        // All 50 MB read (8 MiB kept), the stalled stream dropped by its write deadline.
+        XCTAssertTrue(waitUntil(upTo: .seconds(60)) {
+            (try? client.get("/v1/jobs/\(big)/output?stream=stdout").body.count) == 8 << 20
+        })
+        XCTAssertTrue(waitUntil(upTo: .seconds(20)) { stalled.isClosedByAgent(port: agent.port) }, "the stalled stream was not closed")
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
+        let job = try waitForFinal(client, big)
+        XCTAssertEqual((job["result"] as? [String: Any])?["stdout_dropped"] as? Int, 52_428_800 - 8 << 20)
+
+        // A resume after the drop gets what follows (here: past the last chunk, the result).
+        let resumed = SSE.parse(try client.events("/v1/jobs/\(big)/events", headers: ["Last-Event-ID": "1000000"]).text)
+        XCTAssertEqual(resumed.map(\.event), ["result"])
+
+        let peak = try peakRSS(of: agent.pid)
+        print("stalled client: agent peak RSS \(peak / 1024 / 1024) MiB (bound \(AgentLoadTests.stalledClientPeakRSS / 1024 / 1024) MiB)")
+        XCTAssertLessThan(peak, AgentLoadTests.stalledClientPeakRSS)
+
+        // A second stalled client on a live job does not hold up the shutdown.
+        let live = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"head -c 20000000 /dev/zero | tr '\\0' y; sleep 300","timeout":"10m"}"#).json["id"] as? String)
+        let second = try StalledClient(port: agent.port, path: "/v1/jobs/\(live)/events")
+        defer { second.close() }
+        XCTAssertTrue(waitForState(client, live, "running"))
+        let stopped = ContinuousClock.now
+        agent.terminate()
+        XCTAssertNotNil(agent.waitForExit(upTo: .seconds(30)))
+        XCTAssertLessThan(ContinuousClock.now - stopped, .seconds(2 + 5), "grace 2 s + 5 s")
+    }
+
+    func testListingJobsDoesNotReadTheirResults() throws {
+        XCTAssertFalse(Journal.listQuery(filter: "").contains("result"), Journal.listQuery(filter: ""))
+        let agent = try startAgent(["--max-output", "2MiB", "--max-jobs", "4"])
+        let client = agent.client
+        var ids: [String] = []
+        for _ in 0..<16 {
+            let created = try client.post("/v1/jobs", json: #"{"shell":"head -c 2000000 /dev/zero | tr '\\0' z; head -c 1000000 /dev/zero | tr '\\0' e >&2"}"#)
+            ids.append(try XCTUnwrap(created.json["id"] as? String))
+        }
+        for id in ids { XCTAssertEqual(try waitForFinal(client, id)["state"] as? String, "exited") }
+
+        // Output is stored once: in the chunks, not again in the result.
+        let stored = try DatabaseQueue(path: dataDirectory + "/journal.sqlite").read { db in
+            try Int.fetchOne(db, sql: "SELECT MAX(length(result_json)) FROM jobs") ?? 0
+        }
+        XCTAssertLessThan(stored, 4096, "result_json holds output again")
+        let one = try client.get("/v1/jobs/\(ids[0])").json["result"] as? [String: Any]
+        XCTAssertEqual((one?["stdout"] as? String)?.utf8.count, 2_000_000)
+        XCTAssertEqual((one?["stderr"] as? String)?.utf8.count, 1_000_000)
+
+        let before = try bytesRead(by: agent.pid)
+        for _ in 0..<5 {
+            let page = try client.get("/v1/jobs?limit=50")
+            XCTAssertEqual((page.json["jobs"] as? [Any])?.count, 16)
+        }
+        let read = try bytesRead(by: agent.pid) - before
+        print("5 list polls over 16 jobs with 48 MB of output: \(read) bytes read")
+        XCTAssertLessThan(read, 4 << 20, "the list reads results or output")
+    }
+
+    /// VmHWM of /proc/PID/status, in bytes.
+    private func peakRSS(of pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    /// `rchar` of /proc/PID/io: bytes the process read through read(2) and pread(2).
+    private func bytesRead(by pid: Int32) throws -> Int {
+        let io = try String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)
+        let line = try XCTUnwrap(io.split(separator: "\n").first { $0.hasPrefix("rchar:") })
+        return Int(line.split(separator: " ").last ?? "") ?? 0
+    }
+}
+
+/// A client that subscribes to an event stream and never reads, with a
+/// tiny receive buffer so that the agent's writes back up at once.
+final class StalledClient {
+    let fd: Int32
+
+    init(port: UInt16, path: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var size: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw HTTPClient.Failure(description: "connect: errno \(errno)") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else {
+            throw HTTPClient.Failure(description: "write: errno \(errno)")
+        }
+    }
+
+    /// Whether the agent closed its end: its socket for this connection is
+    /// gone from /proc/net/tcp or orphaned (inode 0). The client, which
+    /// reads nothing, would not see the FIN queued behind unsent data.
+    func isClosedByAgent(port: UInt16) -> Bool {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let mine = UInt16(bigEndian: address.sin_port)
+        let text = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 9,
+                  fields[1].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) }) == port,
+                  fields[2].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) }) == mine else { continue }
+            return fields[9] == "0"
+        }
+        return true
+    }
+
+    func close() { Glibc.close(fd) }
+}
