@@ -37,7 +37,12 @@ struct EventStream: Sendable {
         let resumePoint = resumeAfter
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let deadline = WriteDeadline(channel: channel, limit: writeTimeout)
-            defer { deadline.cancel() }
+            defer {
+                deadline.cancel()
+                if deadline.expired {
+                    service.logger.notice("event stream of job \(id) dropped: the client took no data for \(writeTimeout)")
+                }
+            }
             var sent = resumePoint
             func write(_ text: String) async throws {
                 try await deadline.write { try await writer.write(ByteBuffer(string: text)) }
@@ -77,6 +82,9 @@ struct EventStream: Sendable {
             }
             // Ended early: the agent shuts down, or this client fell more than
             // LiveJobs.subscriberBuffer events behind (it resumes with Last-Event-ID).
+            if !finished, service.live.isAccepting {
+                service.logger.notice("event stream of job \(id) dropped: the client fell \(LiveJobs.subscriberBuffer) events behind")
+            }
             if finished, let final = try? await service.job(id), final.state.isFinal {
                 try await write("event: result\ndata: \(final.json())\n\n")
             }
