@@ -287,10 +287,10 @@ final class JobService: Sendable {
     func shutdown(writerTask: Task<Void, Never>) async {
         live.stopAccepting()
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while live.counts.unfinished > 0, ContinuousClock.now < deadline {
+        while live.unfinished > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        let left = live.counts.unfinished
+        let left = live.unfinished
         if left > 0 { logger.notice("stopping \(left) jobs still running after the shutdown grace") }
         await runner.shutdown()  // every result delivered
         writer.stop(finishing: wake)

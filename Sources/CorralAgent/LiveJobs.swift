@@ -303,14 +303,16 @@ final class LiveJobs: Sendable {
     struct Counts: Sendable {
         let queued: Int
         let running: Int
-        /// Jobs without a result yet.
-        let unfinished: Int
     }
 
+    /// Cheap: read on every health check, list and metrics scrape.
     var counts: Counts {
-        state.withLock { state in
-            Counts(queued: state.queued, running: state.running, unfinished: state.entries.values.count { !$0.isFinal })
-        }
+        state.withLock { Counts(queued: $0.queued, running: $0.running) }
+    }
+
+    /// Jobs without a result yet (walks the entries: for the shutdown).
+    var unfinished: Int {
+        state.withLock { $0.entries.values.count { !$0.isFinal } }
     }
 
     static func name(of stream: OutputChunk.Stream) -> String {

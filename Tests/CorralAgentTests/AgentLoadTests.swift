@@ -56,6 +56,37 @@ final class AgentLoadTests: AgentTestCase {
         XCTAssertLessThan(ContinuousClock.now - stopped, .seconds(2 + 5), "grace 2 s + 5 s")
     }
 
+    /// Output stored once reads back exactly: an overflowing stream (head
+    /// from the chunks, tail stored with the result) and a combined pipe.
+    func testResultOutputReadsBackFromTheChunksAndTheTail() throws {
+        let agent = try startAgent()
+        let client = agent.client
+        let full = (1...2000).map { "\($0)\n" }.joined()
+        let overflow = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"seq 1 2000","max_output":"1KiB"}"#).json["id"] as? String)
+        let combined = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"echo out; sleep 0.1; echo err >&2; sleep 0.1; echo out again","combine_output":true}"#).json["id"] as? String)
+
+        let result = try XCTUnwrap(try waitForFinal(client, overflow)["result"] as? [String: Any])
+        let kept = Array((result["stdout"] as? String ?? "").utf8)
+        let dropped = result["stdout_dropped"] as? Int ?? -1
+        let expected = Array(full.utf8)
+        XCTAssertEqual(kept.count, 1024)
+        XCTAssertEqual(kept.count + dropped, expected.count)
+        XCTAssertTrue((0...kept.count).contains { head in
+            kept[..<head].elementsEqual(expected[..<head]) && kept[head...].elementsEqual(expected.suffix(kept.count - head))
+        }, "not a head and a tail of the output: \(String(decoding: kept, as: UTF8.self))")
+        XCTAssertEqual(try client.get("/v1/jobs/\(overflow)/output").body.count, 1024, "the chunks keep the first 1 KiB")
+
+        let both = try XCTUnwrap(try waitForFinal(client, combined)["result"] as? [String: Any])
+        XCTAssertEqual(both["stdout"] as? String, "out\nerr\nout again\n")
+        XCTAssertEqual(both["stderr"] as? String, "")
+        let stored = try DatabaseQueue(path: dataDirectory + "/journal.sqlite").read { db in
+            try Row.fetchAll(db, sql: "SELECT job_id, stream, head, length(tail) AS tail FROM result_output ORDER BY job_id, stream")
+                .map { "\($0["job_id"] as String) \($0["stream"] as String) \($0["head"] as Int) \($0["tail"] as Int)" }
+        }
+        XCTAssertEqual(stored, ["\(overflow) stderr 0 0", "\(overflow) stdout 512 512", "\(combined) stderr 0 0",
+                                "\(combined) stdout 18 0"].sorted(), "head from the chunks, the kept end as the tail")
+    }
+
     /// Ids of the jobs in `state`, from the list (which reads no results).
     private func listed(_ client: HTTPClient, _ state: String) -> [String] {
         let page = (try? client.get("/v1/jobs?state=\(state)").json["jobs"] as? [[String: Any]]) ?? []
