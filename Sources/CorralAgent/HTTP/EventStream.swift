@@ -36,11 +36,13 @@ struct EventStream: Sendable {
         let unsubscribedPending = subscription == nil ? service.live.pendingOutput(id) : []
         let resumePoint = resumeAfter
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let deadline = WriteDeadline(channel: channel, limit: writeTimeout)
+            let live = service.live
+            let deadline = WriteDeadline(channel: channel, limit: writeTimeout, shuttingDown: { !live.isAccepting })
             defer {
                 deadline.cancel()
                 if deadline.expired {
-                    service.logger.notice("event stream of job \(id) dropped: the client took no data for \(writeTimeout)")
+                    let limit = service.live.isAccepting ? "\(writeTimeout)" : "1 second (shutting down)"
+                    service.logger.notice("event stream of job \(id) dropped: the client took no data for \(limit)")
                 }
             }
             var sent = resumePoint

@@ -14,13 +14,17 @@ final class WriteDeadline: Sendable {
     private let pending = Pending()
     private let watchdog: Task<Void, Never>
 
-    init(channel: any Channel, limit: Duration) {
+    /// While `shuttingDown()` says so, the deadline is `shutdownLimit` at
+    /// most: a stalled client does not hold up the agent's exit.
+    init(channel: any Channel, limit: Duration, shutdownLimit: Duration = .seconds(1),
+         shuttingDown: @escaping @Sendable () -> Bool) {
         let pending = self.pending
-        let tick = min(limit / 4, .seconds(1))
+        let tick = min(limit, shutdownLimit) / 4
         watchdog = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: tick)
-                guard let since = pending.since.withLock({ $0 }), ContinuousClock.now - since > limit else { continue }
+                let current = shuttingDown() ? min(limit, shutdownLimit) : limit
+                guard let since = pending.since.withLock({ $0 }), ContinuousClock.now - since > current else { continue }
                 pending.expired.withLock { $0 = true }
                 channel.close(promise: nil)
                 return
