@@ -104,4 +104,21 @@ final class AgentJournalFaultTests: AgentTestCase {
         XCTAssertEqual(refused.errorCode, "journal_unavailable")
         XCTAssertTrue(agent.output.contains("was deleted"), agent.output)
     }
+
+    func testReplacedJournalRefusesJobsAndTheExitSaysSo() throws {
+        let agent = try startAgent()
+        let client = agent.client
+        let journal = dataDirectory + "/journal.sqlite"
+        try FileManager.default.copyItem(atPath: journal, toPath: journal + ".copy")
+        XCTAssertEqual(rename(journal + ".copy", journal), 0)
+        var health = HTTPClient.Response(status: 0, headers: [:], body: [])
+        XCTAssertTrue(waitUntil(upTo: .seconds(10)) { health = (try? client.get("/healthz")) ?? health; return health.status == 503 })
+        XCTAssertTrue((health.json["reason"] as? String ?? "").contains("was replaced"), health.text)
+        XCTAssertEqual(try client.post("/v1/jobs", json: #"{"argv":["true"]}"#).errorCode, "journal_unavailable")
+
+        agent.terminate()
+        let result = try XCTUnwrap(agent.waitForExit())
+        guard case .exited(let code) = result.outcome, code != 0 else { return XCTFail("\(result.outcome) \(agent.output)") }
+        XCTAssertTrue(agent.output.contains("what was recorded since is not in the journal file"), agent.output)
+    }
 }
