@@ -2,6 +2,12 @@ import Corral
 import CorralFormat
 import GRDB
 
+/// The output of a result stored once, read back: the bytes of each stream.
+struct KeptOutput: Sendable {
+    var stdout: [UInt8]
+    var stderr: [UInt8]
+}
+
 /// A job as the journal holds it and the API shows it.
 struct JobRecord: Sendable {
     var seq: Int64
@@ -21,6 +27,8 @@ struct JobRecord: Sendable {
     /// 1: the output is inline in `resultJSON`; 2: it is stored once, in
     /// the journaled chunks and `result_output` (`Journal.resolved`).
     var resultForm = 1
+    /// For form 2, the result's output as `Journal.resolved` read it back.
+    var output: KeptOutput?
     var message: String?
 
     /// What a list shows: no result, so a page costs the same however
@@ -48,8 +56,9 @@ struct JobRecord: Sendable {
         message = row["message"]
     }
 
-    /// The API's view: summary fields, and `result` once final.
-    func json(includingResult: Bool = true) -> String {
+    /// The API's summary fields (what a list shows). With its result, the
+    /// view is written by `jsonBuffer` (JobRecord+Response.swift).
+    func summaryJSON() -> String {
         var json = JSONWriter()
         json.add("id", id)
         json.add("name", name)
@@ -64,16 +73,7 @@ struct JobRecord: Sendable {
         json.add("signal", signal)
         if let durationSeconds { json.add("duration_s", durationSeconds) } else { json.addRaw("duration_s", "null") }
         json.add("message", message)
-        guard includingResult else { return json.text }
-        // The result may be large (its output): copied once, not through the writer.
-        let result = resultJSON ?? "null"
-        var text = json.text
-        text.reserveCapacity(text.utf8.count + result.utf8.count + 12)
-        text.removeLast()  // the closing brace
-        text += ",\"result\":"
-        text += result
-        text += "}"
-        return text
+        return json.text
     }
 }
 

@@ -1,4 +1,3 @@
-import CorralFormat
 import Foundation
 import GRDB
 
@@ -8,7 +7,7 @@ extension Journal {
     /// job's chunks not yet committed) and the stored tail. The chunks are
     /// read with a cursor straight into one buffer per stream.
     static func resolved(_ record: JobRecord, _ db: Database, pending: [JournalBatch.Chunk]) throws -> JobRecord {
-        guard record.resultForm == 2, let stored = record.resultJSON else { return record }
+        guard record.resultForm == 2, record.resultJSON != nil else { return record }
         let parts = try Row.fetchAll(db, sql: "SELECT stream, head, tail FROM result_output WHERE job_id = ?",
                                      arguments: [record.id])
         let outputs = parts.map { ResultOutput(stream: $0["stream"], head: $0["head"], tail: [UInt8]($0["tail"] as Data)) }
@@ -32,48 +31,7 @@ extension Journal {
         }
         for output in outputs where !output.tail.isEmpty { kept[output.stream]?.append(contentsOf: output.tail) }
         var record = record
-        record.resultJSON = ResultText.withOutput(stored, stdout: kept["stdout"]!, stderr: kept["stderr"]!)
+        record.output = KeptOutput(stdout: kept["stdout"]!, stderr: kept["stderr"]!)
         return record
-    }
-}
-
-/// Puts a stored result's output back into its JSON text.
-enum ResultText {
-    /// Replaces the empty `"stdout":""` and `"stderr":""` the result was
-    /// stored with (inside a JSON string every quote is escaped, so the
-    /// first match is the key), building the text once.
-    static func withOutput(_ json: String, stdout: [UInt8], stderr: [UInt8]) -> String {
-        let text = Array(json.utf8)  // small: the result without its output
-        var pieces: [(at: Range<Int>, stream: String, bytes: [UInt8])] = []
-        for (stream, bytes) in [("stdout", stdout), ("stderr", stderr)] where !bytes.isEmpty {
-            if let range = find(Array("\"\(stream)\":\"\"".utf8), in: text) { pieces.append((range, stream, bytes)) }
-        }
-        guard !pieces.isEmpty else { return json }
-        pieces.sort { $0.at.lowerBound < $1.at.lowerBound }
-        var out = ""
-        out.reserveCapacity(text.count + pieces.reduce(0) { $0 + $1.bytes.count + 16 })
-        var cursor = 0
-        for piece in pieces {
-            out += String(decoding: text[cursor..<piece.at.lowerBound], as: UTF8.self)
-            if let valid = String(validating: piece.bytes, as: UTF8.self) {
-                out += "\"\(piece.stream)\":"
-                out += JSONWriter.quote(valid)
-            } else {
-                out += "\"\(piece.stream)_base64\":\""
-                out += Data(piece.bytes).base64EncodedString()
-                out += "\""
-            }
-            cursor = piece.at.upperBound
-        }
-        out += String(decoding: text[cursor...], as: UTF8.self)
-        return out
-    }
-
-    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Range<Int>? {
-        guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start..<(start + needle.count) }
-        }
-        return nil
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
+import NIOCore
 import XCTest
+import CorralFormat
 @testable import CorralAgent
 
 /// Issue 13, items 5 and 6: a stalled event stream client costs bounded
@@ -86,6 +88,17 @@ final class AgentLoadTests: AgentTestCase {
         }, "not a head and a tail of the output: \(String(decoding: kept, as: UTF8.self))")
         XCTAssertEqual(try client.get("/v1/jobs/\(overflow)/output").body.count, 1024, "the chunks keep the first 1 KiB")
 
+        let bytes = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"printf '\\377\\376'; printf 'a\"b\\t\\001\\\\' >&2"}"#).json["id"] as? String)
+        let raw = try XCTUnwrap(try waitForFinal(client, bytes)["result"] as? [String: Any])
+        XCTAssertEqual(raw["stdout_base64"] as? String, "//4=", "\(raw)")
+        XCTAssertNil(raw["stdout"])
+        XCTAssertEqual(raw["stderr"] as? String, "a\"b\t\u{1}\\", "\(raw)")
+        for text in ["", "plain", "q\"uote\\back\nnl\r\t\u{1}\u{1f}é€😀"] {
+            var buffer = ByteBuffer()
+            ResultText.writeQuoted(Array(text.utf8), into: &buffer)
+            XCTAssertEqual(buffer.readString(length: buffer.readableBytes), JSONWriter.quote(text))
+        }
+
         let both = try XCTUnwrap(try waitForFinal(client, combined)["result"] as? [String: Any])
         XCTAssertEqual(both["stdout"] as? String, "out\nerr\nout again\n")
         XCTAssertEqual(both["stderr"] as? String, "")
@@ -94,7 +107,8 @@ final class AgentLoadTests: AgentTestCase {
                 .map { "\($0["job_id"] as String) \($0["stream"] as String) \($0["head"] as Int) \($0["tail"] as Int)" }
         }
         XCTAssertEqual(stored, ["\(overflow) stderr 0 0", "\(overflow) stdout 512 512", "\(combined) stderr 0 0",
-                                "\(combined) stdout 18 0"].sorted(), "head from the chunks, the kept end as the tail")
+                                "\(combined) stdout 18 0", "\(bytes) stderr 6 0", "\(bytes) stdout 2 0"].sorted(),
+                       "head from the chunks, the kept end as the tail")
     }
 
     /// Ids of the jobs in `state`, from the list (which reads no results).

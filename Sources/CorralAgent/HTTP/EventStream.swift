@@ -88,7 +88,8 @@ struct EventStream: Sendable {
                 service.logger.notice("event stream of job \(id) dropped: the client fell \(LiveJobs.subscriberBuffer) events behind")
             }
             if finished, let final = try? await service.job(id), final.state.isFinal {
-                try await write("event: result\ndata: \(final.json())\n\n")
+                let event = final.jsonBuffer(prefix: "event: result\ndata: ", suffix: "\n\n")
+                try await deadline.write { try await writer.write(event) }
             }
             try await writer.finish(nil)
         })

@@ -12,14 +12,14 @@ struct JobRoutes: Sendable {
         let jobs = router.group("v1/jobs")
         jobs.post { request, _ in try await submit(request) }
         jobs.get { request, _ in try await list(request) }
-        jobs.get(":id") { _, context in json(try await service.job(try context.parameters.require("id")).json()) }
+        jobs.get(":id") { _, context in json(try await service.job(try context.parameters.require("id")).jsonBuffer()) }
         jobs.get(":id/output") { request, context in try await output(request, id: try context.parameters.require("id")) }
         jobs.get(":id/events") { request, context in
             try await EventStream(service: service).response(request, id: try context.parameters.require("id"),
                                                              channel: context.channel)
         }
         jobs.delete(":id") { _, context in
-            json(try await service.cancel(try context.parameters.require("id")).json(), status: .accepted)
+            json(try await service.cancel(try context.parameters.require("id")).jsonBuffer(), status: .accepted)
         }
     }
 
@@ -31,8 +31,8 @@ struct JobRoutes: Sendable {
         let body = try await request.collectBody(upTo: service.configuration.maxBodyBytes)
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         switch try await service.submit(body: Array(body.readableBytesView), idempotencyKey: key) {
-        case .created(let record): return json(record.json(), status: .created, location: "/v1/jobs/\(record.id)")
-        case .replayed(let record): return json(record.json(), status: .ok, location: "/v1/jobs/\(record.id)")
+        case .created(let record): return json(record.jsonBuffer(), status: .created, location: "/v1/jobs/\(record.id)")
+        case .replayed(let record): return json(record.jsonBuffer(), status: .ok, location: "/v1/jobs/\(record.id)")
         }
     }
 
@@ -66,7 +66,7 @@ struct JobRoutes: Sendable {
         let records = try await service.read { try await service.journal.jobs(states: states, limit: limit, before: before) }
         let counts = service.live.counts
         var page = JSONWriter()
-        page.addRaw("jobs", "[" + records.map { $0.json(includingResult: false) }.joined(separator: ",") + "]")
+        page.addRaw("jobs", "[" + records.map { $0.summaryJSON() }.joined(separator: ",") + "]")
         page.add("next", records.count == limit ? records.last.map { "j\($0.seq)" } : nil)
         page.add("running", counts.running)
         page.add("queued", counts.queued)
@@ -93,12 +93,17 @@ struct JobRoutes: Sendable {
 }
 
 func json(_ text: String, status: HTTPResponse.Status = .ok, location: String? = nil) -> Response {
-    var headers = HTTPFields()
-    headers[.contentType] = "application/json"
-    if let location { headers[.location] = location }
     var buffer = ByteBuffer()
     buffer.reserveCapacity(text.utf8.count + 1)
     buffer.writeString(text)
     buffer.writeString("\n")
+    return json(buffer, status: status, location: location)
+}
+
+/// A JSON response of a body already written (with its newline).
+func json(_ buffer: ByteBuffer, status: HTTPResponse.Status = .ok, location: String? = nil) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    if let location { headers[.location] = location }
     return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
 }
