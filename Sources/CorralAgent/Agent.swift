@@ -18,7 +18,7 @@ public enum Agent {
         logger.logLevel = .info
         let service = try JobService(configuration: configuration, version: version, logger: logger)
 
-        let router = Router()
+        let router = Router(context: AgentRequestContext.self)
         let routes = KnownRoutes()
         router.add(middleware: SecurityHeaders())
         router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
@@ -57,6 +57,9 @@ public enum Agent {
         try await group.run()
         hangups.cancel()
         service.endRun()
+        if let problem = service.shutdownProblem {
+            throw AgentError("shut down with results missing from the journal: \(problem)")
+        }
     }
 }
 
@@ -74,9 +77,15 @@ struct AgentService: Service {
                 try? await Task.sleep(for: .seconds(60))
             }
         }
+        let watcher = Task {
+            while !Task.isCancelled {
+                service.checkJournalFile()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         try? await gracefulShutdown()
         pruner.cancel()
-        await service.shutdown()
-        await writer.value
+        watcher.cancel()
+        await service.shutdown(writerTask: writer)
     }
 }

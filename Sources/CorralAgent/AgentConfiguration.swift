@@ -34,6 +34,9 @@ public struct AgentConfiguration: Sendable {
     public var flushInterval: Duration = .milliseconds(100)
     /// How often an idle event stream sends a keep-alive comment.
     public var keepAliveInterval: Duration = .seconds(15)
+    /// A write of an event stream that does not complete within this
+    /// (the client stopped reading) closes the connection.
+    public var writeTimeout: Duration = .seconds(10)
     /// Connections open at once at most (and at most half the descriptor
     /// limit); over it, the longest-idle connection is closed.
     public var maxConnections = 1024
@@ -56,6 +59,7 @@ public struct AgentConfiguration: Sendable {
         if keepJobs < 1 { throw AgentError("--keep-jobs must be at least 1") }
         if maxConnections < 1 { throw AgentError("--max-connections must be at least 1") }
         if idleTimeout <= .zero { throw AgentError("--idle-timeout must be more than 0") }
+        if writeTimeout <= .zero { throw AgentError("--write-timeout must be more than 0") }
     }
 }
 

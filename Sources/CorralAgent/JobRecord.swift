@@ -2,6 +2,12 @@ import Corral
 import CorralFormat
 import GRDB
 
+/// The output of a result stored once, read back: the bytes of each stream.
+struct KeptOutput: Sendable {
+    var stdout: [UInt8]
+    var stderr: [UInt8]
+}
+
 /// A job as the journal holds it and the API shows it.
 struct JobRecord: Sendable {
     var seq: Int64
@@ -18,9 +24,17 @@ struct JobRecord: Sendable {
     var durationSeconds: Double?
     /// The result object (`JobResultJSON`'s schema) once final.
     var resultJSON: String?
+    /// 1: the output is inline in `resultJSON`; 2: it is stored once, in
+    /// the journaled chunks and `result_output` (`Journal.resolved`).
+    var resultForm = 1
+    /// For form 2, the result's output as `Journal.resolved` read it back.
+    var output: KeptOutput?
     var message: String?
 
-    static let columns = "seq, id, name, command, state, submitted_ms, started_ms, finished_ms, pid, exit_code, signal, duration_s, result_json, message"
+    /// What a list shows: no result, so a page costs the same however
+    /// much output its jobs wrote.
+    static let summaryColumns = "seq, id, name, command, state, submitted_ms, started_ms, finished_ms, pid, exit_code, signal, duration_s, message"
+    static let columns = summaryColumns + ", result_json, result_form"
 
     init(row: Row) {
         seq = row["seq"]
@@ -35,12 +49,16 @@ struct JobRecord: Sendable {
         exitCode = row["exit_code"]
         signal = row["signal"]
         durationSeconds = row["duration_s"]
-        resultJSON = row["result_json"]
+        if row.hasColumn("result_json") {
+            resultJSON = row["result_json"]
+            resultForm = row["result_form"]
+        }
         message = row["message"]
     }
 
-    /// The API's view: summary fields, and `result` once final.
-    func json(includingResult: Bool = true) -> String {
+    /// The API's summary fields (what a list shows). With its result, the
+    /// view is written by `jsonBuffer` (JobRecord+Response.swift).
+    func summaryJSON() -> String {
         var json = JSONWriter()
         json.add("id", id)
         json.add("name", name)
@@ -55,7 +73,6 @@ struct JobRecord: Sendable {
         json.add("signal", signal)
         if let durationSeconds { json.add("duration_s", durationSeconds) } else { json.addRaw("duration_s", "null") }
         json.add("message", message)
-        if includingResult { json.addRaw("result", resultJSON ?? "null") }
         return json.text
     }
 }

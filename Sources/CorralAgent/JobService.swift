@@ -2,6 +2,7 @@ import Corral
 import CorralFormat
 import Foundation
 import Logging
+import Synchronization
 
 /// The agent's jobs: admission (journal first, then the runner), cancel,
 /// reads, recovery of what a previous run left unfinished, and retention.
@@ -18,10 +19,19 @@ final class JobService: Sendable {
     let instance: String
     let logger: Logger
     let identityPolicy: IdentityPolicy
+    /// Whether the journal takes writes and is still the file opened.
+    let health = JournalHealth()
     /// Held for the agent's life: no second agent shares the data directory.
     private let dataLock: DataDirectoryLock
     private let writer: JournalWriter
     private let wake: AsyncStream<Void>.Continuation
+    /// What the shutdown could not record, for the exit status.
+    private let shutdownProblems = Mutex<String?>(nil)
+
+    /// Results are committed this long at most after the runner stopped
+    /// (retrying a failing journal), so shutdown ends even when the
+    /// journal cannot be written.
+    static let drainLimit: Duration = .seconds(5)
 
     static let markerVariable = "CORRAL_AGENT_JOB"
 
@@ -62,8 +72,8 @@ final class JobService: Sendable {
         live = LiveJobs(maxQueued: configuration.maxQueued, wakeWriter: { wake.yield() })
         metrics = AgentMetrics(version: version)
         let metrics = self.metrics
-        writer = JournalWriter(journal: journal, live: live, wakes: wakes, interval: configuration.flushInterval,
-                               logger: logger) { batch in
+        writer = JournalWriter(journal: journal, live: live, health: health, wakes: wakes,
+                               interval: configuration.flushInterval, logger: logger) { batch in
             for _ in batch.starts { metrics.jobStarted() }
             for final in batch.finals {
                 metrics.jobFinished(state: final.state, duration: final.durationSeconds,
@@ -72,8 +82,21 @@ final class JobService: Sendable {
         }
     }
 
-    /// Commits journal batches until `finish()`.
+    /// Commits journal batches until the shutdown stops it.
     func runWriter() async { await writer.run() }
+
+    /// Notices a journal file deleted or replaced under the agent; while
+    /// so, no jobs are taken (their results would go to a file nobody reads).
+    func checkJournalFile() {
+        guard let identity = journal.identity else { return }
+        let problem = identity.problem(at: journal.path)
+        guard health.fileChecked(problem) else { return }
+        if let problem {
+            logger.error("journal unavailable: \(problem); refusing new jobs until it is back")
+        } else {
+            logger.notice("the journal file \(journal.path) is back; taking jobs again")
+        }
+    }
 
     // MARK: Submit
 
@@ -82,15 +105,20 @@ final class JobService: Sendable {
         case replayed(JobRecord)
     }
 
-    func submit(body: String, idempotencyKey: String?) async throws(APIError) -> SubmitAnswer {
+    func submit(body bytes: [UInt8], idempotencyKey: String?) async throws(APIError) -> SubmitAnswer {
         var defaults = JobSpecJSON.Defaults()
         defaults.timeout = configuration.defaultTimeout
         defaults.outputLimit = .bytes(configuration.maxOutputBytes)
         let decoded: JobSpecJSON.Decoded
-        switch JobSpecJSON.decode(body, defaultID: "", defaults: defaults) {
+        // Strict: invalid UTF-8 and duplicate keys are refused (naming the
+        // field), never repaired into a different command.
+        switch JobSpecJSON.decode(bytes: bytes, defaultID: "", defaults: defaults) {
         case .success(let value): decoded = value
-        case .failure(let error): throw APIError.badSpec(field: error.field, message: error.message)
+        case .failure(let error):
+            let (field, message) = SpecErrorField.error(for: bytes, error)
+            throw APIError.badSpec(field: field, message: message)
         }
+        let body = String(decoding: bytes, as: UTF8.self)  // valid: the parser checked
         var spec = decoded.spec
         try identityPolicy.check(user: spec.user, group: spec.group)
         switch spec.outputLimit {
@@ -114,6 +142,9 @@ final class JobService: Sendable {
             }
             return .replayed(earlier.record)
         }
+        if let problem = health.problem {
+            throw APIError(.serviceUnavailable, "journal_unavailable", "the agent takes no jobs now: \(problem)")
+        }
         do { try live.reserveSlot() } catch {
             switch error {
             case .queueFull: throw APIError(.tooManyRequests, "queue_full", "the queue is full (\(configuration.maxQueued) jobs waiting); retry later")
@@ -127,8 +158,12 @@ final class JobService: Sendable {
                 idempotencyKey: idempotencyKey, timeout: spec.timeout, runID: runID)
         } catch {
             live.releaseSlot()
-            logger.error("journal write failed", metadata: ["error": "\(error)"])
-            throw APIError(.internalServerError, "journal", "cannot journal the job: \(error)")
+            let reason = JournalHealth.reason(error)
+            if health.writeFailed(reason) {
+                logger.error("journal unavailable: \(reason); refusing new jobs", metadata: ["error": "\(error)"])
+            }
+            wake.yield()  // the writer retries, and says when it works again
+            throw APIError(.serviceUnavailable, "journal_unavailable", "the agent takes no jobs now: \(reason)")
         }
         switch admission {
         case .existing(let record):
@@ -158,7 +193,10 @@ final class JobService: Sendable {
                 spec,
                 onOutput: { live.output(id, $0) },
                 onStart: { live.started(id, $0) },
-                onCompletion: { live.finished(id, JobService.final(of: $0, id: id, timeout: timeout)) })
+                onCompletion: { result in
+                    let journaled = live.journaledBytes(id)
+                    live.finished(id, JobService.final(of: result, id: id, timeout: timeout, journaled: journaled))
+                })
             live.attach(handle, to: id)
         } catch {
             let now = WallClockTime.now()
@@ -170,8 +208,18 @@ final class JobService: Sendable {
         }
     }
 
-    static func final(of result: JobResult, id: String, timeout: Duration?) -> JournalBatch.Final {
+    /// The final record of a job; its output is stored once: `journaled`
+    /// says how many bytes of each stream the journal's chunks hold.
+    static func final(of result: JobResult, id: String, timeout: Duration?, journaled: [String: Int]) -> JournalBatch.Final {
         let (exitCode, signal) = JobResultJSON.leaderEnd(result)
+        let outputs = [
+            ResultOutput(stream: "stdout", captured: result.stdout,
+                         journaled: journaled["stdout", default: 0] + journaled["combined", default: 0]),
+            ResultOutput(stream: "stderr", captured: result.stderr, journaled: journaled["stderr", default: 0]),
+        ]
+        var stored = result
+        stored.stdout = CapturedOutput(bytes: [], droppedBytes: result.stdout.droppedBytes)
+        stored.stderr = CapturedOutput(bytes: [], droppedBytes: result.stderr.droppedBytes)
         var overshoot: Double?
         if case .timedOut = result.outcome, let timeout, let spawned = result.timing.spawned {
             overshoot = ((result.timing.delivered - spawned) - timeout).seconds
@@ -180,8 +228,8 @@ final class JobService: Sendable {
             jobID: id, state: JobState(result.outcome), finishedAt: .now(),
             startedAt: result.timing.spawned == nil ? nil : result.timing.startedAt,
             exitCode: exitCode, signal: signal, durationSeconds: JobResultJSON.durationSeconds(result),
-            resultJSON: JobResultJSON.encode(result, id: id), message: JobResultJSON.errorMessage(result.outcome),
-            overshootSeconds: overshoot, pipesForceClosed: result.pipesForceClosed)
+            resultJSON: JobResultJSON.encode(stored, id: id), message: JobResultJSON.errorMessage(result.outcome),
+            outputs: outputs, overshootSeconds: overshoot, pipesForceClosed: result.pipesForceClosed)
     }
 
     static func display(_ command: Command) -> String {
@@ -197,7 +245,7 @@ final class JobService: Sendable {
     // MARK: Cancel
 
     func cancel(_ id: String) async throws(APIError) -> JobRecord {
-        guard let record = try await read({ try await journal.job(id) }) else { throw APIError.notFound(id) }
+        guard let record = try await read({ try await journal.summary(id) }) else { throw APIError.notFound(id) }
         switch live.cancel(id) {
         case .cancelling: return record
         case .notLive: throw APIError(.conflict, "already_final", "job \(id) has already finished (\(record.state.rawValue))")
@@ -207,13 +255,24 @@ final class JobService: Sendable {
     // MARK: Reads
 
     func job(_ id: String) async throws(APIError) -> JobRecord {
-        guard let record = try await read({ try await journal.job(id) }) else { throw APIError.notFound(id) }
+        // Taken first: chunks stay pending until committed, so nothing falls between.
+        let pending = live.pendingOutput(id)
+        guard let record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
         return record
     }
 
+    /// One job without its result (for its state).
+    func summary(_ id: String) async throws(APIError) -> JobRecord {
+        guard let record = try await read({ try await journal.summary(id) }) else { throw APIError.notFound(id) }
+        return record
+    }
+
+    /// A journal read; a failure is logged with its detail and answered
+    /// 500 with a plain message (no SQL in an API answer).
     func read<T: Sendable>(_ body: () async throws -> T) async throws(APIError) -> T {
         do { return try await body() } catch {
-            throw APIError(.internalServerError, "journal", "cannot read the journal: \(error)")
+            logger.error("journal read failed", metadata: ["error": "\(error)"])
+            throw APIError(.internalServerError, "journal_read_failed", "cannot read the journal; the agent's log has the detail")
         }
     }
 
@@ -221,83 +280,40 @@ final class JobService: Sendable {
 
     /// Stops taking jobs, lets running ones finish for the grace, then
     /// stops the rest, and commits every result.
-    func shutdown() async {
+    ///
+    /// Bounded even when the journal cannot be written: the grace, the
+    /// runner's stop sequence, then `drainLimit` to commit what is left;
+    /// what could not be committed is logged and kept for `shutdownProblem`.
+    func shutdown(writerTask: Task<Void, Never>) async {
         live.stopAccepting()
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while live.counts.live > 0, ContinuousClock.now < deadline {
+        while live.unfinished > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        let left = live.counts.live
+        let left = live.unfinished
         if left > 0 { logger.notice("stopping \(left) jobs still running after the shutdown grace") }
         await runner.shutdown()  // every result delivered
-        wake.finish()
+        writer.stop(finishing: wake)
+        await writerTask.value
+        let unrecorded = await writer.drain(until: ContinuousClock.now + JobService.drainLimit)
+        live.endStreams()
+        var problems: [String] = []
+        if let unrecorded {
+            problems.append("not recorded in the journal (\(health.problem ?? "it cannot be written")): \(unrecorded)")
+        }
+        if let file = health.fileProblem {
+            problems.append("\(file); what was recorded since is not in the journal file")
+        }
+        guard !problems.isEmpty else { return }
+        let text = problems.joined(separator: "; ")
+        logger.critical("shutdown: \(text)")
+        shutdownProblems.withLock { $0 = text }
     }
+
+    /// What the shutdown could not record, if anything.
+    var shutdownProblem: String? { shutdownProblems.withLock { $0 } }
 
     func endRun() {
         try? journal.endRun(runID)
     }
-
-    // MARK: Retention
-
-    func prune() async {
-        let cutoff = WallClockTime(nanosecondsSince1970: WallClockTime.now().nanosecondsSince1970
-            - Int64(configuration.keepFor.components.seconds) * 1_000_000_000)
-        do {
-            let pruned = try await journal.prune(keep: configuration.keepJobs, finishedBefore: cutoff)
-            if pruned > 0 { logger.info("pruned \(pruned) old jobs") }
-        } catch {
-            logger.error("pruning failed", metadata: ["error": "\(error)"])
-        }
-    }
-
-    // MARK: Recovery
-
-    /// Every job a previous run left `queued` or `running` gets the final
-    /// state `lost`, with its journaled output and what was still running
-    /// of it, which is killed first.
-    static func recover(journal: Journal, instance: String, logger: Logger) throws(AgentError) -> Int {
-        do {
-            let unfinished = try journal.unfinished()
-            guard !unfinished.isEmpty else { return 0 }
-            let traces = unfinished.map { job in
-                Reclaim.Trace(
-                    id: job.corralID.map(JobID.init(rawValue:)),
-                    marker: "\(markerVariable)=\(instance)/\(job.id)",
-                    pid: job.pid, startTime: job.startTicks,
-                    cgroup: job.cgroup ?? zip(job.runCgroupDirectory, job.corralID).map { $0 + "/" + $1 })
-            }
-            let killed = Reclaim.stop(traces)
-            var batch = JournalBatch()
-            for (job, processes) in zip(unfinished, killed) {
-                let chunks = try journal.pool.read { db in
-                    try journal.chunksSync(db, job.id)
-                }
-                var stdout: [UInt8] = [], stderr: [UInt8] = []
-                for chunk in chunks {
-                    if chunk.stream == "stderr" { stderr += chunk.bytes } else { stdout += chunk.bytes }
-                }
-                var reason = "the agent stopped while this job was \(job.state.rawValue)"
-                reason += processes.isEmpty
-                    ? "; none of its processes was still running"
-                    : "; \(processes.count) of its processes were still running and were killed: "
-                        + processes.map(\.description).joined(separator: ", ")
-                batch.finals.append(JournalBatch.Final(
-                    jobID: job.id, state: .lost, finishedAt: .now(), startedAt: job.startedAt, exitCode: nil, signal: nil,
-                    durationSeconds: nil,
-                    resultJSON: JobResultJSON.lost(id: job.id, reason: reason, stdout: stdout, stderr: stderr,
-                                                   pid: job.pid, killed: processes, startedAt: job.startedAt),
-                    message: reason))
-                logger.notice("job \(job.id) lost: \(reason)")
-            }
-            try journal.applySync(batch)
-            return unfinished.count
-        } catch {
-            throw AgentError("cannot recover the journal's unfinished jobs: \(error)")
-        }
-    }
-}
-
-private func zip(_ first: String?, _ second: String?) -> (String, String)? {
-    guard let first, let second else { return nil }
-    return (first, second)
 }

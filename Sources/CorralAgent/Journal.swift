@@ -8,6 +8,8 @@ import GRDB
 final class Journal: Sendable {
     let pool: DatabasePool
     let path: String
+    /// The file as opened, to notice it deleted or replaced.
+    let identity: JournalFileIdentity?
 
     init(directory: String) throws(AgentError) {
         do {
@@ -23,6 +25,9 @@ final class Journal: Sendable {
             // (the case that matters here); only a power loss may drop the
             // last transactions.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // After a checkpoint the WAL shrinks back to this, so space it
+            // took in a burst (or while the disk was full) is given back.
+            try db.execute(sql: "PRAGMA journal_size_limit = 4194304")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -30,6 +35,7 @@ final class Journal: Sendable {
         } catch {
             throw AgentError("cannot open the journal \(path): \(error)")
         }
+        identity = JournalFileIdentity(path: path)
     }
 
     private static var migrator: DatabaseMigrator {
@@ -75,6 +81,22 @@ final class Journal: Sendable {
                     data BLOB NOT NULL,
                     PRIMARY KEY (job_id, seq)
                 ) WITHOUT ROWID;
+                """)
+        }
+        // v2: a result's output is stored once. Results written before
+        // keep their output inline (`result_form` 1) and read as before;
+        // new ones (`result_form` 2) have empty `stdout`/`stderr` in
+        // `result_json`, and `result_output` says where the bytes are.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN result_form INTEGER NOT NULL DEFAULT 1;
+                CREATE TABLE result_output (
+                    job_id TEXT NOT NULL,
+                    stream TEXT NOT NULL,
+                    head INTEGER NOT NULL,
+                    tail BLOB NOT NULL,
+                    PRIMARY KEY (job_id, stream)
+                );
                 """)
         }
         return migrator
@@ -124,7 +146,7 @@ final class Journal: Sendable {
         try await pool.write { db in
             if let key = idempotencyKey,
                let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns), spec_json FROM jobs WHERE idempotency_key = ?", arguments: [key]) {
-                let record = JobRecord(row: row)
+                let record = try Journal.resolved(JobRecord(row: row), db, pending: [])
                 return (row["spec_json"] as String) == specJSON ? .existing(record) : .conflict(record)
             }
             let next = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'") ?? 0) + 1
@@ -141,20 +163,35 @@ final class Journal: Sendable {
 
     // MARK: Reading
 
-    func job(_ id: String) async throws -> JobRecord? {
+    /// One job with its whole result; `pending` are its output chunks not
+    /// yet committed (taken before this read), for a result committed
+    /// ahead of its last chunks.
+    func job(_ id: String, pending: [JournalBatch.Chunk] = []) async throws -> JobRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE id = ?", arguments: [id]).map(JobRecord.init(row:))
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE id = ?", arguments: [id]) else {
+                return nil
+            }
+            return try Journal.resolved(JobRecord(row: row), db, pending: pending)
+        }
+    }
+
+    /// One job's summary (no result): for reads that need its state only.
+    func summary(_ id: String) async throws -> JobRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(JobRecord.summaryColumns) FROM jobs WHERE id = ?", arguments: [id]).map(JobRecord.init(row:))
         }
     }
 
     func job(idempotencyKey key: String) async throws -> (record: JobRecord, specJSON: String)? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns), spec_json FROM jobs WHERE idempotency_key = ?", arguments: [key])
-                .map { (JobRecord(row: $0), $0["spec_json"]) }
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns), spec_json FROM jobs WHERE idempotency_key = ?",
+                                             arguments: [key]) else { return nil }
+            return (try Journal.resolved(JobRecord(row: row), db, pending: []), row["spec_json"])
         }
     }
 
-    /// Newest first; `after` is the `seq` of the last job of the previous page.
+    /// Newest first; `after` is the `seq` of the last job of the previous
+    /// page. Only the summary columns: never a result or its output.
     func jobs(states: [JobState], limit: Int, before: Int64?) async throws -> [JobRecord] {
         try await pool.read { db in
             var conditions: [String] = []
@@ -169,9 +206,14 @@ final class Journal: Sendable {
             }
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             _ = arguments.append(contentsOf: [limit])
-            return try Row.fetchAll(db, sql: "SELECT \(JobRecord.columns) FROM jobs \(filter) ORDER BY seq DESC LIMIT ?",
+            return try Row.fetchAll(db, sql: Journal.listQuery(filter: filter),
                                     arguments: arguments).map(JobRecord.init(row:))
         }
+    }
+
+    /// The list query: the summary columns of one page of jobs.
+    static func listQuery(filter: String) -> String {
+        "SELECT \(JobRecord.summaryColumns) FROM jobs \(filter) ORDER BY seq DESC LIMIT ?"
     }
 
     func counts() async throws -> [JobState: Int] {
@@ -184,62 +226,51 @@ final class Journal: Sendable {
         }
     }
 
-    /// Stored output chunks after `afterSeq`, in order.
-    func chunks(of id: String, after afterSeq: Int = 0, stream: String? = nil) async throws -> [OutputRecord] {
-        try await pool.read { db in try Journal.chunks(db, id, after: afterSeq, stream: stream) }
+    /// Stored output chunks after `afterSeq`, in order; at most `limit`
+    /// (a page, so a reader holds a bounded part of a large output).
+    func chunks(of id: String, after afterSeq: Int = 0, limit: Int = 1 << 30) async throws -> [OutputRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, stream, data FROM output WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                             arguments: [id, afterSeq, limit])
+                .map { OutputRecord(seq: $0["seq"], stream: $0["stream"], bytes: [UInt8]($0["data"] as Data)) }
+        }
     }
 
-    func chunksSync(_ db: Database, _ id: String) throws -> [OutputRecord] {
-        try Journal.chunks(db, id, after: 0, stream: nil)
-    }
-
-    private static func chunks(_ db: Database, _ id: String, after afterSeq: Int, stream: String?) throws -> [OutputRecord] {
-            let rows: [Row]
-            if let stream {
-                rows = try Row.fetchAll(db, sql: "SELECT seq, stream, data FROM output WHERE job_id = ? AND seq > ? AND stream = ? ORDER BY seq",
-                                        arguments: [id, afterSeq, stream])
-            } else {
-                rows = try Row.fetchAll(db, sql: "SELECT seq, stream, data FROM output WHERE job_id = ? AND seq > ? ORDER BY seq",
-                                        arguments: [id, afterSeq])
+    /// The output kept of one stream (`combined`: all, in the order read):
+    /// the committed chunks, then `pending` ones after them, read with a
+    /// cursor into one buffer.
+    func output(of id: String, stream: String, pending: [JournalBatch.Chunk]) async throws -> [UInt8] {
+        let wanted: @Sendable (String) -> Bool = { chunkStream in
+            stream == "combined" || chunkStream == stream || (stream == "stdout" && chunkStream == "combined")
+        }
+        return try await pool.read { db in
+            let total = try Int.fetchOne(db, sql: "SELECT SUM(length(data)) FROM output WHERE job_id = ?", arguments: [id]) ?? 0
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(total)
+            var last = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, stream, data FROM output WHERE job_id = ? ORDER BY seq", arguments: [id])
+            while let row = try rows.next() {
+                last = row["seq"]
+                if wanted(row["stream"]) { try row.withUnsafeData(named: "data") { bytes.append(contentsOf: $0 ?? Data()) } }
             }
-            return rows.map { OutputRecord(seq: $0["seq"], stream: $0["stream"], bytes: [UInt8]($0["data"] as Data)) }
-    }
-
-    // MARK: Writing
-
-    /// One batch from the writer: everything in one transaction.
-    func apply(_ batch: JournalBatch) async throws {
-        try await pool.write { db in try Journal.write(batch, in: db) }
-    }
-
-    func applySync(_ batch: JournalBatch) throws {
-        try pool.write { db in try Journal.write(batch, in: db) }
-    }
-
-    private static func write(_ batch: JournalBatch, in db: Database) throws {
-        for chunk in batch.chunks {
-            try db.execute(sql: "INSERT OR IGNORE INTO output (job_id, seq, stream, data) VALUES (?, ?, ?, ?)",
-                           arguments: [chunk.jobID, chunk.seq, chunk.stream, Data(chunk.bytes)])
-        }
-        for start in batch.starts {
-            try db.execute(sql: """
-                UPDATE jobs SET state = 'running', corral_id = ?, pid = ?, start_ticks = ?, cgroup = ?, started_ms = ?
-                WHERE id = ? AND state = 'queued'
-                """, arguments: [start.corralID, start.pid, start.startTicks.map { Int64($0) }, start.cgroup,
-                                 start.startedAt.milliseconds, start.jobID])
-        }
-        for final in batch.finals {
-            try db.execute(sql: """
-                UPDATE jobs SET state = ?, finished_ms = ?, exit_code = ?, signal = ?, duration_s = ?,
-                    result_json = ?, message = ?, started_ms = COALESCE(started_ms, ?)
-                WHERE id = ?
-                """, arguments: [final.state.rawValue, final.finishedAt.milliseconds, final.exitCode, final.signal,
-                                 final.durationSeconds, final.resultJSON, final.message,
-                                 final.startedAt?.milliseconds, final.jobID])
+            for chunk in pending where chunk.seq > last && wanted(chunk.stream) { bytes += chunk.bytes }
+            return bytes
         }
     }
 
     // MARK: Recovery and retention
+
+    /// Bytes of output journaled per stream for one job.
+    func journaledBytes(of id: String) throws -> [String: Int] {
+        try pool.read { db in
+            var bytes: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT stream, SUM(length(data)) AS n FROM output WHERE job_id = ? GROUP BY stream",
+                                        arguments: [id]) {
+                bytes[row["stream"]] = row["n"]
+            }
+            return bytes
+        }
+    }
 
     /// Jobs a previous run left queued or running.
     func unfinished() throws -> [UnfinishedJob] {
@@ -270,6 +301,7 @@ final class Journal: Sendable {
                     AND (finished_ms < ? OR seq <= COALESCE((SELECT seq FROM jobs WHERE state IN (\(finals))
                          ORDER BY seq DESC LIMIT 1 OFFSET ?), -1));
                 DELETE FROM output WHERE job_id IN (SELECT id FROM doomed);
+                DELETE FROM result_output WHERE job_id IN (SELECT id FROM doomed);
                 DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
                 """, arguments: [cutoff.milliseconds, keep])
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM doomed") ?? 0
@@ -277,59 +309,4 @@ final class Journal: Sendable {
             return count
         }
     }
-}
-
-/// A stored piece of output.
-struct OutputRecord: Sendable {
-    let seq: Int
-    let stream: String
-    let bytes: [UInt8]
-}
-
-/// A job a previous agent run did not finish.
-struct UnfinishedJob: Sendable {
-    let id: String
-    let corralID: String?
-    let pid: Int32?
-    let startTicks: UInt64?
-    let cgroup: String?
-    let state: JobState
-    let startedAt: WallClockTime?
-    let runCgroupDirectory: String?
-}
-
-/// What the writer commits in one transaction.
-struct JournalBatch: Sendable {
-    struct Chunk: Sendable {
-        let jobID: String
-        let seq: Int
-        let stream: String
-        let bytes: [UInt8]
-    }
-    struct Start: Sendable {
-        let jobID: String
-        let corralID: String
-        let pid: Int32
-        let startTicks: UInt64?
-        let cgroup: String?
-        let startedAt: WallClockTime
-    }
-    struct Final: Sendable {
-        let jobID: String
-        let state: JobState
-        let finishedAt: WallClockTime
-        let startedAt: WallClockTime?
-        let exitCode: Int32?
-        let signal: String?
-        let durationSeconds: Double?
-        let resultJSON: String
-        let message: String?
-        /// For metrics: result delivered minus deadline, for timed-out jobs.
-        var overshootSeconds: Double? = nil
-        var pipesForceClosed = false
-    }
-    var chunks: [Chunk] = []
-    var starts: [Start] = []
-    var finals: [Final] = []
-    var isEmpty: Bool { chunks.isEmpty && starts.isEmpty && finals.isEmpty }
 }

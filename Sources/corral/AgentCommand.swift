@@ -59,6 +59,8 @@ struct AgentCommand: ParsableCommand {
     var maxConnections: Int = 1024
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
     var idleTimeout: String = "60s"
+    @Option(name: .customLong("write-timeout"), help: ArgumentHelp("Close an event stream whose client has not taken a write for this long (default 10s).", valueName: "duration"))
+    var writeTimeout: String = "10s"
     @Option(help: ContainmentOption.help)
     var containment: String = "auto"
 
@@ -92,6 +94,7 @@ struct AgentCommand: ParsableCommand {
         configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
         configuration.maxConnections = maxConnections
         configuration.idleTimeout = try duration("--idle-timeout", idleTimeout)
+        configuration.writeTimeout = try duration("--write-timeout", writeTimeout)
         configuration.containment = try ContainmentOption.parse(containment)
         do {
             try configuration.validate()

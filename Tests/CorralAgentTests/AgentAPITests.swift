@@ -140,12 +140,18 @@ final class AgentAPITests: AgentTestCase {
         XCTAssertEqual(try client.get("/v1/nothing").errorCode, "not_found")
         XCTAssertEqual(try client.get("/v1/jobs?state=sleeping").status, 400)
         XCTAssertEqual(try client.get("/v1/jobs?limit=0").status, 400)
-        XCTAssertEqual(try client.get("/v1/jobs/j1/events", headers: ["Last-Event-ID": "x"]).status, 404)
+        XCTAssertEqual(try client.get("/v1/jobs/j12345/events").status, 404)
 
         // Idempotency: the same key and spec give the same job; another spec is a conflict.
         let spec = #"{"shell":"sleep 30","timeout":"60s"}"#
         let first = try client.post("/v1/jobs", json: spec, headers: ["Idempotency-Key": "k1"])
         XCTAssertEqual(first.status, 201)
+        // A bad Last-Event-ID on a job that exists: 400 for the header, not 404.
+        let firstJob = try XCTUnwrap(first.json["id"] as? String)
+        let badResume = try client.get("/v1/jobs/\(firstJob)/events", headers: ["Last-Event-ID": "x"])
+        XCTAssertEqual(badResume.status, 400, badResume.text)
+        XCTAssertEqual(badResume.errorCode, "bad_last_event_id")
+        XCTAssertEqual(try client.get("/v1/jobs/\(firstJob)/events?last_event_id=-1").errorCode, "bad_last_event_id")
         let replay = try client.post("/v1/jobs", json: spec, headers: ["Idempotency-Key": "k1"])
         XCTAssertEqual(replay.status, 200)
         XCTAssertEqual(replay.json["id"] as? String, first.json["id"] as? String)

@@ -107,17 +107,21 @@ final class AgentRecoveryTests: AgentTestCase {
         XCTAssertNotNil(agent.waitForExit())
 
         // Straight from the journal: 2,000 final results, each with its own output.
+        // (The result's output is stored once, in the output chunks.)
         let database = try DatabaseQueue(path: dataDirectory + "/journal.sqlite")
-        let rows = try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT state, result_json FROM jobs")
+        let (states, outputs) = try database.read { db in
+            (try String.fetchAll(db, sql: "SELECT state FROM jobs"),
+             try Row.fetchAll(db, sql: """
+                SELECT j.id, r.head, group_concat(CAST(o.data AS TEXT), '') AS text FROM jobs j
+                JOIN result_output r ON r.job_id = j.id AND r.stream = 'stdout'
+                LEFT JOIN output o ON o.job_id = j.id AND o.stream = 'stdout' GROUP BY j.id
+                """))
         }
-        XCTAssertEqual(rows.count, clients * perClient)
-        XCTAssertEqual(rows.filter { ($0["state"] as String?) == "exited" }.count, clients * perClient)
-        let outputs = Set(rows.compactMap { row -> String? in
-            let json = (try? JSONSerialization.jsonObject(with: Data((row["result_json"] as String? ?? "").utf8))) as? [String: Any]
-            return json?["stdout"] as? String
-        })
-        XCTAssertEqual(outputs.count, clients * perClient, "every job kept its own output")
+        XCTAssertEqual(states.count, clients * perClient)
+        XCTAssertEqual(states.filter { $0 == "exited" }.count, clients * perClient)
+        XCTAssertEqual(outputs.count, clients * perClient)
+        XCTAssertTrue(outputs.allSatisfy { ($0["text"] as String? ?? "").utf8.count == $0["head"] as Int }, "heads match the chunks")
+        XCTAssertEqual(Set(outputs.compactMap { $0["text"] as String? }).count, clients * perClient, "every job kept its own output")
         XCTAssertTrue(waitUntil { self.markedProcesses().isEmpty }, "\(markedProcesses())")
     }
 
@@ -127,5 +131,52 @@ final class AgentRecoveryTests: AgentTestCase {
             let chunks = try Data.fetchAll(db, sql: "SELECT data FROM output WHERE job_id = ? ORDER BY seq", arguments: [id])
             return String(decoding: chunks.reduce(Data(), +), as: UTF8.self)
         }
+    }
+}
+
+/// The journal's schema upgrades in place (GRDB migrator).
+final class AgentJournalMigrationTests: AgentTestCase {
+    /// A journal written before results stored their output once (schema
+    /// v1, output inline in `result_json`) opens, reads as before, and
+    /// takes new jobs.
+    func testVersion1JournalUpgradesAndReadsAsBefore() throws {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let database = try DatabaseQueue(path: dataDirectory + "/journal.sqlite")
+        try database.write { db in
+            try db.execute(sql: """
+                CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                INSERT INTO grdb_migrations VALUES ('v1');
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+                    ended_ms INTEGER, cgroup_dir TEXT);
+                CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, idempotency_key TEXT UNIQUE,
+                    spec_json TEXT NOT NULL, name TEXT, command TEXT NOT NULL, state TEXT NOT NULL, run_id INTEGER NOT NULL,
+                    corral_id TEXT, pid INTEGER, start_ticks INTEGER, cgroup TEXT, timeout_ms INTEGER, submitted_ms INTEGER NOT NULL,
+                    started_ms INTEGER, finished_ms INTEGER, exit_code INTEGER, signal TEXT, duration_s REAL, result_json TEXT,
+                    message TEXT);
+                CREATE INDEX jobs_by_state ON jobs(state, seq);
+                CREATE TABLE output (job_id TEXT NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL, data BLOB NOT NULL,
+                    PRIMARY KEY (job_id, seq)) WITHOUT ROWID;
+                INSERT INTO runs (pid, started_ms, ended_ms) VALUES (1, 1700000000000, 1700000001000);
+                INSERT INTO jobs (id, spec_json, command, state, run_id, submitted_ms, started_ms, finished_ms, exit_code,
+                    duration_s, result_json)
+                VALUES ('j1', '{"argv":["echo","old"]}', 'echo old', 'exited', 1, unixepoch() * 1000 - 300, unixepoch() * 1000 - 200,
+                    unixepoch() * 1000 - 100, 0,
+                    0.1, '{"id":"j1","outcome":"exited","exit_code":0,"signal":null,"stdout":"old\\n","stderr":"","stdout_dropped":0}');
+                INSERT INTO output VALUES ('j1', 1, 'stdout', CAST('old' || char(10) AS BLOB));
+                """)
+        }
+        try database.close()
+
+        let agent = try startAgent()
+        let client = agent.client
+        let old = try client.get("/v1/jobs/j1").json
+        XCTAssertEqual(old["state"] as? String, "exited")
+        XCTAssertEqual((old["result"] as? [String: Any])?["stdout"] as? String, "old\n")
+        let created = try client.post("/v1/jobs", json: #"{"argv":["echo","new"]}"#)
+        XCTAssertEqual(created.json["id"] as? String, "j2", created.text)
+        let new = try waitForFinal(client, "j2")
+        XCTAssertEqual((new["result"] as? [String: Any])?["stdout"] as? String, "new\n")
+        XCTAssertEqual((try client.get("/v1/jobs").json["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String }, ["j2", "j1"])
     }
 }

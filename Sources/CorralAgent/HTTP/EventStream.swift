@@ -2,6 +2,7 @@ import CorralFormat
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// `GET /v1/jobs/{id}/events`: Server-Sent Events. Each output chunk is an
 /// `output` event whose id is its sequence number; `Last-Event-ID` (or
@@ -12,8 +13,8 @@ import Hummingbird
 struct EventStream: Sendable {
     let service: JobService
 
-    func response(_ request: Request, id: String) async throws -> Response {
-        let record = try await service.job(id)
+    func response(_ request: Request, id: String, channel: any Channel) async throws -> Response {
+        let record = try await service.summary(id)
         let resumeText = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id").map { String($0) }
         var resumeAfter = 0
         if let resumeText {
@@ -27,55 +28,75 @@ struct EventStream: Sendable {
         headers[.cacheControl] = "no-cache"
         let service = self.service
         let keepAlive = service.configuration.keepAliveInterval
+        let writeTimeout = service.configuration.writeTimeout
         // Subscribe before reading the journal, so nothing falls between:
         // every kept chunk is committed by then, pending in the snapshot
         // (chunks stay pending until their commit), or a live event.
         let subscription = record.state.isFinal ? nil : service.live.subscribe(id)
+        let unsubscribedPending = subscription == nil ? service.live.pendingOutput(id) : []
         let resumePoint = resumeAfter
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let live = service.live
+            let deadline = WriteDeadline(channel: channel, limit: writeTimeout, shuttingDown: { !live.isAccepting })
+            defer {
+                deadline.cancel()
+                if deadline.expired {
+                    let limit = service.live.isAccepting ? "\(writeTimeout)" : "1 second (shutting down)"
+                    service.logger.notice("event stream of job \(id) dropped: the client took no data for \(limit)")
+                }
+            }
             var sent = resumePoint
+            func write(_ text: String) async throws {
+                try await deadline.write { try await writer.write(ByteBuffer(string: text)) }
+            }
             func send(_ chunk: JournalBatch.Chunk) async throws {
                 guard chunk.seq > sent else { return }
                 sent = chunk.seq
-                try await writer.write(ByteBuffer(string: EventStream.outputEvent(chunk)))
+                try await write(EventStream.outputEvent(chunk))
             }
-            try await writer.write(ByteBuffer(string: ": corral job \(id)\nretry: 2000\n\n"))
-            for stored in try await service.journal.chunks(of: id, after: sent) {
-                try await send(JournalBatch.Chunk(jobID: id, seq: stored.seq, stream: stored.stream, bytes: stored.bytes))
-            }
-            if let subscription {
-                for chunk in subscription.pending { try await send(chunk) }
-                let (merged, continuation) = AsyncStream<LiveJobs.Event?>.makeStream()
-                let pump = Task {
-                    for await event in subscription.events { continuation.yield(event) }
-                    continuation.finish()
+            try await write(": corral job \(id)\nretry: 2000\n\n")
+            // What is committed, a page at a time (bounded memory per stream).
+            while true {
+                let page = try await service.journal.chunks(of: id, after: sent, limit: EventStream.pageSize)
+                for stored in page {
+                    try await send(JournalBatch.Chunk(jobID: id, seq: stored.seq, stream: stored.stream, bytes: stored.bytes))
                 }
+                if page.count < EventStream.pageSize { break }
+            }
+            for chunk in subscription?.pending ?? unsubscribedPending { try await send(chunk) }
+            var finished = subscription == nil
+            if let subscription {
                 let ticker = Task {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: keepAlive)
-                        continuation.yield(nil)
+                        subscription.tick()
                     }
                 }
-                defer {
-                    pump.cancel()
-                    ticker.cancel()
-                }
-                loop: for await event in merged {
+                defer { ticker.cancel() }
+                loop: for await event in subscription.events {
                     switch event {
-                    case .output(let chunk)?: try await send(chunk)
-                    case .started(let pid)?:
-                        try await writer.write(ByteBuffer(string: "event: state\ndata: {\"state\":\"running\",\"pid\":\(pid)}\n\n"))
-                    case .finished?: break loop
-                    case nil: try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    case .output(let chunk): try await send(chunk)
+                    case .started(let pid): try await write("event: state\ndata: {\"state\":\"running\",\"pid\":\(pid)}\n\n")
+                    case .finished: finished = true; break loop
+                    case .keepAlive: try await write(": keep-alive\n\n")
                     }
                 }
             }
-            if let final = try await service.journal.job(id), final.state.isFinal {
-                try await writer.write(ByteBuffer(string: "event: result\ndata: \(final.json())\n\n"))
+            // Ended early: the agent shuts down, or this client fell more than
+            // LiveJobs.subscriberBuffer events behind (it resumes with Last-Event-ID).
+            if !finished, service.live.isAccepting {
+                service.logger.notice("event stream of job \(id) dropped: the client fell \(LiveJobs.subscriberBuffer) events behind")
+            }
+            if finished, let final = try? await service.job(id), final.state.isFinal {
+                let event = final.jsonBuffer(prefix: "event: result\ndata: ", suffix: "\n\n")
+                try await deadline.write { try await writer.write(event) }
             }
             try await writer.finish(nil)
         })
     }
+
+    /// Committed chunks read at once when catching up.
+    static let pageSize = 16
 
     static func outputEvent(_ chunk: JournalBatch.Chunk) -> String {
         var json = JSONWriter()

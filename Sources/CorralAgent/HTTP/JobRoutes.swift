@@ -8,17 +8,18 @@ import Hummingbird
 struct JobRoutes: Sendable {
     let service: JobService
 
-    func add<Context: RequestContext>(to router: Router<Context>) {
+    func add(to router: Router<AgentRequestContext>) {
         let jobs = router.group("v1/jobs")
         jobs.post { request, _ in try await submit(request) }
         jobs.get { request, _ in try await list(request) }
-        jobs.get(":id") { _, context in json(try await service.job(try context.parameters.require("id")).json()) }
+        jobs.get(":id") { _, context in json(try await service.job(try context.parameters.require("id")).jsonBuffer()) }
         jobs.get(":id/output") { request, context in try await output(request, id: try context.parameters.require("id")) }
         jobs.get(":id/events") { request, context in
-            try await EventStream(service: service).response(request, id: try context.parameters.require("id"))
+            try await EventStream(service: service).response(request, id: try context.parameters.require("id"),
+                                                             channel: context.channel)
         }
         jobs.delete(":id") { _, context in
-            json(try await service.cancel(try context.parameters.require("id")).json(), status: .accepted)
+            json(try await service.cancel(try context.parameters.require("id")).jsonBuffer(), status: .accepted)
         }
     }
 
@@ -28,14 +29,10 @@ struct JobRoutes: Sendable {
         }
         var request = request
         let body = try await request.collectBody(upTo: service.configuration.maxBodyBytes)
-        // Strict: invalid UTF-8 is refused, never repaired into a different command.
-        guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
-            throw APIError.badSpec(field: nil, message: "the body is not valid UTF-8")
-        }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
-        switch try await service.submit(body: text, idempotencyKey: key) {
-        case .created(let record): return json(record.json(), status: .created, location: "/v1/jobs/\(record.id)")
-        case .replayed(let record): return json(record.json(), status: .ok, location: "/v1/jobs/\(record.id)")
+        switch try await service.submit(body: Array(body.readableBytesView), idempotencyKey: key) {
+        case .created(let record): return json(record.jsonBuffer(), status: .created, location: "/v1/jobs/\(record.id)")
+        case .replayed(let record): return json(record.jsonBuffer(), status: .ok, location: "/v1/jobs/\(record.id)")
         }
     }
 
@@ -69,7 +66,7 @@ struct JobRoutes: Sendable {
         let records = try await service.read { try await service.journal.jobs(states: states, limit: limit, before: before) }
         let counts = service.live.counts
         var page = JSONWriter()
-        page.addRaw("jobs", "[" + records.map { $0.json(includingResult: false) }.joined(separator: ",") + "]")
+        page.addRaw("jobs", "[" + records.map { $0.summaryJSON() }.joined(separator: ",") + "]")
         page.add("next", records.count == limit ? records.last.map { "j\($0.seq)" } : nil)
         page.add("running", counts.running)
         page.add("queued", counts.queued)
@@ -77,22 +74,17 @@ struct JobRoutes: Sendable {
     }
 
     private func output(_ request: Request, id: String) async throws -> Response {
-        let record = try await service.job(id)
         let stream = request.uri.queryParameters.get("stream") ?? "combined"
         guard ["stdout", "stderr", "combined"].contains(stream) else {
             throw APIError(.badRequest, "bad_query", "stream: expected stdout, stderr or combined", field: "stream")
         }
         // What is committed, then what is not yet: everything kept so far.
-        // Pending chunks stay until their commit, so taking them first
-        // leaves no gap (the seq filter drops what both hold).
-        let pending = record.state.isFinal ? [] : service.live.pendingOutput(id)
-        var chunks = try await service.read { try await service.journal.chunks(of: id) }
-        let last = chunks.last?.seq ?? 0
-        chunks += pending.filter { $0.seq > last }.map { OutputRecord(seq: $0.seq, stream: $0.stream, bytes: $0.bytes) }
-        var bytes: [UInt8] = []
-        for chunk in chunks where stream == "combined" || chunk.stream == stream || (stream == "stdout" && chunk.stream == "combined") {
-            bytes += chunk.bytes
-        }
+        // Pending chunks stay until their commit (even a result may be
+        // committed ahead of its last chunks), so taking them first leaves
+        // no gap (the seq filter drops what both hold).
+        let pending = service.live.pendingOutput(id)
+        let record = try await service.summary(id)
+        let bytes = try await service.read { try await service.journal.output(of: id, stream: stream, pending: pending) }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"
         headers[HTTPField.Name("X-Corral-Job-State")!] = record.state.rawValue
@@ -101,8 +93,17 @@ struct JobRoutes: Sendable {
 }
 
 func json(_ text: String, status: HTTPResponse.Status = .ok, location: String? = nil) -> Response {
+    var buffer = ByteBuffer()
+    buffer.reserveCapacity(text.utf8.count + 1)
+    buffer.writeString(text)
+    buffer.writeString("\n")
+    return json(buffer, status: status, location: location)
+}
+
+/// A JSON response of a body already written (with its newline).
+func json(_ buffer: ByteBuffer, status: HTTPResponse.Status = .ok, location: String? = nil) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
     if let location { headers[.location] = location }
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text + "\n")))
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
 }

@@ -1,3 +1,4 @@
+import CorralFormat
 import HTTPTypes
 import Hummingbird
 
@@ -13,9 +14,21 @@ struct ServiceRoutes: Sendable {
         }
         router.get("healthz") { _, _ in
             let counts = service.live.counts
-            let accepting = service.live.isAccepting
-            return json("{\"status\":\"\(accepting ? "ok" : "shutting_down")\",\"running\":\(counts.running),\"queued\":\(counts.queued)}",
-                        status: accepting ? .ok : .serviceUnavailable)
+            var body = JSONWriter()
+            var healthy = false
+            if !service.live.isAccepting {
+                body.add("status", "shutting_down")
+            } else if let problem = service.health.problem {
+                // Degraded: jobs are refused until the journal takes writes again.
+                body.add("status", "degraded")
+                body.add("reason", problem)
+            } else {
+                body.add("status", "ok")
+                healthy = true
+            }
+            body.add("running", counts.running)
+            body.add("queued", counts.queued)
+            return json(body.text, status: healthy ? .ok : .serviceUnavailable)
         }
         router.get("metrics") { _, _ in
             let counts = service.live.counts
