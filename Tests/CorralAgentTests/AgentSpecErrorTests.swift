@@ -58,4 +58,38 @@ final class AgentSpecErrorTests: AgentTestCase {
         // Nothing of it became a job.
         XCTAssertEqual((try client.get("/v1/jobs").json["jobs"] as? [Any])?.count, 0)
     }
+
+    /// Issue 12: each value that once killed the agent with SIGILL (an
+    /// unchecked conversion, or a timer overflowing at spawn) is a 400
+    /// naming its field; a job running beside them keeps its deadline and
+    /// the agent stays up.
+    func testOutOfRangeNumbersAre400AndTheAgentStaysUp() throws {
+        let agent = try startAgent()
+        let client = agent.client
+        let victim = try client.request("POST", "/v1/jobs", headers: ["Content-Type": "application/json"],
+                                        body: Array(#"{"argv":["sleep","30"],"timeout":"2s"}"#.utf8))
+        XCTAssertEqual(victim.status, 201, victim.text)
+        let hostile: [(String, String)] = [
+            ("id", #"{"id":1e19,"argv":["true"]}"#),
+            ("signal", #"{"argv":["true"],"signal":1e19}"#),
+            ("signal", #"{"argv":["true"],"signal":1.5}"#),
+            ("max_output", #"{"argv":["true"],"max_output":1e19}"#),
+            ("user", #"{"argv":["true"],"user":1e10}"#),
+            ("user", #"{"argv":["true"],"user":4294967295}"#),
+            ("group", #"{"argv":["true"],"group":5e9}"#),
+            ("timeout", #"{"argv":["true"],"timeout":1e30}"#),
+            ("timeout", #"{"argv":["true"],"timeout":30e9}"#),
+            ("timeout", #"{"argv":["true"],"timeout":"99999999999h"}"#),
+            ("timeout", #"{"argv":["true"],"timeout":0}"#),
+            ("kill_after", #"{"argv":["true"],"kill_after":1e30}"#),
+            ("drain", #"{"argv":["true"],"drain":"99999999999h"}"#),
+        ]
+        for (field, body) in hostile {
+            try expectRefusal(client, Array(body.utf8), field: field, body)
+        }
+        XCTAssertEqual(try client.get("/healthz").status, 200, "the agent is still up")
+        let id = try XCTUnwrap(victim.json["id"] as? String)
+        let final = try waitForFinal(client, id)
+        XCTAssertEqual(final["state"] as? String, "timed_out", "\(final)")
+    }
 }
