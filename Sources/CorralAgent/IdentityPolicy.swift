@@ -30,8 +30,8 @@ struct IdentityPolicy: Sendable {
         }
         guard let group else { return }
         let allowedGIDs = Set((account.map { [$0.gid] } ?? [])
-            + allowedGroups.compactMap { IdentityPolicy.groupID(IdentityPolicy.groupIdentity($0)) })
-        guard let gid = IdentityPolicy.groupID(group), allowedGIDs.contains(gid) else {
+            + allowedGroups.compactMap { UserLookup.groupID(for: IdentityPolicy.groupIdentity($0)) })
+        guard let gid = UserLookup.groupID(for: group), allowedGIDs.contains(gid) else {
             throw APIError(.forbidden, "group_not_allowed",
                            "group: \"\(IdentityPolicy.describe(group))\" is not allowed; a spec may name its user's primary group"
                                + (account.map { " (gid \($0.gid))" } ?? "") + " or a group on the agent's --allow-group list",
@@ -74,18 +74,5 @@ struct IdentityPolicy: Sendable {
         }
         guard status == 0, found != nil else { return nil }
         return (entry.pw_uid, entry.pw_gid)
-    }
-
-    /// The gid of a group; a number is taken as it is, an unknown name is nil.
-    private static func groupID(_ group: GroupIdentity) -> UInt32? {
-        switch group {
-        case .id(let id): return id
-        case .name(let name):
-            var entry = Glibc.group()
-            var found: UnsafeMutablePointer<Glibc.group>?
-            var buffer = [CChar](repeating: 0, count: 16_384)
-            guard getgrnam_r(name, &entry, &buffer, buffer.count, &found) == 0, found != nil else { return nil }
-            return entry.gr_gid
-        }
     }
 }

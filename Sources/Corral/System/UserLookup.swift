@@ -13,7 +13,7 @@ struct ResolvedIdentity: Hashable, Sendable {
 /// Resolves user and group names through NSS (`getpwnam_r`, `getgrnam_r`).
 /// This may block (LDAP, …), so it runs on the submitting thread, never on
 /// the event loop.
-enum UserLookup {
+package enum UserLookup {
     static func resolve(user: UserIdentity?, group: GroupIdentity?) -> Result<ResolvedIdentity?, SpawnFailure> {
         if user == nil && group == nil { return .success(nil) }
         var identity = ResolvedIdentity(uid: nil, gid: nil, groups: [])
@@ -66,7 +66,9 @@ enum UserLookup {
         return (String(cString: entry.pw_name), entry.pw_uid, entry.pw_gid)
     }
 
-    private static func groupID(for group: GroupIdentity) -> UInt32? {
+    /// The gid of a group: a number as it is, a name through NSS; nil for
+    /// an unknown name. The agent's identity policy uses it too.
+    package static func groupID(for group: GroupIdentity) -> UInt32? {
         switch group {
         case .id(let id): return id
         case .name(let name):
