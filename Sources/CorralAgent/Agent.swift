@@ -8,18 +8,20 @@ import ServiceLifecycle
 public enum Agent {
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully: no new jobs,
     /// the running ones get `shutdownGrace`, then the stop sequence; every
-    /// result is journaled before this returns.
+    /// result is journaled before this returns. SIGUSR1 drains instead:
+    /// the same, with `drainTimeout` for the jobs (queued ones included).
     ///
     /// - Parameter onListening: called with the page's URL once listening.
     public static func run(_ configuration: AgentConfiguration, version: String,
                            onListening: @escaping @Sendable (String) -> Void) async throws {
         try configuration.validate()
         var logger = Logger(label: "corral.agent")
-        logger.logLevel = .info
+        logger.logLevel = configuration.logLevel
         let service = try JobService(configuration: configuration, version: version, logger: logger)
 
         let router = Router(context: AgentRequestContext.self)
         let routes = KnownRoutes()
+        router.add(middleware: RequestLog(logger: logger))
         router.add(middleware: SecurityHeaders())
         router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
                                                 listensOnLoopback: configuration.listen.isLoopback, routes: routes))
@@ -46,16 +48,23 @@ public enum Agent {
                 CloseOnExec.markSockets()
                 let port = channel.localAddress?.port ?? listen.port
                 let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+                service.logStart(listening: "\(host):\(port)")
                 onListening("http://\(host):\(port)/")
             },
             logger: httpLogger)
+        // SIGTERM, SIGINT and SIGUSR1 are the agent's own (StopSignals), so
+        // that a drain can still be cut short by SIGTERM.
         let group = ServiceGroup(configuration: .init(
             services: [app, AgentService(service: service)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            gracefulShutdownSignals: [],
             logger: logger))
         let hangups = await HangupSignal.ignore(logger: logger)
+        let stops = await StopSignals.watch(service: service, logger: logger) {
+            await group.triggerGracefulShutdown()
+        }
         try await group.run()
         hangups.cancel()
+        stops.cancel()
         service.endRun()
         if let problem = service.shutdownProblem {
             throw AgentError("shut down with results missing from the journal: \(problem)")

@@ -12,7 +12,7 @@ final class DataDirectoryLock: Sendable {
     let path: String
     private let fd: Int32
 
-    static let fileName = "agent.lock"
+    static let fileName = DataDirectoryLockFile.name
 
     init(directory: String) throws(AgentError) {
         do {
@@ -29,7 +29,7 @@ final class DataDirectoryLock: Sendable {
         repeat { status = flock(opened, LOCK_EX | LOCK_NB) } while status != 0 && errno == EINTR
         guard status == 0 else {
             let error = errno
-            let holder = DataDirectoryLock.recordedPID(opened)
+            let holder = DataDirectoryLockFile.holder(opened)
             close(opened)
             guard error == EWOULDBLOCK else {
                 throw AgentError("cannot lock \(path): \(String(cString: strerror(error)))")
@@ -46,8 +46,15 @@ final class DataDirectoryLock: Sendable {
     }
 
     deinit { close(fd) }
+}
 
-    private static func recordedPID(_ fd: Int32) -> Int32? {
+/// The lock file as others see it (`corral agent drain` finds the agent
+/// to signal through it).
+public enum DataDirectoryLockFile {
+    public static let name = "agent.lock"
+
+    /// The pid the holder wrote into the open lock file, if any.
+    public static func holder(_ fd: Int32) -> Int32? {
         var buffer = [UInt8](repeating: 0, count: 32)
         let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         guard count > 0 else { return nil }

@@ -17,7 +17,7 @@ struct ServiceRoutes: Sendable {
             var body = JSONWriter()
             var healthy = false
             if !service.live.isAccepting {
-                body.add("status", "shutting_down")
+                body.add("status", service.isDraining ? "draining" : "shutting_down")
             } else if let problem = service.health.problem {
                 // Degraded: jobs are refused until the journal takes writes again.
                 body.add("status", "degraded")
