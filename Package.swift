@@ -20,6 +20,11 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // The agent's /metrics: swift-metrics values on a Prometheus registry.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The agent's --config file (toml++ underneath).
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Debian's libuv1-dev, found through pkg-config.
@@ -58,6 +63,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -68,6 +75,8 @@ let package = Package(
                 "CorralFormat",
                 "CorralAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -139,7 +148,9 @@ if ProcessInfo.processInfo.environment["CORRAL_BENCHMARKS"] != nil {
     let agentOnly: Set<String> = ["CorralAgent", "CorralAgentTests"]
     package.targets.removeAll { agentOnly.contains($0.name) }
     for target in package.targets where target.name == "corral" {
-        target.dependencies.removeAll { "\($0)".contains("CorralAgent") }
+        target.dependencies.removeAll { dependency in
+            ["CorralAgent", "TOMLKit", "Logging"].contains { "\(dependency)".contains($0) }
+        }
     }
     package.dependencies = [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

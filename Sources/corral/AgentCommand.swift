@@ -5,6 +5,7 @@ import CorralAgent
 import CorralFormat
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 
 /// `corral agent`: the job agent service (HTTP API, web page, SQLite journal).
@@ -21,86 +22,126 @@ struct AgentCommand: ParsableCommand {
             Examples:
               corral agent
               corral agent --listen 0.0.0.0:7070 --token-file /etc/corral/token --max-jobs 256
+              corral agent drain --data-dir /var/lib/corral   # finish the jobs, exit (for an upgrade)
               curl -H 'Content-Type: application/json' -d '{"shell":"echo hi","timeout":"10s"}' \\
                    http://127.0.0.1:7070/v1/jobs
             """)
 
+    @Argument(help: ArgumentHelp("`drain`: make the agent running on --data-dir stop taking jobs, finish the ones it has (within its --drain-timeout) and exit; waits for that.", valueName: "action"))
+    var action: String?
+    @Option(help: ArgumentHelp("A TOML file of settings, each key a flag's name (`max-jobs = 256`); flags given override it.", valueName: "file"))
+    var config: String?
+    @Flag(name: .customLong("print-config"), help: "Print the effective configuration (as a file --config reads) and exit.")
+    var printConfig = false
     @Option(help: ArgumentHelp("Address to listen on; port 0 picks one (default 127.0.0.1:7070).", valueName: "host:port"))
-    var listen: String = "127.0.0.1:7070"
+    var listen: String?
     @Option(name: .customLong("data-dir"), help: ArgumentHelp("Where the journal lives (default ./corral-data).", valueName: "dir"))
-    var dataDirectory: String = "./corral-data"
+    var dataDirectory: String?
     @Option(name: .customLong("token-file"), help: ArgumentHelp("File holding the bearer token clients must send; required off loopback.", valueName: "file"))
     var tokenFile: String?
-    @Option(name: .customLong("max-jobs"), help: ArgumentHelp("Jobs running at once (default 64).", valueName: "n"))
-    var maxJobs: Int = 64
-    @Option(name: .customLong("max-queued"), help: ArgumentHelp("Jobs waiting at most; more are answered 429 (default 10000).", valueName: "n"))
-    var maxQueued: Int = 10_000
+    @Option(name: .customLong("max-jobs"), help: ArgumentHelp("Jobs running at once, 1 to 100000 (default 64).", valueName: "n"))
+    var maxJobs: Int?
+    @Option(name: .customLong("max-queued"), help: ArgumentHelp("Jobs waiting at most, 0 to 10000000; more are answered 429 (default 10000).", valueName: "n"))
+    var maxQueued: Int?
     @Option(name: .customLong("max-output"), help: ArgumentHelp("Output kept per stream and job, at most (default 1MiB).", valueName: "size"))
-    var maxOutput: String = "1MiB"
+    var maxOutput: String?
     @Option(name: .customLong("default-timeout"), help: ArgumentHelp("Deadline for specs without one; 0 for none (default 1h).", valueName: "duration"))
-    var defaultTimeout: String = "1h"
+    var defaultTimeout: String?
     @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body (default 1MiB).", valueName: "size"))
-    var maxBody: String = "1MiB"
-    @Option(name: .customLong("keep-jobs"), help: ArgumentHelp("Finished jobs kept (default 10000).", valueName: "n"))
-    var keepJobs: Int = 10_000
-    @Option(name: .customLong("keep-for"), help: ArgumentHelp("Finished jobs kept at most this long (default 7d as 168h).", valueName: "duration"))
-    var keepFor: String = "168h"
+    var maxBody: String?
+    @Option(name: .customLong("keep-jobs"), help: ArgumentHelp("Finished jobs kept, 1 to 100000000 (default 10000).", valueName: "n"))
+    var keepJobs: Int?
+    @Option(name: .customLong("keep-for"), help: ArgumentHelp("Finished jobs kept at most this long (default 7d).", valueName: "duration"))
+    var keepFor: String?
     @Option(name: .customLong("allow-user"), help: ArgumentHelp("A user specs may run as (repeatable; the agent must run as root).", valueName: "name"))
     var allowUsers: [String] = []
     @Option(name: .customLong("allow-group"), help: ArgumentHelp("A group specs may name besides their user's primary group (repeatable).", valueName: "name"))
     var allowGroups: [String] = []
     @Option(name: .customLong("shutdown-grace"), help: ArgumentHelp("On SIGTERM/SIGINT, time running jobs get to finish (default 10s).", valueName: "duration"))
-    var shutdownGrace: String = "10s"
-    @Option(name: .customLong("flush-interval"), help: ArgumentHelp("How often output is journaled (default 100ms).", valueName: "duration"))
-    var flushInterval: String = "100ms"
+    var shutdownGrace: String?
+    @Option(name: .customLong("drain-timeout"), help: ArgumentHelp("On a drain (SIGUSR1, `corral agent drain`), time running and queued jobs get to finish (default 1h).", valueName: "duration"))
+    var drainTimeout: String?
+    @Option(name: .customLong("flush-interval"), help: ArgumentHelp("How often output is journaled, 1ms to 1m (default 100ms).", valueName: "duration"))
+    var flushInterval: String?
     @Option(name: .customLong("keep-alive"), help: ArgumentHelp("Keep-alive comment interval on event streams (default 15s).", valueName: "duration"))
-    var keepAlive: String = "15s"
-    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Connections at once; over it the longest-idle one is closed (default 1024, at most half the descriptor limit).", valueName: "n"))
-    var maxConnections: Int = 1024
+    var keepAlive: String?
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Connections at once, 1 to 1000000; over it the longest-idle one is closed (default 1024, at most half the descriptor limit).", valueName: "n"))
+    var maxConnections: Int?
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
-    var idleTimeout: String = "60s"
+    var idleTimeout: String?
     @Option(name: .customLong("write-timeout"), help: ArgumentHelp("Close an event stream whose client has not taken a write for this long (default 10s).", valueName: "duration"))
-    var writeTimeout: String = "10s"
-    @Option(help: ContainmentOption.help)
-    var containment: String = "auto"
+    var writeTimeout: String?
+    @Option(name: .customLong("log-format"), help: ArgumentHelp("Log lines on stderr as text or json, one object per line (default text).", valueName: "format"))
+    var logFormat: String?
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug (a line per request and submit), info, notice, warning, error or critical (default info).", valueName: "level"))
+    var logLevel: String?
+    @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group (default auto).", valueName: "tier"))
+    var containment: String?
+
+    /// Every setting, in the order --print-config shows them; the key is
+    /// the flag's long name and the key in the --config file.
+    static let settings: [Settings.Definition] = [
+        .init(key: "listen", kind: .text, defaultValue: .text("127.0.0.1:7070")),
+        .init(key: "data-dir", kind: .text, defaultValue: .text("./corral-data")),
+        .init(key: "token-file", kind: .text, defaultValue: nil),
+        .init(key: "max-jobs", kind: .integer(1...100_000), defaultValue: .integer(64)),
+        .init(key: "max-queued", kind: .integer(0...10_000_000), defaultValue: .integer(10_000)),
+        .init(key: "max-output", kind: .text, defaultValue: .text("1MiB")),
+        .init(key: "default-timeout", kind: .text, defaultValue: .text("1h")),
+        .init(key: "max-body", kind: .text, defaultValue: .text("1MiB")),
+        .init(key: "keep-jobs", kind: .integer(1...100_000_000), defaultValue: .integer(10_000)),
+        .init(key: "keep-for", kind: .text, defaultValue: .text("7d")),
+        .init(key: "allow-user", kind: .list, defaultValue: .list([])),
+        .init(key: "allow-group", kind: .list, defaultValue: .list([])),
+        .init(key: "shutdown-grace", kind: .text, defaultValue: .text("10s")),
+        .init(key: "drain-timeout", kind: .text, defaultValue: .text("1h")),
+        .init(key: "flush-interval", kind: .text, defaultValue: .text("100ms")),
+        .init(key: "keep-alive", kind: .text, defaultValue: .text("15s")),
+        .init(key: "max-connections", kind: .integer(1...1_000_000), defaultValue: .integer(1024)),
+        .init(key: "idle-timeout", kind: .text, defaultValue: .text("60s")),
+        .init(key: "write-timeout", kind: .text, defaultValue: .text("10s")),
+        .init(key: "containment", kind: .text, defaultValue: .text("auto")),
+        .init(key: "log-format", kind: .text, defaultValue: .text("text")),
+        .init(key: "log-level", kind: .text, defaultValue: .text("info")),
+    ]
+
+    /// The flags given, by key.
+    private var flags: [String: Settings.Value] {
+        var given: [String: Settings.Value] = [:]
+        let texts: [(String, String?)] = [
+            ("listen", listen), ("data-dir", dataDirectory), ("token-file", tokenFile), ("max-output", maxOutput),
+            ("default-timeout", defaultTimeout), ("max-body", maxBody), ("keep-for", keepFor),
+            ("shutdown-grace", shutdownGrace), ("drain-timeout", drainTimeout), ("flush-interval", flushInterval),
+            ("keep-alive", keepAlive), ("idle-timeout", idleTimeout), ("write-timeout", writeTimeout),
+            ("containment", containment), ("log-format", logFormat), ("log-level", logLevel),
+        ]
+        for case let (key, text?) in texts { given[key] = .text(text) }
+        let integers: [(String, Int?)] = [
+            ("max-jobs", maxJobs), ("max-queued", maxQueued), ("keep-jobs", keepJobs), ("max-connections", maxConnections),
+        ]
+        for case let (key, number?) in integers { given[key] = .integer(number) }
+        if !allowUsers.isEmpty { given["allow-user"] = .list(allowUsers) }
+        if !allowGroups.isEmpty { given["allow-group"] = .list(allowGroups) }
+        return given
+    }
 
     func run() throws {
+        let settings = try Settings(definitions: AgentCommand.settings, filePath: config, flags: flags)
+        if let action {
+            guard action == "drain" else { throw ValidationError("unknown action \"\(action)\"; the one action is `drain`") }
+            try AgentDrain(dataDirectory: settings.text("data-dir") ?? "./corral-data").run()
+            return
+        }
+        let configuration = try AgentCommand.configuration(from: settings)
+        guard let format = LogFormat.parse(settings.text("log-format") ?? "") else {
+            throw ValidationError("\(settings.place("log-format")) expects text or json, got \"\(settings.text("log-format") ?? "")\"")
+        }
+        if printConfig {
+            print(settings.rendered(title: "corral agent: effective configuration"), terminator: "")
+            return
+        }
         StandardDescriptors.reserve()
-        var configuration = AgentConfiguration()
-        do {
-            configuration.listen = try ListenAddress(parsing: listen)
-        } catch {
-            throw ValidationError(error.description)
-        }
-        configuration.dataDirectory = dataDirectory
-        if let tokenFile {
-            guard let data = FileManager.default.contents(atPath: tokenFile) else {
-                throw ValidationError("cannot read the token file \(tokenFile)")
-            }
-            configuration.token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        configuration.maxJobs = maxJobs
-        configuration.maxQueued = maxQueued
-        configuration.maxOutputBytes = try size("--max-output", maxOutput)
-        configuration.maxBodyBytes = try size("--max-body", maxBody)
-        let timeout = try duration("--default-timeout", defaultTimeout)
-        configuration.defaultTimeout = timeout == .zero ? nil : timeout
-        configuration.keepJobs = keepJobs
-        configuration.keepFor = try duration("--keep-for", keepFor)
-        configuration.allowedUsers = Set(allowUsers)
-        configuration.allowedGroups = Set(allowGroups)
-        configuration.shutdownGrace = try duration("--shutdown-grace", shutdownGrace)
-        configuration.flushInterval = try duration("--flush-interval", flushInterval)
-        configuration.keepAliveInterval = try duration("--keep-alive", keepAlive)
-        configuration.maxConnections = maxConnections
-        configuration.idleTimeout = try duration("--idle-timeout", idleTimeout)
-        configuration.writeTimeout = try duration("--write-timeout", writeTimeout)
-        configuration.containment = try ContainmentOption.parse(containment)
-        do {
-            try configuration.validate()
-        } catch {
-            throw ValidationError(error.description)
-        }
+        format.bootstrap()
 
         let failure = Mutex<Error?>(nil)
         let done = DispatchSemaphore(value: 0)
@@ -123,18 +164,71 @@ struct AgentCommand: ParsableCommand {
         }
     }
 
-    private func size(_ option: String, _ text: String) throws -> Int {
-        guard let value = SizeText.parse(text), value > 0 else {
-            throw ValidationError("\(option) expects \(SizeText.accepted), got \"\(text)\"")
+    /// The agent's configuration from the effective settings; a value
+    /// that does not parse or is out of range names its flag or key.
+    static func configuration(from settings: Settings) throws -> AgentConfiguration {
+        func text(_ key: String) -> String { settings.text(key) ?? "" }
+        func size(_ key: String) throws -> Int {
+            guard let value = SizeText.parse(text(key)), value > 0 else {
+                throw ValidationError("\(settings.place(key)) expects \(SizeText.accepted) and more than 0, got \"\(text(key))\"")
+            }
+            return value
         }
-        return value
-    }
-
-    private func duration(_ option: String, _ text: String) throws -> Duration {
-        guard let value = DurationText.parse(text) else {
-            throw ValidationError("\(option) expects \(DurationText.accepted), got \"\(text)\"")
+        func duration(_ key: String, atLeast minimum: Duration = .zero, atMost maximum: Duration? = nil, _ range: String = "") throws -> Duration {
+            guard let value = DurationText.parse(text(key)) else {
+                throw ValidationError("\(settings.place(key)) expects \(DurationText.accepted), got \"\(text(key))\"")
+            }
+            guard value >= minimum, value <= (maximum ?? value) else {
+                throw ValidationError("\(settings.place(key)) must be \(range), got \"\(text(key))\"")
+            }
+            return value
         }
-        return value
+        var configuration = AgentConfiguration()
+        do {
+            configuration.listen = try ListenAddress(parsing: text("listen"))
+        } catch {
+            throw ValidationError("\(settings.place("listen")) expects HOST:PORT (like 127.0.0.1:7070), got \"\(text("listen"))\"")
+        }
+        configuration.dataDirectory = text("data-dir")
+        if let tokenFile = settings.text("token-file") {
+            guard let data = FileManager.default.contents(atPath: tokenFile) else {
+                throw ValidationError("\(settings.place("token-file")): cannot read the token file \(tokenFile)")
+            }
+            configuration.token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        configuration.maxJobs = settings.integer("max-jobs")
+        configuration.maxQueued = settings.integer("max-queued")
+        configuration.maxOutputBytes = try size("max-output")
+        configuration.maxBodyBytes = try size("max-body")
+        let timeout = try duration("default-timeout")
+        configuration.defaultTimeout = timeout == .zero ? nil : timeout
+        configuration.keepJobs = settings.integer("keep-jobs")
+        configuration.keepFor = try duration("keep-for", atLeast: .seconds(1), "1s or more")
+        configuration.allowedUsers = Set(settings.list("allow-user"))
+        configuration.allowedGroups = Set(settings.list("allow-group"))
+        configuration.shutdownGrace = try duration("shutdown-grace")
+        configuration.drainTimeout = try duration("drain-timeout")
+        configuration.flushInterval = try duration("flush-interval", atLeast: .milliseconds(1), atMost: .seconds(60), "from 1ms to 1m")
+        configuration.keepAliveInterval = try duration("keep-alive", atLeast: .milliseconds(1), "more than 0")
+        configuration.maxConnections = settings.integer("max-connections")
+        configuration.idleTimeout = try duration("idle-timeout", atLeast: .milliseconds(1), "more than 0")
+        configuration.writeTimeout = try duration("write-timeout", atLeast: .milliseconds(1), "more than 0")
+        switch text("containment") {
+        case "auto": configuration.containment = .automatic
+        case "process-group": configuration.containment = .processGroup
+        default: throw ValidationError("\(settings.place("containment")) expects auto or process-group, got \"\(text("containment"))\"")
+        }
+        guard let level = Logger.Level(rawValue: text("log-level")) else {
+            throw ValidationError("\(settings.place("log-level")) expects one of "
+                + Logger.Level.allCases.map(\.rawValue).joined(separator: ", ") + ", got \"\(text("log-level"))\"")
+        }
+        configuration.logLevel = level
+        do {
+            try configuration.validate()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        return configuration
     }
 }
 #endif
