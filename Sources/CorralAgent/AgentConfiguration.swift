@@ -1,4 +1,5 @@
 import Corral
+import Logging
 
 /// Everything `corral agent` is told at start.
 public struct AgentConfiguration: Sendable {
@@ -30,6 +31,9 @@ public struct AgentConfiguration: Sendable {
     public var allowedGroups: Set<String> = []
     /// On SIGTERM/SIGINT, how long running jobs get to finish before the stop sequence.
     public var shutdownGrace: Duration = .seconds(10)
+    /// On a drain (SIGUSR1, `corral agent drain`), how long running and
+    /// queued jobs get to finish before the stop sequence.
+    public var drainTimeout: Duration = .seconds(3600)
     /// How often output and state changes are written to the journal.
     public var flushInterval: Duration = .milliseconds(100)
     /// How often an idle event stream sends a keep-alive comment.
@@ -42,6 +46,8 @@ public struct AgentConfiguration: Sendable {
     public var maxConnections = 1024
     /// A connection with no request in progress for this long is closed.
     public var idleTimeout: Duration = .seconds(60)
+    /// The agent's log level: `debug` adds a line per request and per submit.
+    public var logLevel: Logger.Level = .info
     /// Containment tier for the jobs.
     public var containment: ContainmentSetting = .automatic
 

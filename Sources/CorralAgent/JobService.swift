@@ -9,6 +9,7 @@ import Synchronization
 /// The HTTP layer is a thin skin over this.
 final class JobService: Sendable {
     let configuration: AgentConfiguration
+    let version: String
     let journal: Journal
     let live: LiveJobs
     let metrics: AgentMetrics
@@ -27,6 +28,9 @@ final class JobService: Sendable {
     private let wake: AsyncStream<Void>.Continuation
     /// What the shutdown could not record, for the exit status.
     private let shutdownProblems = Mutex<String?>(nil)
+    /// Set once a stop or a drain is asked for: until when running and
+    /// queued jobs may go on, and whether it is a drain.
+    private let stopping = Mutex<(deadline: ContinuousClock.Instant, draining: Bool)?>(nil)
 
     /// Results are committed this long at most after the runner stopped
     /// (retrying a failing journal), so shutdown ends even when the
@@ -39,6 +43,7 @@ final class JobService: Sendable {
     /// previous run left unfinished, and starts the runner.
     init(configuration: AgentConfiguration, version: String, logger: Logger) throws(AgentError) {
         self.configuration = configuration
+        self.version = version
         self.logger = logger
         identityPolicy = IdentityPolicy(allowedUsers: configuration.allowedUsers, allowedGroups: configuration.allowedGroups)
         // Before the journal is opened or recovery kills anything: a second
@@ -72,12 +77,17 @@ final class JobService: Sendable {
         live = LiveJobs(maxQueued: configuration.maxQueued, wakeWriter: { wake.yield() })
         metrics = AgentMetrics(version: version)
         let metrics = self.metrics
+        // On the writer's task, after the commit: never on the loop thread.
         writer = JournalWriter(journal: journal, live: live, health: health, wakes: wakes,
                                interval: configuration.flushInterval, logger: logger) { batch in
-            for _ in batch.starts { metrics.jobStarted() }
+            for start in batch.starts {
+                metrics.jobStarted()
+                logger.info("job started", metadata: ["job": "\(start.jobID)", "pid": .stringConvertible(Int(start.pid))])
+            }
             for final in batch.finals {
                 metrics.jobFinished(state: final.state, duration: final.durationSeconds,
                                     overshoot: final.overshootSeconds, pipesForceClosed: final.pipesForceClosed)
+                JobService.logEnd(final, logger: logger)
             }
         }
     }
@@ -148,6 +158,9 @@ final class JobService: Sendable {
         do { try live.reserveSlot() } catch {
             switch error {
             case .queueFull: throw APIError(.tooManyRequests, "queue_full", "the queue is full (\(configuration.maxQueued) jobs waiting); retry later")
+            case .shuttingDown where isDraining:
+                throw APIError(.serviceUnavailable, "draining",
+                               "the agent is draining: it finishes the jobs it has, then exits, and takes no new jobs; submit them to another agent or after its restart")
             case .shuttingDown: throw APIError(.serviceUnavailable, "shutting_down", "the agent is shutting down and takes no new jobs")
             }
         }
@@ -174,6 +187,7 @@ final class JobService: Sendable {
             throw APIError(.conflict, "idempotency_conflict",
                            "Idempotency-Key was already used for job \(record.id) with a different spec")
         case .created(let record):
+            logger.debug("job submitted", metadata: ["job": "\(record.id)", "command": "\(record.command)"])
             start(record, spec: spec)
             return .created(record)
         }
@@ -242,6 +256,45 @@ final class JobService: Sendable {
         }
     }
 
+    // MARK: Log
+
+    /// The start-up line: what this agent is and how it is set up.
+    func logStart(listening address: String) {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count - 1) == 0
+            ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+        let containment = runner.containment
+        var metadata: Logger.Metadata = [
+            "version": "\(version)",
+            "host": "\(host)",
+            "pid": .stringConvertible(Int(getpid())),
+            "listen": "\(address)",
+            "data_dir": "\(configuration.dataDirectory)",
+            "containment": "\(containment.tier)",
+            "max_jobs": .stringConvertible(configuration.maxJobs),
+            "max_queued": .stringConvertible(configuration.maxQueued),
+            "max_output_bytes": .stringConvertible(configuration.maxOutputBytes),
+            "default_timeout_s": .stringConvertible(configuration.defaultTimeout.map { Int($0.components.seconds) } ?? 0),
+            "token": "\(configuration.token == nil ? "none" : "required")",
+        ]
+        if let note = containment.note { metadata["containment_note"] = "\(note)" }
+        if let directory = containment.directory { metadata["cgroup"] = "\(directory)" }
+        logger.info("corral agent started", metadata: metadata)
+    }
+
+    /// One line per finished job: outcome, exit code or signal, duration,
+    /// and by how much a timed-out job's result came after its deadline.
+    static func logEnd(_ final: JournalBatch.Final, logger: Logger) {
+        var metadata: Logger.Metadata = ["job": "\(final.jobID)", "outcome": "\(final.state.rawValue)"]
+        if let code = final.exitCode { metadata["exit_code"] = .stringConvertible(Int(code)) }
+        if let signal = final.signal { metadata["signal"] = "\(signal)" }
+        if let duration = final.durationSeconds { metadata["duration_s"] = .stringConvertible(duration) }
+        if let overshoot = final.overshootSeconds { metadata["overshoot_s"] = .stringConvertible(overshoot) }
+        if final.pipesForceClosed { metadata["pipes_force_closed"] = .stringConvertible(true) }
+        if let message = final.message { metadata["message"] = "\(message)" }
+        logger.info("job ended", metadata: metadata)
+    }
+
     // MARK: Cancel
 
     func cancel(_ id: String) async throws(APIError) -> JobRecord {
@@ -278,6 +331,25 @@ final class JobService: Sendable {
 
     // MARK: Shutdown
 
+    /// SIGTERM/SIGINT (`draining` false) or a drain (SIGUSR1): stops taking
+    /// jobs at once and sets how long the running and queued ones may go
+    /// on: `shutdownGrace` from now, or `drainTimeout` for a drain. A later
+    /// request can only bring that time closer (SIGTERM cuts a drain short).
+    func requestStop(draining: Bool) {
+        let bound = draining ? configuration.drainTimeout : configuration.shutdownGrace
+        let deadline = ContinuousClock.now + bound
+        stopping.withLock { current in
+            if let current, current.deadline <= deadline {
+                return
+            }
+            current = (deadline, current?.draining ?? draining)
+        }
+        live.stopAccepting()
+    }
+
+    /// Whether the agent is draining (it says so to clients refused).
+    var isDraining: Bool { stopping.withLock { $0?.draining ?? false } }
+
     /// Stops taking jobs, lets running ones finish for the grace, then
     /// stops the rest, and commits every result.
     ///
@@ -285,13 +357,18 @@ final class JobService: Sendable {
     /// runner's stop sequence, then `drainLimit` to commit what is left;
     /// what could not be committed is logged and kept for `shutdownProblem`.
     func shutdown(writerTask: Task<Void, Never>) async {
-        live.stopAccepting()
-        let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while live.unfinished > 0, ContinuousClock.now < deadline {
+        if stopping.withLock({ $0 == nil }) { requestStop(draining: false) }
+        let draining = isDraining
+        if draining { logger.notice("draining: \(live.unfinished) jobs to finish, within \(configuration.drainTimeout.components.seconds) s") }
+        while live.unfinished > 0, let deadline = stopping.withLock({ $0?.deadline }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
         let left = live.unfinished
-        if left > 0 { logger.notice("stopping \(left) jobs still running after the shutdown grace") }
+        if left > 0 {
+            logger.notice("stopping \(left) jobs still running after the \(draining ? "drain's bound" : "shutdown grace")")
+        } else if draining {
+            logger.notice("drained: every job finished")
+        }
         await runner.shutdown()  // every result delivered
         writer.stop(finishing: wake)
         await writerTask.value
