@@ -43,6 +43,8 @@ struct BatchCommand: ParsableCommand {
     var joblog: String?
     @Option(name: .customLong("max-output"), parsing: .unconditional, help: ArgumentHelp("Bytes kept per stream for specs that give none (default 1MiB, 0 = unlimited).", valueName: "size"))
     var maxOutput: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Result lines as json (JSON Lines, docs/result.md) or text (one readable line per job: id, outcome, exit, duration, first line of the error).", valueName: "format"))
+    var format: String = "json"
     @Flag(name: .customLong("fail-fast"), help: "Stop at the first job that does not exit 0; the rest are cancelled.")
     var failFast = false
     @Flag(help: "No progress line and no summary.")
@@ -64,6 +66,9 @@ struct BatchCommand: ParsableCommand {
                 throw ValidationError("--timeout: expected \(DurationText.accepted), got '\(timeout)'")
             }
             guard limit > .zero else { throw ValidationError("--timeout: must be more than 0 (leave it out for no timeout)") }
+        }
+        guard ["json", "text"].contains(format) else {
+            throw ValidationError("--format: expected json or text, got '\(format)'")
         }
         if let maxOutput, SizeText.parse(maxOutput) == nil {
             throw ValidationError("--max-output: expected \(SizeText.accepted), got '\(maxOutput)'")
@@ -115,7 +120,7 @@ struct BatchCommand: ParsableCommand {
         // At most 2 × jobs lines read and not yet answered: input is read as
         // it is needed, and not at all while the answers cannot be written.
         let sink = BatchSink(results: results, resultsName: output ?? "standard output", log: log,
-                             logName: joblog ?? "", stats: stats, window: jobs * 2, failFast: failFast, stop: stop)
+                             logName: joblog ?? "", stats: stats, window: jobs * 2, failFast: failFast, text: format == "text", stop: stop)
         forwarder.onSignal { number in
             if forwarder.count == 1 {
                 stop()
@@ -128,6 +133,7 @@ struct BatchCommand: ParsableCommand {
             _exit(128 + number)
         }
 
+        stats.startTicking()
         let readingEnded = DispatchSemaphore(value: 0)
         let lines = BatchLines(reader: reader, defaults: defaults, sink: sink, runner: runner, control: control,
                                stats: stats, stop: stop, failFast: failFast)
@@ -145,6 +151,7 @@ struct BatchCommand: ParsableCommand {
         control.outstanding.wait()
         sink.finish()
         shutdown(runner)
+        stats.stopTicking()
         if showProgress { stats.drawProgress(force: true); FileOutput.standardError.say("") }
         if !quiet { FileOutput.standardError.say(stats.summary()) }
         try finish(failures: sink.failures, readError: control.isInputEnded ? reader.readError : nil,
@@ -236,7 +243,7 @@ final class BatchLines: Sendable {
             let command = decoded.spec.command.displayText
             let sequence = lineNumber
             do {
-                try runner.submit(decoded.spec) { [sink, control] result in
+                try runner.submit(decoded.spec, onStart: { [stats] _ in stats.jobStarted() }) { [sink, control] result in
                     // The loop thread only hands the result over; the sink encodes and writes it.
                     sink.deliver(.result(result, id: decoded.id, line: sequence, command: command, sent: sent))
                     control.leave()

@@ -49,10 +49,13 @@ final class BatchSink: Sendable {
     private let logName: String
     private let stats: BatchStats
     private let failFast: Bool
+    /// `--format text`: a readable line per job instead of its JSON.
+    private let text: Bool
     private let stop: @Sendable () -> Void
 
     init(results: FileOutput, resultsName: String, log: JobLog?, logName: String, stats: BatchStats,
-         window: Int, failFast: Bool, stop: @escaping @Sendable () -> Void) {
+         window: Int, failFast: Bool, text: Bool = false, stop: @escaping @Sendable () -> Void) {
+        self.text = text
         self.results = results
         self.resultsName = resultsName
         self.log = log
@@ -112,7 +115,7 @@ final class BatchSink: Sendable {
         let line: String
         switch answer {
         case .result(let result, let id, let number, let command, let sent):
-            line = JobResultJSON.encode(result, id: id, line: number)
+            line = text ? BatchText.line(result, id: id) : JobResultJSON.encode(result, id: id, line: number)
             let failed = stats.record(outcome: JobResultJSON.outcomeName(result.outcome),
                                       success: result.outcome == .exited(0),
                                       duration: result.timing.duration.seconds, ran: true)
@@ -126,8 +129,8 @@ final class BatchSink: Sendable {
             } else if log != nil {
                 state.withLock { $0.logFailure?.lost += 1 }
             }
-        case .text(let text, let outcome):
-            line = text
+        case .text(let json, let outcome):
+            line = text ? BatchText.line(json: json) : json
             let failed = stats.record(outcome: outcome, success: false, duration: nil, ran: false)
             if failed, failFast { stop() }
         }

@@ -1,5 +1,7 @@
 import Corral
 import CorralFormat
+import Dispatch
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +14,14 @@ final class BatchStats: Sendable {
         var byOutcome: [String: Int] = [:]
         var done = 0
         var submitted = 0
+        /// Submitted jobs whose leader was spawned (the runner's onStart).
+        var started = 0
         /// Submitted jobs whose result came back (not lines answered without running).
         var finishedRuns = 0
+        /// Answered lines by class, as the progress line and the summary both
+        /// show them: ok (exited 0), timed out, and failed (everything else).
+        var ok = 0
+        var timedOut = 0
         var failed = 0
         var durations: [Double] = []
         var lastDraw = MonotonicInstant(nanoseconds: 0)
@@ -31,6 +39,9 @@ final class BatchStats: Sendable {
 
     func submitted() { counts.withLock { $0.submitted += 1 } }
 
+    /// A job's leader was spawned (on the runner's delivery thread).
+    func jobStarted() { counts.withLock { $0.started += 1 } }
+
     /// Records one answered line; true when it is a failure.
     @discardableResult
     func record(outcome: String, success: Bool, duration: Double?, ran: Bool) -> Bool {
@@ -38,14 +49,20 @@ final class BatchStats: Sendable {
             counts.done += 1
             if ran { counts.finishedRuns += 1 }
             counts.byOutcome[outcome, default: 0] += 1
-            if !success { counts.failed += 1 }
+            if success {
+                counts.ok += 1
+            } else if outcome == "timed_out" {
+                counts.timedOut += 1
+            } else {
+                counts.failed += 1
+            }
             if let duration { counts.durations.append(duration) }
         }
         drawProgress(force: false)
         return !success
     }
 
-    var anyFailed: Bool { counts.withLock { $0.failed > 0 } }
+    var anyFailed: Bool { counts.withLock { $0.failed > 0 || $0.timedOut > 0 } }
 
     func drawProgress(force: Bool) {
         guard let progressOutput else { return }
@@ -55,9 +72,11 @@ final class BatchStats: Sendable {
             counts.lastDraw = now
             let elapsed = max((now - started).seconds, 0.001)
             let rate = Double(counts.done) / elapsed
+            // Running: spawned and not finished; queued: submitted, not yet spawned.
+            let running = max(0, counts.started - counts.finishedRuns)
+            let queued = max(0, counts.submitted - max(counts.started, counts.finishedRuns))
             var text = "\r\u{1B}[K\(counts.done)" + (total.map { "/\($0)" } ?? "")
-                + " done, \(counts.submitted - counts.finishedRuns) running"
-                + ", \(counts.failed) failed, \(counts.byOutcome["timed_out", default: 0]) timed out"
+                + " done (" + BatchStats.classes(counts) + "), \(running) running, \(queued) queued"
                 + ", \(format(rate, digits: 1))/s"
             if let total, rate > 0, counts.done < total {
                 text += ", ETA \(format(Double(total - counts.done) / rate, digits: 0))s"
@@ -68,13 +87,45 @@ final class BatchStats: Sendable {
         if let line { try? progressOutput.write(line) }
     }
 
+    /// The same three classes in the progress line and the summary.
+    private static func classes(_ counts: Counts) -> String {
+        "\(counts.ok) ok, \(counts.failed) failed, \(counts.timedOut) timed out"
+    }
+
+    /// Redraws the progress line every 250 ms from now until
+    /// `stopTicking`, so it shows what runs from the first second, not only
+    /// when a job ends.
+    func startTicking() {
+        guard progressOutput != nil else { return }
+        ticker.withLock { $0.running = true }
+        Thread { [self] in
+            while !ticker.withLock({ $0.stopRequested }) {
+                drawProgress(force: true)
+                usleep(250_000)
+            }
+            tickerEnded.signal()
+        }.start()
+    }
+
+    /// Stops the redrawing; returns once it has stopped.
+    func stopTicking() {
+        let running = ticker.withLock { ticker -> Bool in
+            ticker.stopRequested = true
+            return ticker.running
+        }
+        if running { tickerEnded.wait() }
+    }
+
+    private let ticker = Mutex((running: false, stopRequested: false))
+    private let tickerEnded = DispatchSemaphore(value: 0)
+
     /// The closing summary: counts by outcome, wall time, job durations.
     func summary() -> String {
         counts.withLock { counts in
             let wall = (MonotonicInstant.now() - started).seconds
             let outcomes = counts.byOutcome.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            var text = "corral batch: \(counts.done) jobs in \(format(wall, digits: 2))s"
-            if !outcomes.isEmpty { text += " (\(outcomes))" }
+            var text = "corral batch: \(counts.done) jobs in \(format(wall, digits: 2))s: " + BatchStats.classes(counts)
+            if !outcomes.isEmpty { text += " (outcomes: \(outcomes))" }
             let sorted = counts.durations.sorted()
             if !sorted.isEmpty {
                 func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))] }

@@ -29,11 +29,11 @@ struct RunCommand: ParsableCommand {
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop the command after this long.", valueName: "duration"))
     var timeout: String?
-    @Option(parsing: .unconditional, help: ArgumentHelp("Stop signal sent to the whole group (default TERM).", valueName: "signal"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop signal sent to the whole group.", valueName: "signal"))
     var signal: String = "TERM"
-    @Option(name: .customLong("kill-after"), parsing: .unconditional, help: ArgumentHelp("Grace between the stop signal and KILL (default 2s).", valueName: "duration"))
+    @Option(name: .customLong("kill-after"), parsing: .unconditional, help: ArgumentHelp("Grace between the stop signal and KILL.", valueName: "duration"))
     var killAfter: String = "2s"
-    @Option(parsing: .unconditional, help: ArgumentHelp("How long to wait for output after the command exits before closing its pipes (default 1s).", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long to wait for output after the command exits before closing its pipes.", valueName: "duration"))
     var drain: String = "1s"
     @Flag(help: "Run the single COMMAND argument as /bin/sh -c text.")
     var shell = false
@@ -49,7 +49,7 @@ struct RunCommand: ParsableCommand {
     var user: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Run with this group (needs root).", valueName: "name|gid"))
     var group: String?
-    @Option(name: .customLong("max-output"), parsing: .unconditional, help: ArgumentHelp("With --json: bytes kept per stream, head and tail (default 1MiB, 0 = unlimited).", valueName: "size"))
+    @Option(name: .customLong("max-output"), parsing: .unconditional, help: ArgumentHelp("With --json: bytes kept per stream, head and tail (0 = unlimited).", valueName: "size"))
     var maxOutput: String = "1MiB"
     @Flag(help: "Send the command's stderr into its stdout, in order.")
     var combine = false
