@@ -111,6 +111,7 @@ struct BatchCommand: ParsableCommand {
         configuration.reapOrphans = true
         configuration.maxJobsInFlight = jobs
         let runner = try Runner(configuration: configuration)
+        stats.slots = runner.limits.maxJobsInFlight
         let control = BatchControl()
         let stop: @Sendable () -> Void = {
             guard control.stop() else { return }
@@ -243,7 +244,7 @@ final class BatchLines: Sendable {
             let command = decoded.spec.command.displayText
             let sequence = lineNumber
             do {
-                try runner.submit(decoded.spec, onStart: { [stats] _ in stats.jobStarted() }) { [sink, control] result in
+                try runner.submit(decoded.spec) { [sink, control] result in
                     // The loop thread only hands the result over; the sink encodes and writes it.
                     sink.deliver(.result(result, id: decoded.id, line: sequence, command: command, sent: sent))
                     control.leave()

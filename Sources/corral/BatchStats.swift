@@ -14,8 +14,9 @@ final class BatchStats: Sendable {
         var byOutcome: [String: Int] = [:]
         var done = 0
         var submitted = 0
-        /// Submitted jobs whose leader was spawned (the runner's onStart).
-        var started = 0
+        /// Jobs the runner runs at once (its limits); the rest of those
+        /// submitted wait in its FIFO queue.
+        var slots = Int.max
         /// Submitted jobs whose result came back (not lines answered without running).
         var finishedRuns = 0
         /// Answered lines by class, as the progress line and the summary both
@@ -39,8 +40,11 @@ final class BatchStats: Sendable {
 
     func submitted() { counts.withLock { $0.submitted += 1 } }
 
-    /// A job's leader was spawned (on the runner's delivery thread).
-    func jobStarted() { counts.withLock { $0.started += 1 } }
+    /// The runner's jobs in flight at most (`Runner.limits`).
+    var slots: Int {
+        get { counts.withLock { $0.slots } }
+        set { counts.withLock { $0.slots = newValue } }
+    }
 
     /// Records one answered line; true when it is a failure.
     @discardableResult
@@ -72,9 +76,11 @@ final class BatchStats: Sendable {
             counts.lastDraw = now
             let elapsed = max((now - started).seconds, 0.001)
             let rate = Double(counts.done) / elapsed
-            // Running: spawned and not finished; queued: submitted, not yet spawned.
-            let running = max(0, counts.started - counts.finishedRuns)
-            let queued = max(0, counts.submitted - max(counts.started, counts.finishedRuns))
+            // In the runner and unanswered: as many run as it has slots
+            // (it starts a job as soon as a slot is free), the rest queue.
+            let inRunner = max(0, counts.submitted - counts.finishedRuns)
+            let running = min(inRunner, counts.slots)
+            let queued = inRunner - running
             var text = "\r\u{1B}[K\(counts.done)" + (total.map { "/\($0)" } ?? "")
                 + " done (" + BatchStats.classes(counts) + "), \(running) running, \(queued) queued"
                 + ", \(format(rate, digits: 1))/s"
