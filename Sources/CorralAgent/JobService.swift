@@ -258,11 +258,16 @@ final class JobService: Sendable {
 
     // MARK: Log
 
+    /// This machine's name (gethostname), for the start-up line and /healthz.
+    var hostName: String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "?" }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The start-up line: what this agent is and how it is set up.
     func logStart(listening address: String) {
-        var name = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&name, name.count - 1) == 0
-            ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+        let host = hostName
         let containment = runner.containment
         var metadata: Logger.Metadata = [
             "version": "\(version)",

@@ -37,6 +37,13 @@ final class AgentLogTests: AgentTestCase {
         XCTAssertEqual(startup["pid"] as? Int, Int(agent.pid))
         for key in ["version", "host", "containment"] { XCTAssertNotNil(startup[key] as? String, key) }
 
+        // /healthz says the same of the agent.
+        let health = try client.get("/healthz").json
+        XCTAssertEqual(health["status"] as? String, "ok")
+        for key in ["version", "host", "containment"] { XCTAssertEqual(health[key] as? String, startup[key] as? String, key) }
+        XCTAssertEqual(health["data_dir"] as? String, dataDirectory)
+        XCTAssertEqual(health["max_jobs"] as? Int, 64)
+
         for id in ids {
             let started = lines.filter { $0["message"] as? String == "job started" && $0["job"] as? String == id }
             XCTAssertEqual(started.count, 1, "\(lines)")

@@ -28,6 +28,13 @@ struct ServiceRoutes: Sendable {
             }
             body.add("running", counts.running)
             body.add("queued", counts.queued)
+            // What this agent is, for whoever checks it (no secrets: the token is never shown).
+            body.add("version", service.version)
+            body.add("host", service.hostName)
+            body.add("containment", "\(service.runner.containment.tier)")
+            body.add("data_dir", service.configuration.dataDirectory)
+            body.add("max_jobs", service.configuration.maxJobs)
+            body.add("max_queued", service.configuration.maxQueued)
             return json(body.text, status: healthy ? .ok : .serviceUnavailable)
         }
         router.get("metrics") { _, _ in
