@@ -13,7 +13,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let routes: KnownRoutes
 
     /// Answered without a token: health checks, and the API's description.
-    static let publicPaths: Set<String> = ["/healthz", "/openapi.json"]
+    static var publicPaths: Set<String> { ["/healthz", "/openapi.json"] }
 
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
