@@ -164,7 +164,7 @@ if ProcessInfo.processInfo.environment["CORRAL_BENCHMARKS"] != nil {
     ))
     package.targets.append(.executableTarget(
         name: "CorralHotPaths",
-        dependencies: ["Corral", .product(name: "Benchmark", package: "benchmark")],
+        dependencies: ["Corral", "CorralFormat", .product(name: "Benchmark", package: "benchmark")],
         path: "Benchmarks/CorralHotPaths",
         swiftSettings: [.swiftLanguageMode(.v6)],
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

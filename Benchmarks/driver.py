@@ -135,6 +135,14 @@ def batch_command(corral, args, scratch):
         count, deadline = int(args[1]), float(args[2])
         inflight = count
         spec = {"argv": ["/bin/sleep", "30"], "timeout": f"{args[2]}s"}
+    elif kind == "stalldeadline":
+        count, deadline, stall = int(args[1]), float(args[2]), float(args[3])
+        inflight = count
+        spec = {"argv": ["/bin/sleep", "30"], "timeout": f"{args[2]}s"}
+    elif kind == "cpudeadline":
+        busy, count, deadline = int(args[1]), int(args[2]), float(args[3])
+        inflight = busy + count
+        spec = {"argv": ["/bin/sleep", "30"], "timeout": f"{args[3]}s"}
     elif kind == "trickle":
         count = inflight = int(args[1])
         spec = {"argv": ["/bin/sleep", "1"]}
@@ -146,11 +154,40 @@ def batch_command(corral, args, scratch):
     jobs = os.path.join(scratch, "jobs.jsonl")
     results = os.path.join(scratch, "results.jsonl")
     with open(jobs, "w") as f:
+        if kind == "cpudeadline":  # the spinners end 3 s after the sleeps' deadline
+            for index in range(busy):
+                f.write(json.dumps({"argv": ["/bin/sh", "-c", "while :; do :; done"], "id": f"spin{index}",
+                                    "timeout": f"{deadline + 3:g}s"}) + "\n")
         for index in range(count):
             f.write(json.dumps({**spec, "id": str(index)}) + "\n")
+    before = None
+    if kind == "stalldeadline":
+        # The results go to a FIFO whose reader takes nothing for `stall`
+        # seconds, then reads everything into results.jsonl.
+        fifo = os.path.join(scratch, "results.fifo")
+        def before():
+            import threading
+            if not os.path.exists(fifo):
+                os.mkfifo(fifo)
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open before corral does: no ENXIO, no block
+            def drain():
+                time.sleep(stall)
+                os.set_blocking(fd, True)
+                with open(results, "wb") as out:
+                    while True:
+                        chunk = os.read(fd, 1 << 16)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                os.close(fd)
+            thread = threading.Thread(target=drain, daemon=True)
+            thread.start()
+            return thread
 
     def parse(wall):
         lines = [json.loads(line) for line in open(results) if line.strip()]
+        if kind == "cpudeadline":
+            lines = [r for r in lines if not str(r.get("id", "")).startswith("spin")]
         report = {"jobs": count, "delivered": sum(1 for r in lines if r.get("outcome") in ("exited", "timed_out")),
                   "wall_s": wall}
         if deadline is not None:
@@ -162,7 +199,8 @@ def batch_command(corral, args, scratch):
             total = len(lines[0].get("stdout", "")) + lines[0].get("stdout_dropped", 0)
             report["mb_per_s"] = total / 1e6 / wall
         return report
-    return [corral, "batch", jobs, "-j", str(inflight), "--output", results], parse
+    output = os.path.join(scratch, "results.fifo") if kind == "stalldeadline" else results
+    return [corral, "batch", jobs, "-j", str(inflight), "--output", output], parse, before
 
 
 def median_run(command, env=None, limit=None, deadline=None):
@@ -171,11 +209,16 @@ def median_run(command, env=None, limit=None, deadline=None):
     if command and command[0] == "@batch":
         import tempfile
         scratch = tempfile.mkdtemp(prefix="corral-bench-batch-")
-        command, parse_report = batch_command(command[1], command[2:], scratch)
+        command, parse_report, before = batch_command(command[1], command[2:], scratch)
         if command is None:
             return None
+    else:
+        before = None
     for _ in range(REPEATS):
+        reader = before() if before else None
         runs.append(measure(command, env, parse_report, limit, deadline))
+        if reader is not None:
+            reader.join(timeout=60)
         if runs[-1]["status"]:  # a failure or a hang is the answer; do not repeat it
             return {"status": runs[-1]["status"]}
     def med(get):
@@ -201,6 +244,13 @@ def median_run(command, env=None, limit=None, deadline=None):
 # an unenforced one would run until its `sleep 30` ends).
 DEADLINE_LIMIT_S = 20
 
+CORRAL_ONLY = ["corral", "corral (process-group tier)", "corral batch"]
+
+# Workloads whose rows compare with the same program's row of another
+# workload (W6b: a stalled consumer against one that keeps up), not with the
+# reference, which has no consumer.
+COMPARE_WITH = {"W6b": "W6a"}
+
 WORKLOADS = [
     # id, title, arguments, programs (None: all)
     ("W1a", "spawn 2,000 x /bin/true, 1 in flight", ["spawn", "2000", "1"], None),
@@ -208,6 +258,10 @@ WORKLOADS = [
     ("W2a", "1,000 x sleep 30, 2 s deadline", ["deadline", "1000", "2"], None),
     ("W2b", "5,000 x sleep 30, 2 s deadline", ["deadline", "5000", "2"], None),
     ("W2c", "10,000 x sleep 30, 2 s deadline", ["deadline", "10000", "2"], ["corral"]),
+    ("W6a", "1,000 x sleep 30, 2 s deadline, a consumer that keeps up", ["stalldeadline", "1000", "2", "0"], CORRAL_ONLY),
+    ("W6b", "1,000 x sleep 30, 2 s deadline, a consumer that takes nothing for 10 s", ["stalldeadline", "1000", "2", "10"], CORRAL_ONLY),
+    ("W7", "100 CPU-bound jobs + 1,000 x sleep 30, 2 s deadline", ["cpudeadline", "100", "1000", "2"],
+     ["reference", "corral", "corral (process-group tier)", "corral batch"]),
     ("W3", "5,000 x sleep 1 at once", ["trickle", "5000"], None),
     ("W4", "one job writing 2 GiB to stdout", ["throughput", str(2 << 30)], None),
     ("W5", "2,000 x /bin/true one at a time, runner holding 2 GiB", ["bigheap", "2048", "2000"], None),
@@ -231,7 +285,8 @@ def render(programs, results, machine, commands):
              f"{REPEATS} runs, measured from outside (/proc and waitid) the same way for every program. "
              "Ratios are to the C reference (`Benchmarks/reference/ref.c`: posix_spawn + pidfd + epoll) "
              "in the same run; for rates higher is better (ratio = program / reference), for times, CPU, "
-             "memory and overshoot lower is better (ratio = program / reference).", "",
+             "memory and overshoot lower is better (ratio = program / reference). "
+             "W6b's ratios are to the same program's W6a row (a stalled consumer against one that keeps up).", "",
              "## Machine", "", "```", machine.strip(), "```", ""]
     for workload_id, title, args, only in WORKLOADS:
         lines += [f"## {workload_id}: {title}", "",
@@ -239,6 +294,8 @@ def render(programs, results, machine, commands):
                   "|---|---|---|---|---|---|---|---|---|"]
         reference = results.get((workload_id, "reference"), {})
         for name in programs:
+            if workload_id in COMPARE_WITH:
+                reference = results.get((COMPARE_WITH[workload_id], name), {})
             if only and name not in only:
                 continue
             if name in ONLY_ON and workload_id not in ONLY_ON[name]:
@@ -282,6 +339,10 @@ def main():
     results = {}
     commands = []
     began = time.monotonic()
+    # BENCH_ONLY=W6a,W6b,W7: a focused run of some workloads (its table has only those).
+    chosen = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+    if chosen:
+        WORKLOADS[:] = [w for w in WORKLOADS if w[0] in chosen]
     for workload_id, title, args, only in WORKLOADS:
         for name, prefix in programs.items():
             if only and name not in only:
@@ -298,8 +359,11 @@ def main():
             command = prefix + args
             commands.append(f"{workload_id} {name}: {shown}{' '.join(command)}")
             print(f"  [{time.monotonic() - began:5.0f} s] {workload_id} {name} ...", file=sys.stderr, flush=True)
-            deadline = float(args[2]) if args[0] == "deadline" else None
+            deadline = {"deadline": lambda: float(args[2]), "stalldeadline": lambda: float(args[2]),
+                        "cpudeadline": lambda: float(args[3])}.get(args[0], lambda: None)()
             limit = DEADLINE_LIMIT_S if deadline and workload_id != "W2c" else None
+            if args[0] == "stalldeadline":
+                limit = DEADLINE_LIMIT_S + float(args[3])
             result = median_run(command, env, limit, deadline)
             if result is not None:
                 results[(workload_id, name)] = result

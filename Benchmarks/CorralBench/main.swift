@@ -50,7 +50,7 @@ func seconds(_ duration: Duration) -> Double {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    writeStandardError("usage: corral-bench spawn|deadline|trickle|throughput|bigheap …\n")
+    writeStandardError("usage: corral-bench spawn|deadline|cpudeadline|stalldeadline|trickle|throughput|bigheap …\n")
     exit(2)
 }
 var configuration = Runner.Configuration()
@@ -105,6 +105,59 @@ case "deadline", "trickle":
         report.overshoot = results.compactMap { result in
             result.timing.spawned.map { seconds(result.timing.delivered - ($0 + timeout)) * 1000 }
         }
+    }
+case "cpudeadline":
+    // W7: `busy` CPU-bound jobs saturate the CPU while N sleeps run to
+    // their deadline; overshoot is the sleeps' only. The spinners are
+    // cancelled once every sleep is back.
+    let busy = Int(arguments[2])!, count = Int(arguments[3])!
+    let runner = try Runner(configuration: configuration)
+    var spin = JobSpec(.executable("/bin/sh", arguments: ["-c", "while :; do :; done"]))
+    spin.output = .discarded
+    let spinners = (0..<busy).map { _ in try! runner.submit(spin) { _ in } }
+    var spec = JobSpec(.executable("/bin/sleep", arguments: ["30"]))
+    spec.output = .discarded
+    spec.timeout = .seconds(Double(arguments[4])!)
+    let results = run(runner, spec, count: count, inflight: count)
+    spinners.forEach { $0.cancel() }
+    report.wall = seconds(MonotonicInstant.now() - start)
+    report.jobs = count
+    report.delivered = results.count
+    report.errors = results.filter { $0.outcome != .timedOut }.count
+    report.overshoot = results.compactMap { result in
+        result.timing.spawned.map { seconds(result.timing.delivered - ($0 + spec.timeout!)) * 1000 }
+    }
+case "stalldeadline":
+    // W6: W2a with a consumer that takes nothing for `stall` seconds (its
+    // first result callback blocks; every later one waits behind it on the
+    // runner's delivery thread). Overshoot is when the leader was stopped,
+    // relative to its deadline: what the stalled consumer must not move.
+    let count = Int(arguments[2])!
+    let stall = Double(arguments[4])!
+    let runner = try Runner(configuration: configuration)
+    var spec = JobSpec(.executable("/bin/sleep", arguments: ["30"]))
+    spec.output = .discarded
+    spec.timeout = .seconds(Double(arguments[3])!)
+    let stalled = Mutex(false)
+    let results = Mutex<[JobResult]>([])
+    let done = DispatchSemaphore(value: 0)
+    for _ in 0..<count {
+        try! runner.submit(spec) { result in
+            if !stalled.withLock({ let was = $0; $0 = true; return was }) {
+                usleep(UInt32(stall * 1_000_000))
+            }
+            if results.withLock({ $0.append(result); return $0.count }) == count { done.signal() }
+        }
+    }
+    done.wait()
+    let all = results.withLock { $0 }
+    report.wall = seconds(MonotonicInstant.now() - start)
+    report.jobs = count
+    report.delivered = all.count
+    report.errors = all.filter { $0.outcome != .timedOut }.count
+    report.overshoot = all.compactMap { result in
+        guard let spawned = result.timing.spawned, let exited = result.timing.leaderExited else { return nil }
+        return seconds(exited - (spawned + spec.timeout!)) * 1000
     }
 case "throughput":
     let runner = try Runner(configuration: configuration)

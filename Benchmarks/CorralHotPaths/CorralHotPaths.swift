@@ -4,6 +4,7 @@
 // CORRAL_BENCHMARKS=1 swift package --scratch-path .build-bench/swift benchmark).
 import Benchmark
 import Corral
+import CorralFormat
 import Synchronization
 
 let benchmarks: @Sendable () -> Void = {
@@ -44,6 +45,15 @@ let benchmarks: @Sendable () -> Void = {
         await runner.shutdown()
     }
 
+    // JSON quoting of a result's output: 1 MiB of log lines (a quote and a
+    // newline in every line), the text a result carries (target: ≤ 2 ms).
+    Benchmark("JSON quote: 1 MiB of log lines", configuration: .init(maxIterations: 200)) { benchmark in
+        let text = logLines(bytes: 1 << 20)
+        benchmark.startMeasurement()
+        blackHole(JSONWriter.quote(text))
+        benchmark.stopMeasurement()
+    }
+
     // Output: 256 MiB through one job's stdout, kept within 1 MiB.
     Benchmark("output: 256 MiB through stdout", configuration: .init(maxIterations: 10)) { benchmark in
         let runner = try Runner()
@@ -70,4 +80,16 @@ func submitAll(_ runner: Runner, count: Int, spec: JobSpec) async throws {
             continuation.resume(throwing: error)
         }
     }
+}
+
+/// About `bytes` of log-like text: timestamps, a quoted word, a non-ASCII
+/// letter, a newline per line.
+func logLines(bytes: Int) -> String {
+    var text = ""
+    var line = 0
+    while text.utf8.count < bytes {
+        text += "2026-12-01T12:00:00Z INFO worker[\(line % 8)] item \(line) done in 3 ms, status \"ok\", naïve\n"
+        line += 1
+    }
+    return text
 }

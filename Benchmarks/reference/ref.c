@@ -6,6 +6,7 @@
 //
 //   ref spawn N INFLIGHT            N x /bin/true, at most INFLIGHT at once
 //   ref deadline N SECONDS          N x `sleep 30` at once, group-killed at the deadline
+//   ref cpudeadline B N SECONDS     the same, while B CPU-bound jobs run (W7)
 //   ref trickle N                   N x `sleep 1` at once
 //   ref throughput BYTES            one `head -c BYTES /dev/zero`, stdout drained
 //   ref bigheap MIB N               touch MIB MiB first, then spawn N one at a time
@@ -204,7 +205,7 @@ static void report(int jobs, int delivered, int errors, double wall, double *ove
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: ref spawn|deadline|trickle|throughput|bigheap ...\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: ref spawn|deadline|cpudeadline|trickle|throughput|bigheap ...\n"); return 2; }
     struct rlimit limit;
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
@@ -238,6 +239,28 @@ int main(int argc, char **argv) {
         char *const args[] = {"/bin/sleep", dl ? "30" : "1", NULL};
         double *over = calloc((size_t)n, sizeof(double));
         int overs = run_jobs(n, n, args, seconds, over, &errors);
+        report(n, n - errors, errors, now_s() - start, over, overs, 0);
+    } else if (!strcmp(mode, "cpudeadline")) {
+        // W7: `busy` CPU-bound jobs saturate the CPU while N sleeps run to
+        // their deadline; overshoot is the sleeps' only. No priority is
+        // given to this process: it is the row without one.
+        int busy = atoi(argv[2]), n = atoi(argv[3]);
+        double seconds = atof(argv[4]);
+        char *const spin[] = {"/bin/sh", "-c", "while :; do :; done", NULL};
+        job *spinners = calloc((size_t)busy, sizeof(job));
+        for (int i = 0; i < busy; i++)
+            if (spawn_job(&spinners[i], spin, 0) < 0) errors++;
+        char *const args[] = {"/bin/sleep", "30", NULL};
+        double *over = calloc((size_t)n, sizeof(double));
+        int overs = run_jobs(n, n, args, seconds, over, &errors);
+        for (int i = 0; i < busy; i++) {
+            if (spinners[i].pid <= 0) continue;
+            kill(-spinners[i].pid, SIGKILL);
+            siginfo_t info;
+            waitid((idtype_t)P_PIDFD, (id_t)spinners[i].pidfd, &info, WEXITED);
+            close(spinners[i].pidfd);
+            remove_leaf(&spinners[i]);
+        }
         report(n, n - errors, errors, now_s() - start, over, overs, 0);
     } else if (!strcmp(mode, "throughput")) {
         char count[32];

@@ -27,6 +27,7 @@ public enum Agent {
                                                 listensOnLoopback: configuration.listen.isLoopback, routes: routes))
         ServiceRoutes(service: service).add(to: router)
         JobRoutes(service: service).add(to: router)
+        OpenAPIDocument.add(to: router)
         routes.record(router)
 
         let listen = configuration.listen

@@ -19,4 +19,24 @@ final class JSONQuoteTests: XCTestCase {
         XCTAssertEqual(JSONWriter.quote("plain"), "\"plain\"")
         XCTAssertEqual(JSONWriter.quote("a\"b"), "\"a\\\"b\"")
     }
+
+    /// Every escape class at every position: random strings of control
+    /// characters, quotes, backslashes, ASCII and 2-, 3- and 4-byte scalars
+    /// read back equal through Corral's own strict parser, and the literal
+    /// holds no raw control character.
+    func testRandomStringsReadBackThroughTheStrictParser() throws {
+        let alphabet: [Unicode.Scalar] = (0..<0x20).map { Unicode.Scalar($0)! }
+            + ["\"", "\\", "/", "a", "Z", " ", "~", "\u{7F}", "é", "ß", "☃", "日", "\u{FFFD}", "😀", "\u{10FFFF}"]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<2_000 {
+            var text = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0...(round % 50 == 0 ? 5_000 : 40), using: &generator) {
+                text.append(alphabet.randomElement(using: &generator)!)
+            }
+            let string = String(text)
+            let quoted = JSONWriter.quote(string)
+            XCTAssertEqual(try JSONParser.parse(Array(quoted.utf8)).get(), .string(string), quoted)
+            XCTAssertFalse(quoted.utf8.contains { $0 < 0x20 }, quoted)
+        }
+    }
 }

@@ -12,11 +12,14 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let listensOnLoopback: Bool
     let routes: KnownRoutes
 
+    /// Answered without a token: health checks, and the API's description.
+    static var publicPaths: Set<String> { ["/healthz", "/openapi.json"] }
+
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             var setCookie: String?
-            if let token, request.uri.path != "/healthz" {
+            if let token, !AccessMiddleware.publicPaths.contains(request.uri.path) {
                 let fromQuery = request.uri.queryParameters.get("token").map { Substring($0) }
                 guard let presented = AccessMiddleware.bearer(request) ?? AccessMiddleware.cookie(request) ?? fromQuery,
                       token.accepts(presented) else {
