@@ -72,6 +72,14 @@ static int cc_child_main(void *arg) {
     cc_child_context *context = arg;
     const cc_spawn_request *request = context->request;
 
+    /* The loop thread runs at a raised priority and this child inherited
+       it: the job gets the host's nice value back, first, so that nothing
+       of the job ever runs above the host's priority. (The loop waits for
+       this child until its exec, now at the host's priority: see
+       docs/design.md.) Raising one's own nice value needs no privilege. */
+    if (request->set_nice &&
+        syscall(SYS_setpriority, PRIO_PROCESS, 0, request->nice) < 0)
+        cc_child_fail(context, CC_STAGE_PRIORITY);
     cc_child_reset_signals();
     /* Join the job's cgroup before anything else, so every process the job
        ever makes is born inside it. */

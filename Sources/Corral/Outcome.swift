@@ -48,6 +48,7 @@ public struct SpawnFailure: Error, Hashable, Sendable, CustomStringConvertible {
         public static let exec = Stage(name: "exec")
         public static let cgroup = Stage(name: "cgroup")
         public static let parentDeath = Stage(name: "parent-death")  // the runner died during the spawn
+        public static let priority = Stage(name: "priority")     // putting the host's nice value back
         public var description: String { name }
     }
 

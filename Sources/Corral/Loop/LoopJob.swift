@@ -185,7 +185,7 @@ final class LoopJob: LoopObject {
         let spawned = LeaderRegistry.spawn {
             Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
                           stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                          cgroupProcs: leaf?.procsFD)
+                          cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
         }
         childEnds.forEach(Syscalls.close)
         childEnds = []

@@ -17,8 +17,13 @@ enum Spawner {
     }
 
     static func spawn(_ plan: LaunchPlan, command: Command, workingDirectory: String?,
-                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil) -> Result<Spawned, Failure> {
+                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil,
+                      nice: Int32? = nil) -> Result<Spawned, Failure> {
         var request = cc_spawn_request()
+        if let nice {
+            request.set_nice = true
+            request.nice = nice
+        }
         request.cgroup_procs_fd = cgroupProcs ?? -1
         request.parent_pid = getpid()
         request.path = UnsafePointer(plan.path[0])
@@ -80,6 +85,8 @@ enum Spawner {
             return SpawnFailure(errno: code, stage: .cgroup, message: "cannot join the job's cgroup: \(reason)")
         case CC_STAGE_PARENT_DEATH:
             return SpawnFailure(errno: code, stage: .parentDeath, message: "cannot tie the job to the runner's life: \(reason)")
+        case CC_STAGE_PRIORITY:
+            return SpawnFailure(errno: code, stage: .priority, message: "cannot set the job's nice value: \(reason)")
         case CC_STAGE_CLOSE_FDS:
             return SpawnFailure(errno: code, stage: .closeDescriptors, message: "cannot close descriptors: \(reason)")
         default:
