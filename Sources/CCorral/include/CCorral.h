@@ -61,6 +61,12 @@ typedef struct cc_spawn_result {
 /// Returns 0 on success, -1 with result->error and result->stage set.
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result);
 
+/// For tests only: 0 (default) closes the job's inherited descriptors with
+/// close_range; 1 skips it as if the kernel lacked it (walks /proc/self/fd);
+/// 2 skips that too (closes every number below the soft limit). Set it only
+/// while no spawn runs.
+void cc_spawn_set_close_fallback(int level);
+
 /// How a process ended, read from waitid's siginfo.
 typedef struct cc_exit_info {
     pid_t pid;                   /* 0 when nothing was ready (WNOHANG) */

@@ -16,6 +16,20 @@ enum Spawner {
         case failed(SpawnFailure)
     }
 
+    /// How a spawn closes the descriptors a job must not inherit.
+    enum CloseStrategy: Int32 {
+        case closeRange = 0
+        /// As without close_range (kernels before 5.9, seccomp).
+        case listProcSelfFD = 1
+        /// As without close_range and /proc: close every number below the limit.
+        case closeBelowLimit = 2
+    }
+
+    /// For tests: forces a close fallback. Set only while no job spawns.
+    static func forceCloseStrategy(_ strategy: CloseStrategy) {
+        cc_spawn_set_close_fallback(strategy.rawValue)
+    }
+
     static func spawn(_ plan: LaunchPlan, command: Command, workingDirectory: String?,
                       stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil,
                       nice: Int32? = nil) -> Result<Spawned, Failure> {
