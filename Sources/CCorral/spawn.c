@@ -45,13 +45,24 @@ static void cc_child_fail(cc_child_context *context, cc_spawn_stage stage) {
     _exit(127);
 }
 
+/* The kernel's struct sigaction (x86_64 and the other 64-bit ABIs). */
+struct cc_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long long mask;
+};
+
+/* Every disposition back to the default, through the raw syscall: glibc's
+   sigaction refuses its reserved signals (32 and 33) with EINVAL, and an
+   ignored one would stay ignored across exec. */
 static void cc_child_reset_signals(void) {
-    struct sigaction dfl;
+    struct cc_kernel_sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    dfl.handler = SIG_DFL;
     for (int sig = 1; sig < _NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        (void)sigaction(sig, &dfl, NULL);   /* glibc-reserved signals answer EINVAL */
+        (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
     }
 }
 

@@ -76,6 +76,57 @@ final class ChildStateTests: CorralTestCase {
         XCTAssertEqual(result.stdout.text, "0\n1\n2\n")
     }
 
+    /// Scenario "child state": a job sees only descriptors 0–2, an empty
+    /// signal mask, default dispositions (SIGPIPE too, though this process
+    /// ignores it and the loop thread blocks it), blocking stdio (its stdin
+    /// here is this process's, made non-blocking), the open-files limit this
+    /// process had before the runner raised its own, and the nice value of
+    /// the thread that made the runner (not the loop's raised one).
+    func testJobSeesAFreshProcessState() async throws {
+        let previousPipe = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previousPipe) }
+        var ends: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&ends), 0)
+        let savedStdin = dup(STDIN_FILENO)
+        XCTAssertEqual(fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK), 0)
+        XCTAssertEqual(dup2(ends[0], STDIN_FILENO), STDIN_FILENO)
+        defer {
+            dup2(savedStdin, STDIN_FILENO)
+            [savedStdin, ends[0], ends[1]].forEach { close($0) }
+        }
+        let hostNice = try XCTUnwrap(ProcessTable.nice(fromStat: try String(contentsOfFile: "/proc/thread-self/stat",
+                                                                          encoding: .utf8)))
+
+        try await withLoweredLimitRunner { runner in
+            let descriptors = try await runner.run(ChildStateTests.listDescriptors)
+            XCTAssertEqual(descriptors.stdout.text, "0\n1\n2\n", "only stdio reaches the job")
+
+            var probe = JobSpec(.executable("/bin/cat", arguments: [
+                "/proc/self/status", "/proc/self/limits", "/proc/self/stat",
+                "/proc/self/fdinfo/0", "/proc/self/fdinfo/1", "/proc/self/fdinfo/2",
+            ]))
+            probe.input = .inherit
+            let result = try await runner.run(probe)
+            XCTAssertEqual(result.outcome, .exited(0), result.stderr.text)
+            let lines = result.stdout.text.split(separator: "\n").map(String.init)
+            func field(_ name: String) -> String? {
+                lines.first { $0.hasPrefix(name + ":") }?.dropFirst(name.count + 1)
+                    .trimmingCharacters(in: .whitespaces)
+            }
+            XCTAssertEqual(field("SigBlk"), "0000000000000000", "empty signal mask")
+            XCTAssertEqual(field("SigIgn"), "0000000000000000", "no signal ignored, SIGPIPE included")
+            XCTAssertEqual(Self.openFilesLimit(result.stdout.text), "1024", "the original soft limit")
+            let stat = try XCTUnwrap(lines.first { $0.contains(" (cat) ") })
+            XCTAssertEqual(ProcessTable.nice(fromStat: stat), hostNice, "the host's nice value")
+            let flags = lines.filter { $0.hasPrefix("flags:") }
+                .compactMap { Int($0.dropFirst("flags:".count).trimmingCharacters(in: .whitespaces), radix: 8) }
+            XCTAssertEqual(flags.count, 3)
+            for (fd, value) in flags.enumerated() {
+                XCTAssertEqual(Int32(value) & O_NONBLOCK, 0, "fd \(fd) is blocking")
+            }
+        }
+    }
+
     static func openFilesLimit(_ limits: String) -> String? {
         limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?
             .split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
