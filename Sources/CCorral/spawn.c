@@ -45,26 +45,90 @@ static void cc_child_fail(cc_child_context *context, cc_spawn_stage stage) {
     _exit(127);
 }
 
+/* The kernel's struct sigaction (x86_64 and the other 64-bit ABIs). */
+struct cc_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long long mask;
+};
+
+/* Every disposition back to the default, through the raw syscall: glibc's
+   sigaction refuses its reserved signals (32 and 33) with EINVAL, and an
+   ignored one would stay ignored across exec. */
 static void cc_child_reset_signals(void) {
-    struct sigaction dfl;
+    struct cc_kernel_sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    dfl.handler = SIG_DFL;
     for (int sig = 1; sig < _NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        (void)sigaction(sig, &dfl, NULL);   /* glibc-reserved signals answer EINVAL */
+        (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
     }
 }
 
-static int cc_child_close_fds(void) {
+/* Tests set this to take the fallbacks close_range's absence (kernels
+   before 5.9, seccomp filters) would: 1 walks /proc/self/fd, 2 closes every
+   number below the soft limit. Read by the child, written only while no
+   spawn runs. */
+static int cc_close_fallback = 0;
+
+void cc_spawn_set_close_fallback(int level) { cc_close_fallback = level; }
+
+struct cc_linux_dirent64 {
+    unsigned long long d_ino;
+    long long d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Marks every descriptor from 3 up close-on-exec by listing /proc/self/fd
+   with raw getdents64 (opendir would malloc). Marking rather than closing
+   leaves the directory being read unchanged. */
+static int cc_child_mark_listed_fds(void) {
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -1;
+    char buffer[4096] __attribute__((aligned(8)));
+    for (;;) {
+        long got = syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+        if (got < 0) { int saved = errno; close(dir); errno = saved; return -1; }
+        if (got == 0) break;
+        for (long at = 0; at < got;) {
+            struct cc_linux_dirent64 *entry = (struct cc_linux_dirent64 *)(buffer + at);
+            at += entry->d_reclen;
+            int fd = 0;
+            const char *c = entry->d_name;
+            if (*c < '0' || *c > '9') continue;   /* "." and ".." */
+            for (; *c >= '0' && *c <= '9'; c++) fd = fd * 10 + (*c - '0');
+            if (fd < 3 || fd == dir) continue;
+            if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) {
+                int saved = errno; close(dir); errno = saved; return -1;
+            }
+        }
+    }
+    close(dir);
+    return 0;
+}
+
+/* Every descriptor from 3 up must not reach the job. Runs before the
+   open-files limit is put back: the last resort closes every number below
+   the soft limit, and the runner's own descriptors may lie above the
+   limit the job gets (the runner raised its own). */
+static int cc_child_close_fds(const cc_child_context *context) {
     /* Mark rather than close: exec drops them, and CLOSE_RANGE_CLOEXEC is cheap. */
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+    if (cc_close_fallback == 0) {
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+    }
+    if (cc_close_fallback <= 1 && cc_child_mark_listed_fds() == 0) return 0;
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
-    for (rlim_t fd = 3; fd < limit.rlim_cur; fd++) (void)close((int)fd);
+    for (rlim_t fd = 3; fd < limit.rlim_cur; fd++) {
+        if ((int)fd != context->report_fd) (void)close((int)fd);
+    }
     return 0;
 }
 
@@ -72,6 +136,14 @@ static int cc_child_main(void *arg) {
     cc_child_context *context = arg;
     const cc_spawn_request *request = context->request;
 
+    /* The loop thread runs at a raised priority and this child inherited
+       it: the job gets the host's nice value back, first, so that nothing
+       of the job ever runs above the host's priority. (The loop waits for
+       this child until its exec, now at the host's priority: see
+       docs/design.md.) Raising one's own nice value needs no privilege. */
+    if (request->set_nice &&
+        syscall(SYS_setpriority, PRIO_PROCESS, 0, request->nice) < 0)
+        cc_child_fail(context, CC_STAGE_PRIORITY);
     cc_child_reset_signals();
     /* Join the job's cgroup before anything else, so every process the job
        ever makes is born inside it. */
@@ -92,6 +164,20 @@ static int cc_child_main(void *arg) {
     for (int i = 0; i < 3; i++) {
         if (dup2(source[i], i) < 0) cc_child_fail(context, CC_STAGE_STDIO);
     }
+    /* A job expects blocking stdio: a descriptor the host inherited
+       non-blocking (left so by ssh or node) would hand it EAGAIN. The flag
+       belongs to the open file description, so the host's copy turns
+       blocking too; Corral's own readers are libuv's, unaffected. */
+    for (int i = 0; i < 3; i++) {
+        int flags = fcntl(i, F_GETFL);
+        if (flags < 0) cc_child_fail(context, CC_STAGE_STDIO);
+        if ((flags & O_NONBLOCK) && fcntl(i, F_SETFL, flags & ~O_NONBLOCK) < 0)
+            cc_child_fail(context, CC_STAGE_STDIO);
+    }
+
+    /* Before the credential changes: a process that changed its uid may not
+       read its own /proc/self/fd (it is no longer dumpable). */
+    if (cc_child_close_fds(context) < 0) cc_child_fail(context, CC_STAGE_CLOSE_FDS);
 
     if (request->cwd != NULL && chdir(request->cwd) < 0) cc_child_fail(context, CC_STAGE_CHDIR);
 
@@ -125,8 +211,6 @@ static int cc_child_main(void *arg) {
             cc_child_fail(context, CC_STAGE_PARENT_DEATH);
         }
     }
-
-    if (cc_child_close_fds() < 0) cc_child_fail(context, CC_STAGE_CLOSE_FDS);
 
     sigset_t none;
     sigemptyset(&none);
@@ -203,6 +287,12 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
         result->stage = (cc_spawn_stage)context.stage;
         return -1;
     }
+    /* The loop thread runs at a raised priority and the child inherited it:
+       the job gets the host's nice value back here, once it has exec'd,
+       rather than in the child before exec — this thread waits for the
+       child until its exec, and at the host's priority the exec would queue
+       behind every CPU-bound job (hundreds of milliseconds a spawn with a
+       hundred of them on two cores). ESRCH: it is already gone. */
     result->pid = pid;
     result->pidfd = pidfd;
     return 0;

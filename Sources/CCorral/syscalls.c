@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -58,6 +59,18 @@ void cc_block_sigpipe_on_this_thread(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int cc_raise_this_thread_priority(int boost, int *previous) {
+    /* PRIO_PROCESS with a thread id acts on that thread alone on Linux. */
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int current = getpriority(PRIO_PROCESS, tid);
+    if (current == -1 && errno != 0) return -errno;
+    *previous = current;
+    int target = current - boost < -20 ? -20 : current - boost;
+    if (target >= current) return -EPERM;
+    return setpriority(PRIO_PROCESS, tid, target) < 0 ? -errno : 0;
 }
 
 void cc_name_this_thread(const char *name) {

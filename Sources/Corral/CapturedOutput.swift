@@ -25,6 +25,10 @@ public struct CapturedOutput: Hashable, Sendable {
 
 /// One piece of output, as it arrived from the job.
 public struct OutputChunk: Sendable {
+    /// Which pipe a chunk came through. An enum, unlike the choices in a
+    /// spec: a job has a standard output and a standard error, separate or
+    /// through one pipe, and no other stream to add, so a consumer may
+    /// switch over it exhaustively.
     public enum Stream: Hashable, Sendable {
         case stdout
         case stderr

@@ -1,16 +1,25 @@
-/// How a job's processes are held together, so that none outlives it.
-public enum Containment: Hashable, Sendable, CustomStringConvertible {
+/// How a job's processes are held together, so that none outlives it. A
+/// struct with static values rather than an enum, so a new tier breaks no
+/// caller.
+public struct Containment: Hashable, Sendable, CustomStringConvertible {
+    enum Kind: Hashable, Sendable {
+        case cgroup
+        case processGroup
+    }
+
+    let kind: Kind
+
     /// A cgroup v2 leaf per job: every descendant, even one that called
     /// `setsid()`, is inside it and dies with `cgroup.kill`.
-    case cgroup
+    public static let cgroup = Containment(kind: .cgroup)
     /// The job's process group, plus a sweep for escapees (processes that
     /// left the group but still carry the job's `CORRAL_JOB_ID`).
-    case processGroup
+    public static let processGroup = Containment(kind: .processGroup)
 
     public var description: String {
-        switch self {
-        case .cgroup: return "cgroup"
-        case .processGroup: return "processGroup"
+        switch kind {
+        case .cgroup: "cgroup"
+        case .processGroup: "processGroup"
         }
     }
 }

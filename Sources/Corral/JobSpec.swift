@@ -57,7 +57,7 @@ public struct JobSpec: Hashable, Sendable {
         func invalid(_ field: String, _ message: String) -> CorralError {
             CorralError(.invalidSpec, "\(field): \(message)")
         }
-        switch command {
+        switch command.kind {
         case .executable(let name, let arguments):
             if name.isEmpty { throw invalid("command", "the executable name is empty") }
             if name.utf8.contains(0) { throw invalid("command", "the executable name contains a NUL byte") }
@@ -82,21 +82,21 @@ public struct JobSpec: Hashable, Sendable {
             }
             if value.utf8.contains(0) { throw invalid("environment", "the value of \(key) contains a NUL byte") }
         }
-        switch user {
+        switch user?.kind {
         case .name(let name)?:
             if name.isEmpty { throw invalid("user", "is empty") }
             if name.utf8.contains(0) { throw invalid("user", "contains a NUL byte") }
         case .id(JobSpec.unchangedID)?: throw invalid("user", "\(JobSpec.unchangedID) is not a uid (it means 'unchanged')")
         default: break
         }
-        switch group {
+        switch group?.kind {
         case .name(let name)?:
             if name.isEmpty { throw invalid("group", "is empty") }
             if name.utf8.contains(0) { throw invalid("group", "contains a NUL byte") }
         case .id(JobSpec.unchangedID)?: throw invalid("group", "\(JobSpec.unchangedID) is not a gid (it means 'unchanged')")
         default: break
         }
-        if case .bytes(let limit) = outputLimit, limit < 0 { throw invalid("outputLimit", "is negative") }
+        if let limit = outputLimit.bytes, limit < 0 { throw invalid("outputLimit", "is negative") }
         if let timeout {
             if timeout <= .zero { throw invalid("timeout", "must be more than zero (nil for no timeout)") }
             if timeout > JobSpec.maximumDuration { throw invalid("timeout", "is more than the maximum of 3650 days") }

@@ -3,6 +3,12 @@ import Glibc
 #endif
 
 /// How a job ended. A non-zero exit code is a normal outcome, not an error.
+///
+/// An enum on purpose, unlike the choices in a spec: consumers switch over
+/// it, and its cases are the closed set of ways a process can end under a
+/// runner — by itself, by a signal, stopped by Corral for a reason (time,
+/// cancellation), never started, or unknowable. Details that may grow ride
+/// in the associated values (`Signal`, `SpawnFailure.Stage` are structs).
 public enum Outcome: Hashable, Sendable {
     /// The leader exited by itself with this code.
     case exited(Int32)
@@ -21,7 +27,8 @@ public enum Outcome: Hashable, Sendable {
     case lost(reason: String)
 }
 
-/// How the leader process itself terminated.
+/// How the leader process itself terminated: the two ways `waitid` reports
+/// (an enum on purpose: the kernel has no third).
 public enum TerminationStatus: Hashable, Sendable {
     case exited(Int32)
     case signaled(Signal, coreDumped: Bool)
@@ -48,6 +55,7 @@ public struct SpawnFailure: Error, Hashable, Sendable, CustomStringConvertible {
         public static let exec = Stage(name: "exec")
         public static let cgroup = Stage(name: "cgroup")
         public static let parentDeath = Stage(name: "parent-death")  // the runner died during the spawn
+        public static let priority = Stage(name: "priority")     // putting the host's nice value back
         public var description: String { name }
     }
 

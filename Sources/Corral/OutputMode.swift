@@ -35,15 +35,24 @@ public struct OutputMode: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// How much of each stream a result keeps.
-public enum OutputLimit: Hashable, Sendable {
+/// How much of each stream a result keeps. A struct with static factories
+/// rather than an enum, so a new kind of limit breaks no caller.
+public struct OutputLimit: Hashable, Sendable, CustomStringConvertible {
+    /// nil: keep everything.
+    let limit: Int?
+
     /// Keep at most this many bytes: the first half and the last half of the
     /// stream, with the exact count of the bytes dropped between them. The
     /// pipe is always drained, so a verbose job is never blocked.
-    case bytes(Int)
+    public static func bytes(_ count: Int) -> OutputLimit { OutputLimit(limit: count) }
     /// Keep everything.
-    case unlimited
+    public static let unlimited = OutputLimit(limit: nil)
 
     /// 1 MiB per stream.
     public static let `default` = OutputLimit.bytes(1 << 20)
+
+    /// The byte limit; nil when unlimited.
+    public var bytes: Int? { limit }
+
+    public var description: String { limit.map { "\($0) bytes" } ?? "unlimited" }
 }

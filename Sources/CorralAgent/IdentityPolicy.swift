@@ -47,19 +47,9 @@ struct IdentityPolicy: Sendable {
         UInt32(text).map(GroupIdentity.id) ?? .name(text)
     }
 
-    private static func describe(_ user: UserIdentity) -> String {
-        switch user {
-        case .name(let name): return name
-        case .id(let id): return String(id)
-        }
-    }
+    private static func describe(_ user: UserIdentity) -> String { user.description }
 
-    private static func describe(_ group: GroupIdentity) -> String {
-        switch group {
-        case .name(let name): return name
-        case .id(let id): return String(id)
-        }
-    }
+    private static func describe(_ group: GroupIdentity) -> String { group.description }
 
     /// The uid and primary gid from the passwd database; nil for an unknown
     /// user (a numeric uid without an entry has no primary group to allow).
@@ -68,9 +58,10 @@ struct IdentityPolicy: Sendable {
         var found: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
         let status: Int32
-        switch user {
-        case .name(let name): status = getpwnam_r(name, &entry, &buffer, buffer.count, &found)
-        case .id(let id): status = getpwuid_r(id, &entry, &buffer, buffer.count, &found)
+        if let id = user.id {
+            status = getpwuid_r(id, &entry, &buffer, buffer.count, &found)
+        } else {
+            status = getpwnam_r(user.name ?? "", &entry, &buffer, buffer.count, &found)
         }
         guard status == 0, found != nil else { return nil }
         return (entry.pw_uid, entry.pw_gid)

@@ -131,11 +131,11 @@ final class JobService: Sendable {
         let body = String(decoding: bytes, as: UTF8.self)  // valid: the parser checked
         var spec = decoded.spec
         try identityPolicy.check(user: spec.user, group: spec.group)
-        switch spec.outputLimit {
-        case .unlimited: spec.outputLimit = .bytes(configuration.maxOutputBytes)
-        case .bytes(let count) where count > configuration.maxOutputBytes || count == 0:
+        switch spec.outputLimit.bytes {
+        case nil, 0?: spec.outputLimit = .bytes(configuration.maxOutputBytes)
+        case let count? where count > configuration.maxOutputBytes:
             spec.outputLimit = .bytes(configuration.maxOutputBytes)
-        case .bytes: break
+        default: break
         }
         do { try spec.validate() } catch {
             throw APIError.badSpec(field: nil, message: error.message)
@@ -197,8 +197,7 @@ final class JobService: Sendable {
         let id = record.id
         var spec = original
         spec.environment = spec.environment.setting(JobService.markerVariable, to: "\(instance)/\(id)")
-        let limit: Int
-        if case .bytes(let count) = spec.outputLimit { limit = count } else { limit = configuration.maxOutputBytes }
+        let limit = spec.outputLimit.bytes ?? configuration.maxOutputBytes
         live.add(id, outputLimit: limit)
         let live = self.live
         let timeout = spec.timeout
@@ -247,13 +246,10 @@ final class JobService: Sendable {
     }
 
     static func display(_ command: Command) -> String {
-        switch command {
-        case .shell(let text): return text
-        case .executable(let name, let arguments):
-            return ([name] + arguments).map { word in
-                word.isEmpty || word.contains(where: { " \"'\\$`".contains($0) }) ? "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" : word
-            }.joined(separator: " ")
-        }
+        if let text = command.shellText { return text }
+        return command.argv.map { word in
+            word.isEmpty || word.contains(where: { " \"'\\$`".contains($0) }) ? "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" : word
+        }.joined(separator: " ")
     }
 
     // MARK: Log

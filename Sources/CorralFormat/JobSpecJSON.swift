@@ -84,7 +84,7 @@ public enum JobSpecJSON {
             let colon = libraryMessage.firstIndex(of: ":") ?? libraryMessage.endIndex
             let name = libraryMessage[..<colon]
             let rest = libraryMessage[colon...].drop(while: { $0 == ":" || $0 == " " })
-            let isShell = if case .shell = command { true } else { false }
+            let isShell = command.shellText != nil
             switch name {
             case "command": field = isShell ? "shell" : "argv"
             case "workingDirectory": field = "cwd"

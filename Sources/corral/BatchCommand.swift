@@ -240,7 +240,7 @@ final class BatchLines: Sendable {
                 sink.deliver(.text(BatchLines.cancelled(id: decoded.id, line: lineNumber), outcome: "cancelled"))
                 continue
             }
-            let sent: Int = if case .bytes(let bytes) = decoded.spec.input { bytes.count } else { 0 }
+            let sent = decoded.spec.input.bytes?.count ?? 0
             let command = decoded.spec.command.displayText
             let sequence = lineNumber
             do {

@@ -38,9 +38,6 @@ private extension String {
 extension Command {
     /// The command as one line of text, for logs.
     var displayText: String {
-        switch self {
-        case .shell(let text): return text
-        case .executable(let name, let arguments): return ([name] + arguments).joined(separator: " ")
-        }
+        shellText ?? argv.joined(separator: " ")
     }
 }

@@ -50,8 +50,11 @@ final class RunReaderTests: CLITestCase {
             echo "closed=$?" >&2
             "$0" run --json -- sh -c 'ls -l /proc/self/fd/0 | grep -q "/dev/null"' <&- 2>/dev/null | grep -q '"exit_code":0'
             echo "stdin=$?" >&2
+            "$0" run -- sh -c '[ "$(readlink /proc/$$/fd/1)" = /dev/null ] && [ "$(readlink /proc/$$/fd/2)" = /dev/null ]' >&- 2>&-
+            echo "outputs=$?" >&2
             """#)
         XCTAssertEqual(values["closed"], "3", values["stderr"] ?? "")
         XCTAssertEqual(values["stdin"], "0", "a closed stdin reaches the job as /dev/null: \(values["stderr"] ?? "")")
+        XCTAssertEqual(values["outputs"], "0", "a closed stdout and stderr reach the job as /dev/null: \(values["stderr"] ?? "")")
     }
 }

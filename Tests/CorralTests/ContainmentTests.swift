@@ -174,7 +174,7 @@ final class CgroupContainmentTests: ContainmentTestCase {
         let root = URL(fileURLWithPath: runner.containment.directory!).deletingLastPathComponent().path
         let stale = root + "/runner-999999-dead/leftover"   // created here: nobody holds its lock
         try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
-        let orphan = try await runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"]))) { _ in }
+        let orphan = try runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"]))) { _ in }
         let pid = try XCTUnwrap(waitForProcess(of: orphan.id, named: "sleep"))
         try String(pid).write(toFile: stale + "/cgroup.procs", atomically: false, encoding: .utf8)
 

@@ -61,11 +61,53 @@ final class DeadlineTests: CorralTestCase {
         assertNothingLeft(result)
     }
 
-    /// A job that exits just before its deadline is `exited`, not `timedOut`.
-    func testJobFinishingBeforeTheDeadlineIsNotTimedOut() async throws {
-        let result = try await runner.run(.shell("exit 4", timeout: .seconds(30)))
-        XCTAssertEqual(result.outcome, .exited(4))
-        XCTAssertFalse(result.pipesForceClosed)
+    /// The exit-versus-deadline race, made to happen: 200 jobs that exit
+    /// with code 4 from 100 ms before to 100 ms after their 300 ms deadline.
+    /// Each result is one of the two consistent answers — exited 4 (leader
+    /// exited 4, seen before the deadline's grace was up, nothing stopped)
+    /// or timed out (leader exited 4 or died of the TERM Corral sent) — and
+    /// never a mix, such as the TERM's death reported as the job's own.
+    func testJobExitingAtItsDeadlineIsExactlyOneOfTheConsistentAnswers() throws {
+        let timeout = Duration.milliseconds(300)
+        let grace = Duration.seconds(2)
+        let results = ResultBox()
+        for index in 0..<200 {
+            let seconds = 0.2 + Double(index % 21) * 0.01
+            var spec = JobSpec.shell("sleep \(seconds); exit 4", timeout: timeout)
+            spec.killGrace = grace
+            try runner.submit(spec, onCompletion: results.add)
+        }
+        let all = results.wait(for: 200, upTo: .seconds(120))
+        XCTAssertEqual(all.count, 200)
+
+        var exited = 0
+        var timedOut = 0
+        for result in all {
+            let spawned = try XCTUnwrap(result.timing.spawned)
+            let leaderExited = try XCTUnwrap(result.timing.leaderExited, "\(result.id)")
+            XCTAssertTrue(result.leaderReaped)
+            switch result.outcome {
+            case .exited(4):
+                exited += 1
+                XCTAssertEqual(result.leaderStatus, .exited(4), "\(result.id)")
+                XCTAssertLessThan(leaderExited - spawned, timeout + grace, "\(result.id): exited, yet seen past the grace")
+                XCTAssertLessThan(result.timing.duration, timeout + grace, "\(result.id)")
+                XCTAssertFalse(result.lingeringKilled, "\(result.id)")
+                XCTAssertFalse(result.pipesForceClosed, "\(result.id)")
+            case .timedOut:
+                timedOut += 1
+                XCTAssertTrue([.exited(4), .signaled(.terminate, coreDumped: false)].contains(result.leaderStatus),
+                              "\(result.id): \(String(describing: result.leaderStatus))")
+                // libuv's clock has whole milliseconds: a deadline may fire up to 1 ms short.
+                XCTAssertGreaterThanOrEqual(result.timing.duration, timeout - .milliseconds(2),
+                                            "\(result.id): timed out early")
+                XCTAssertLessThan(result.timing.duration, timeout + grace + .seconds(1), "\(result.id)")
+            default:
+                XCTFail("\(result.id): \(result.outcome) with leader \(String(describing: result.leaderStatus))")
+            }
+        }
+        XCTAssertGreaterThan(exited, 0, "some jobs won the race")
+        XCTAssertGreaterThan(timedOut, 0, "some deadlines won the race")
     }
 
     /// A stop signal other than TERM reaches the whole group.

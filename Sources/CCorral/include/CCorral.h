@@ -21,6 +21,7 @@ typedef enum cc_spawn_stage {
     CC_STAGE_EXEC = 10,
     CC_STAGE_CGROUP = 11,
     CC_STAGE_PARENT_DEATH = 12,  /* PR_SET_PDEATHSIG failed, or the runner is already gone */
+    CC_STAGE_PRIORITY = 13,      /* putting the host's nice value back failed */
 } cc_spawn_stage;
 
 /// Everything the child needs, prepared by the parent. No field is read
@@ -43,6 +44,8 @@ typedef struct cc_spawn_request {
     int cgroup_procs_fd;         /* >= 0: the child writes "0" here (joins that cgroup) first */
     pid_t parent_pid;            /* > 0: the child gets SIGKILL when the spawning thread dies (PR_SET_PDEATHSIG),
                                     and gives up if this process is already gone */
+    bool set_nice;               /* the spawning thread runs at a raised priority: the child */
+    int nice;                    /* takes this nice value (the host's) as its first step */
 } cc_spawn_request;
 
 typedef struct cc_spawn_result {
@@ -57,6 +60,12 @@ typedef struct cc_spawn_result {
 /// exec resets that to SIGCHLD), and is waited for through its pidfd.
 /// Returns 0 on success, -1 with result->error and result->stage set.
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result);
+
+/// For tests only: 0 (default) closes the job's inherited descriptors with
+/// close_range; 1 skips it as if the kernel lacked it (walks /proc/self/fd);
+/// 2 skips that too (closes every number below the soft limit). Set it only
+/// while no spawn runs.
+void cc_spawn_set_close_fallback(int level);
 
 /// How a process ended, read from waitid's siginfo.
 typedef struct cc_exit_info {
@@ -116,6 +125,12 @@ void cc_block_sigpipe_on_this_thread(void);
 
 /// pipe2(O_CLOEXEC). Returns 0 or -errno.
 int cc_pipe_cloexec(int *read_end, int *write_end);
+
+/// Gives the calling thread (not the process) a nice value `boost` below
+/// the one it has (clamped at -20), if the kernel allows it (root,
+/// CAP_SYS_NICE or RLIMIT_NICE). Stores the value it had in `*previous`
+/// either way. Returns 0 if raised, or -errno (EACCES/EPERM: not allowed).
+int cc_raise_this_thread_priority(int boost, int *previous);
 
 /// Names the calling thread (pthread_setname_np, at most 15 bytes).
 void cc_name_this_thread(const char *name);

@@ -100,6 +100,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         loopThread = pthread_self()
         cc_name_this_thread("corral-loop")
         cc_block_sigpipe_on_this_thread()
+        raisePriority()
         orphanReaper?.start()
         uv_run(loop, UV_RUN_DEFAULT)
         scheduler.configuration.cgroupTree?.removeDirectory()
@@ -133,6 +134,22 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         // Every result is queued for the host by now: shutdown returns once
         // the delivery thread has run them all.
         delivery.finish { waiters.forEach { $0() } }
+    }
+
+    /// How far below the host's nice value the loop thread runs, when the
+    /// kernel allows it: CPU-bound jobs must not delay a deadline. Ten steps
+    /// weigh about 9× a job at the host's nice in the CFS scheduler.
+    static let priorityBoost: Int32 = 10
+
+    /// Raises this (the loop) thread's priority above the jobs'. Children
+    /// cloned from it inherit the raised value, so they are told to put the
+    /// host's back just before exec. Unprivileged (EACCES/EPERM), the loop
+    /// keeps the host's nice and so do the jobs, with nothing to put back.
+    private func raisePriority() {
+        var hostNice: Int32 = 0
+        if cc_raise_this_thread_priority(EventLoop.priorityBoost, &hostNice) == 0 {
+            scheduler.childNice = hostNice
+        }
     }
 
     /// Checks, in debug builds, that loop-only state is touched on the loop

@@ -37,6 +37,11 @@ final class JobScheduler: LoopObject {
     let devNullRead: Int32
     let devNullWrite: Int32
 
+    /// The nice value children take before exec (the host's), when the loop
+    /// thread runs at a raised priority; nil when it does not. Set once, as
+    /// the loop thread starts.
+    var childNice: Int32?
+
     private var queue: [Submission?] = []
     private var queueHead = 0
     private var queuedIndex: [JobID: Int] = [:]

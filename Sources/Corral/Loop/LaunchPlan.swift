@@ -22,8 +22,7 @@ struct LaunchPlan: Sendable {
         case .success(let resolved): identity = resolved
         case .failure(let failure): return .failure(failure)
         }
-        let input: [UInt8]
-        if case .bytes(let bytes) = spec.input { input = bytes } else { input = [] }
+        let input = spec.input.bytes ?? []
         return .success(LaunchPlan(
             path: CStringArray([path]),
             argv: CStringArray(spec.command.argv),

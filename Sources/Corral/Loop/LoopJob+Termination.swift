@@ -32,6 +32,16 @@ extension LoopJob {
         Syscalls.kill(-pid, signal)
     }
 
+    /// Whether any process is still in the job's process group (the id stays
+    /// in use while any member does). EPERM answers yes: a member this
+    /// process may not signal (one that changed its user) is still there.
+    func groupHasMembers() -> Bool {
+        switch Syscalls.kill(-pid, 0) {
+        case .success: true
+        case .failure(let error): error.code != ESRCH
+        }
+    }
+
     // MARK: Leader exit
 
     enum LeaderState {
@@ -86,7 +96,7 @@ extension LoopJob {
             let containedLeft = containment == .cgroup && killCgroup()
             signalGroup(SIGKILL)
             reapLeader()
-            lingeringKilled = containedLeft || Syscalls.kill(-pid, 0)
+            lingeringKilled = containedLeft || groupHasMembers()
         } else {
             releaseWatchdogSlot()  // what it leaves is meant to keep running
             reapLeader()

@@ -114,7 +114,7 @@ final class LoopJob: LoopObject {
         case .combined: count += 1
         case .discarded, .inherit, .inheritCombined: break
         }
-        if case .bytes(let bytes) = spec.input, !bytes.isEmpty { count += 1 }
+        if let bytes = spec.input.bytes, !bytes.isEmpty { count += 1 }
         return count
     }
 
@@ -143,7 +143,7 @@ final class LoopJob: LoopObject {
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
         var outputEnds: [(OutputChunk.Stream, Int32)] = []
         var inputEnd: Int32?
-        if case .inherit = spec.input { stdio.0 = STDIN_FILENO }
+        if spec.input == .inherit { stdio.0 = STDIN_FILENO }
         do throws(Errno) {
             if !plan.input.isEmpty {
                 let ends = try Syscalls.pipe().get()
@@ -185,7 +185,7 @@ final class LoopJob: LoopObject {
         let spawned = LeaderRegistry.spawn {
             Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
                           stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                          cgroupProcs: leaf?.procsFD)
+                          cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
         }
         childEnds.forEach(Syscalls.close)
         childEnds = []

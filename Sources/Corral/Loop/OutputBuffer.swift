@@ -12,15 +12,14 @@ struct OutputBuffer {
     private(set) var droppedBytes = 0
 
     init(limit: OutputLimit) {
-        switch limit {
-        case .unlimited:
-            unlimited = true
-            headCapacity = .max
-            tailCapacity = 0
-        case .bytes(let limit):
+        if let limit = limit.bytes {
             unlimited = false
             headCapacity = limit / 2
             tailCapacity = limit - limit / 2
+        } else {
+            unlimited = true
+            headCapacity = .max
+            tailCapacity = 0
         }
     }
 

@@ -16,9 +16,28 @@ enum Spawner {
         case failed(SpawnFailure)
     }
 
+    /// How a spawn closes the descriptors a job must not inherit.
+    enum CloseStrategy: Int32 {
+        case closeRange = 0
+        /// As without close_range (kernels before 5.9, seccomp).
+        case listProcSelfFD = 1
+        /// As without close_range and /proc: close every number below the limit.
+        case closeBelowLimit = 2
+    }
+
+    /// For tests: forces a close fallback. Set only while no job spawns.
+    static func forceCloseStrategy(_ strategy: CloseStrategy) {
+        cc_spawn_set_close_fallback(strategy.rawValue)
+    }
+
     static func spawn(_ plan: LaunchPlan, command: Command, workingDirectory: String?,
-                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil) -> Result<Spawned, Failure> {
+                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil,
+                      nice: Int32? = nil) -> Result<Spawned, Failure> {
         var request = cc_spawn_request()
+        if let nice {
+            request.set_nice = true
+            request.nice = nice
+        }
         request.cgroup_procs_fd = cgroupProcs ?? -1
         request.parent_pid = getpid()
         request.path = UnsafePointer(plan.path[0])
@@ -80,6 +99,8 @@ enum Spawner {
             return SpawnFailure(errno: code, stage: .cgroup, message: "cannot join the job's cgroup: \(reason)")
         case CC_STAGE_PARENT_DEATH:
             return SpawnFailure(errno: code, stage: .parentDeath, message: "cannot tie the job to the runner's life: \(reason)")
+        case CC_STAGE_PRIORITY:
+            return SpawnFailure(errno: code, stage: .priority, message: "cannot set the job's nice value: \(reason)")
         case CC_STAGE_CLOSE_FDS:
             return SpawnFailure(errno: code, stage: .closeDescriptors, message: "cannot close descriptors: \(reason)")
         default:

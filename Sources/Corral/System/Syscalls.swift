@@ -27,10 +27,11 @@ enum Syscalls {
         if fd >= 0 { _ = Glibc.close(fd) }  // never retried: the fd is gone either way on Linux
     }
 
-    /// kill(2); true when the signal was sent to at least one process.
+    /// kill(2). ESRCH means no such process; EPERM means one exists that
+    /// this process may not signal (something is left, not nothing).
     @discardableResult
-    static func kill(_ pid: Int32, _ signal: Int32) -> Bool {
-        Glibc.kill(pid, signal) == 0
+    static func kill(_ pid: Int32, _ signal: Int32) -> Result<Void, Errno> {
+        Glibc.kill(pid, signal) == 0 ? .success(()) : .failure(Errno.current)
     }
 
     /// The soft and hard limits on open files.

@@ -36,14 +36,14 @@ package enum UserLookup {
     }
 
     private static func describe(_ user: UserIdentity) -> String {
-        switch user {
+        switch user.kind {
         case .name(let name): return "'\(name)'"
         case .id(let id): return "id \(id)"
         }
     }
 
     private static func describe(_ group: GroupIdentity) -> String {
-        switch group {
+        switch group.kind {
         case .name(let name): return "'\(name)'"
         case .id(let id): return "id \(id)"
         }
@@ -54,13 +54,13 @@ package enum UserLookup {
         var found: UnsafeMutablePointer<Glibc.passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
         let status: Int32
-        switch user {
+        switch user.kind {
         case .name(let name): status = getpwnam_r(name, &entry, &buffer, buffer.count, &found)
         case .id(let id): status = getpwuid_r(id, &entry, &buffer, buffer.count, &found)
         }
         guard status == 0, found != nil else {
             // A numeric id without a passwd entry is still a valid uid.
-            if case .id(let id) = user { return (String(id), id, id) }
+            if let id = user.id { return (String(id), id, id) }
             return nil
         }
         return (String(cString: entry.pw_name), entry.pw_uid, entry.pw_gid)
@@ -69,7 +69,7 @@ package enum UserLookup {
     /// The gid of a group: a number as it is, a name through NSS; nil for
     /// an unknown name. The agent's identity policy uses it too.
     package static func groupID(for group: GroupIdentity) -> UInt32? {
-        switch group {
+        switch group.kind {
         case .id(let id): return id
         case .name(let name):
             var entry = Glibc.group()
