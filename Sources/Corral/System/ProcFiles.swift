@@ -93,9 +93,14 @@ enum ProcFiles {
         }
     }
 
-    /// `/proc/<pid>/comm`.
+    /// `/proc/<pid>/comm`, or "?" once the process is gone.
     static func command(of pid: pid_t) -> String {
-        var text = read("/proc/\(pid)/comm") ?? "?"
+        commandName(of: pid) ?? "?"
+    }
+
+    /// `/proc/<pid>/comm`; nil once the process is gone (reaped).
+    static func commandName(of pid: pid_t) -> String? {
+        guard var text = read("/proc/\(pid)/comm") else { return nil }
         if text.hasSuffix("\n") { text.removeLast() }
         return text
     }
