@@ -6,10 +6,16 @@ import XCTest
 /// stalled every timer 2.8 s: its result was encoded on the loop thread).
 final class AgentDeadlineLoadTests: AgentTestCase {
     /// Overshoot (result `duration_s` minus the 1 s deadline) this test
-    /// allows, for a debug build on a shared 2-core machine. The issue's
-    /// figure, 100 ms at the 99th percentile, is measured on a release
-    /// build by `scripts/bench-agent` (docs/benchmarks.md, "Agent").
-    static let overshootBound = 1.0
+    /// allows, for a debug build on a shared 2-core machine: the median
+    /// under 1 s, every one under 3 s. When the result was encoded on the
+    /// loop, the median was 2.9 s. On this machine, under load, the debug
+    /// agent's first jobs already overshoot up to ~1.6 s without any big
+    /// output (they time out while the rest are still being spawned), so
+    /// a tighter bound here would measure the machine. The figure,
+    /// 100 ms, is measured on the release build by `scripts/bench-agent`
+    /// (docs/benchmarks-agent.md).
+    static let medianBound = 1.0
+    static let overshootBound = 3.0
 
     func testHundredMiBResultEndingDoesNotDelayOtherDeadlines() throws {
         let agent = try startAgent(["--max-output", "100MiB", "--max-jobs", "256"])
@@ -52,8 +58,10 @@ final class AgentDeadlineLoadTests: AgentTestCase {
         }
         overshoots.sort()
         let p50 = overshoots[overshoots.count / 2], p99 = overshoots[overshoots.count * 99 / 100], worst = overshoots.last!
-        print(String(format: "200 jobs with 1 s deadlines while a 100 MiB result ends: overshoot p50 %.0f ms, p99 %.0f ms, max %.0f ms (bound %.0f ms, debug build)",
-                     p50 * 1000, p99 * 1000, worst * 1000, AgentDeadlineLoadTests.overshootBound * 1000))
+        print(String(format: "200 jobs with 1 s deadlines while a 100 MiB result ends: overshoot p50 %.0f ms, p99 %.0f ms, max %.0f ms (bounds: p50 %.0f ms, max %.0f ms; debug build)",
+                     p50 * 1000, p99 * 1000, worst * 1000, AgentDeadlineLoadTests.medianBound * 1000,
+                     AgentDeadlineLoadTests.overshootBound * 1000))
+        XCTAssertLessThan(p50, AgentDeadlineLoadTests.medianBound, "overshoots: \(overshoots)")
         XCTAssertLessThan(worst, AgentDeadlineLoadTests.overshootBound, "overshoots: \(overshoots)")
 
         // The result is whole, and reads back through the API.
