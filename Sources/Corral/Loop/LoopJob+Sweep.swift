@@ -42,13 +42,10 @@ extension LoopJob {
                 sweepInconclusive = true  // alive but unreadable for now (an exec): look again
                 continue
             }
-            // Named before the signal: once dead, it has no name to read. One
-            // that cannot be named is already gone (reaped since the check
-            // above: it was dying of the group's signal, say): not killed here.
-            guard let command = ProcFiles.commandName(of: candidate.pid) else { continue }
             if escapees.insert(candidate.pid).inserted {
                 foundNew = true
-                killed.append(ProcessSummary(pid: candidate.pid, command: command))
+                // Named before the signal: once dead, it has no name to read.
+                killed.append(ProcessSummary(pid: candidate.pid, command: ProcFiles.command(of: candidate.pid)))
             }
             _ = cc_pidfd_send_signal(pidfd, signal)
             if signal != SIGKILL { _ = cc_pidfd_send_signal(pidfd, SIGCONT) }

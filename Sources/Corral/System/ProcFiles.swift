@@ -93,14 +93,9 @@ enum ProcFiles {
         }
     }
 
-    /// `/proc/<pid>/comm`, or "?" once the process is gone.
+    /// `/proc/<pid>/comm`.
     static func command(of pid: pid_t) -> String {
-        commandName(of: pid) ?? "?"
-    }
-
-    /// `/proc/<pid>/comm`; nil once the process is gone (reaped).
-    static func commandName(of pid: pid_t) -> String? {
-        guard var text = read("/proc/\(pid)/comm") else { return nil }
+        var text = read("/proc/\(pid)/comm") ?? "?"
         if text.hasSuffix("\n") { text.removeLast() }
         return text
     }
