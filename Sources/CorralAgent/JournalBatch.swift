@@ -118,7 +118,12 @@ struct ResultOutput: Sendable {
     /// journal's chunks hold.
     init(stream: String, captured: CapturedOutput, journaled: Int) {
         self.stream = stream
-        if journaled >= captured.headCount {
+        if captured.droppedBytes == 0, journaled >= captured.bytes.count {
+            // Nothing dropped: the chunks hold all of it, in order (a 100 MiB
+            // output under a 100 MiB cap is not stored again as a tail).
+            head = captured.bytes.count
+            tail = []
+        } else if journaled >= captured.headCount {
             head = captured.headCount
             tail = Array(captured.bytes[captured.headCount...])
         } else {

@@ -48,12 +48,13 @@ final class AgentLoadTests: AgentTestCase {
         XCTAssertEqual(resumed.map(\.event), ["result"])
     }
 
-    /// A stalled client on a live job does not hold up the shutdown, even
-    /// with the default 10 s write deadline: it is 1 s once shutting down.
+    /// A stalled client on a live job that printed 50 MB does not hold up
+    /// the shutdown, even with the default 10 s write deadline: it is 1 s
+    /// once shutting down.
     func testStalledEventStreamClientDoesNotHoldUpTheShutdown() throws {
         let agent = try startAgent(["--max-output", "8MiB", "--shutdown-grace", "2s"])
         let client = agent.client
-        let live = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"head -c 20000000 /dev/zero | tr '\\0' y; sleep 300","timeout":"10m"}"#).json["id"] as? String)
+        let live = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"head -c 52428800 /dev/zero | tr '\\0' y; sleep 300","timeout":"10m"}"#).json["id"] as? String)
         let stalled = try StalledClient(port: agent.port, path: "/v1/jobs/\(live)/events")
         defer { stalled.close() }
         XCTAssertTrue(waitForState(client, live, "running"))

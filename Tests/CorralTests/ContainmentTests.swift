@@ -236,15 +236,36 @@ extension CgroupContainmentTests {
 
 final class ProcessGroupContainmentTests: ContainmentTestCase {
     /// 2. setsid escapee, process-group tier: the sweep finds and kills it.
+    ///
+    /// The job is stopped only once the escapee is `sleep` in a session of
+    /// its own (the test sees it so in /proc): stopped earlier, it could be
+    /// caught between the fork, `setsid` and the exec of `sleep`, with
+    /// another name or already dying of the group's signal. The stop is a
+    /// cancel rather than a 1 s deadline, which a loaded machine can reach
+    /// before the escapee has left; both take the same stop sequence.
     func testSweepKillsTheEscapee() async throws {
         let groups = try processGroupRunner()
-        let result = try await groups.run(.shell("setsid sleep 1000 & sleep 1000", timeout: .seconds(1)))
+        let results = ResultBox()
+        let job = try groups.submit(.shell("setsid sleep 1000 & sleep 1000", timeout: .seconds(120)), onCompletion: results.add)
+        defer { job.cancel() }  // if an assertion below throws first
+        let leader = try XCTUnwrap(waitForProcess(of: job.id, named: "sh"))
+        var escapee: ProcessEntry?
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) {
+            escapee = ProcessTable.processes(of: job.id, group: nil).first {
+                $0.command == "sleep" && $0.group == $0.pid && $0.group != leader && $0.state != "Z"
+            }
+            return escapee != nil
+        }, "no escapee in a session of its own: \(ProcessTable.processes(of: job.id, group: nil))")
+        let stopped = ContinuousClock.now
+        job.cancel()
+        let result = try XCTUnwrap(results.wait(for: 1).first)
         await groups.shutdown()
 
-        XCTAssertEqual(result.outcome, .timedOut)
+        XCTAssertEqual(result.outcome, .cancelled)
         XCTAssertEqual(result.containment, .processGroup)
-        XCTAssertLessThan(result.timing.duration.seconds, 1 + 2 + 1 + 1)
+        XCTAssertLessThan((ContinuousClock.now - stopped).seconds, 2 + 1 + 1, "within the kill grace")
         XCTAssertEqual(result.escapeesKilled, 1)
+        XCTAssertEqual(result.killed.map(\.pid), [try XCTUnwrap(escapee?.pid)])
         XCTAssertEqual(result.killed.map(\.command), ["sleep"])
         XCTAssertTrue(survivors(result).isEmpty, "left: \(survivors(result))")
         assertNothingLeft(result)

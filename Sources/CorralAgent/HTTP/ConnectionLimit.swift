@@ -16,11 +16,52 @@ final class ConnectionLimit: Sendable {
     private struct Connection {
         let channel: any Channel
         var requestsInFlight = 0
-        var idleSince: ContinuousClock.Instant
+        /// Bumped each time it becomes idle: an entry of `idleOrder` with
+        /// an older value is stale (it has been busy since).
+        var idleGeneration = 0
     }
     private struct State {
         var nextID = 0
         var open: [Int: Connection] = [:]
+        /// Connections in the order they became idle, oldest first, with
+        /// the generation they had then. Finding the idlest is amortized
+        /// O(1): an accept at the cap (every accept, in a flood) must not
+        /// walk every connection.
+        var idleOrder: [(id: Int, generation: Int)] = []
+        var idleHead = 0
+
+        mutating func becameIdle(_ id: Int) {
+            guard open[id] != nil else { return }
+            open[id]!.idleGeneration += 1
+            idleOrder.append((id, open[id]!.idleGeneration))
+            // Stale entries (busy since, or closed) are dropped once they
+            // outnumber the connections: the list stays O(open).
+            if idleOrder.count - idleHead > 2 * open.count + 64 {
+                idleOrder = idleOrder[idleHead...].filter { isCurrent($0) }
+                idleHead = 0
+            }
+        }
+
+        func isCurrent(_ entry: (id: Int, generation: Int)) -> Bool {
+            guard let connection = open[entry.id] else { return false }
+            return connection.requestsInFlight == 0 && connection.idleGeneration == entry.generation
+        }
+
+        /// Removes and returns the connection idle longest, if any is idle.
+        mutating func takeIdlest() -> Connection? {
+            defer {
+                if idleHead > 1024, idleHead * 2 > idleOrder.count {
+                    idleOrder.removeFirst(idleHead)
+                    idleHead = 0
+                }
+            }
+            while idleHead < idleOrder.count {
+                let entry = idleOrder[idleHead]
+                idleHead += 1
+                if isCurrent(entry) { return open.removeValue(forKey: entry.id) }
+            }
+            return nil
+        }
     }
     let limit: Int
     private let state = Mutex(State())
@@ -44,15 +85,11 @@ final class ConnectionLimit: Sendable {
             state.nextID += 1
             var closing: (any Channel)?
             if state.open.count >= limit {
-                let idlest = state.open.filter { $0.value.requestsInFlight == 0 }.min { $0.value.idleSince < $1.value.idleSince }
-                if let idlest {
-                    closing = idlest.value.channel
-                    state.open[idlest.key] = nil
-                } else {
-                    return (state.nextID, channel)  // all busy: not this one
-                }
+                guard let idlest = state.takeIdlest() else { return (state.nextID, channel) }  // all busy: not this one
+                closing = idlest.channel
             }
-            state.open[state.nextID] = Connection(channel: channel, idleSince: .now)
+            state.open[state.nextID] = Connection(channel: channel)
+            state.becameIdle(state.nextID)  // no request yet: idle
             return (state.nextID, closing)
         }
         closing?.close(promise: nil)
@@ -67,8 +104,8 @@ final class ConnectionLimit: Sendable {
         state.withLock { state in
             guard var connection = state.open[id] else { return }
             connection.requestsInFlight = max(0, connection.requestsInFlight - 1)
-            if connection.requestsInFlight == 0 { connection.idleSince = .now }
             state.open[id] = connection
+            if connection.requestsInFlight == 0 { state.becameIdle(id) }
         }
     }
 

@@ -61,8 +61,23 @@ class Attacker(http.server.BaseHTTPRequestHandler):
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 load("http://127.0.0.1:%d/" % server.server_address[1])
-time.sleep(1.5)  # let both frames settle (or fail)
-browser.evaluate("1")  # collect the events meanwhile
+
+def blocked_by_chromium():
+    return any("frame-ancestors" in event["params"]["entry"].get("text", "") for event in browser.events
+               if event.get("method") == "Log.entryAdded")
+
+# Settled once the control frame has loaded and the agent's frame either
+# was refused (Chromium logs frame-ancestors) or shows the agent's page (a
+# failure, read below). Bounded: a frame that does neither is read as is.
+deadline = time.time() + 30
+while time.time() < deadline:
+    state = browser.evaluate(
+        "(() => { const f = n => document.querySelector(`iframe[name=${n}]`);"
+        " let agentTitle = null; try { agentTitle = f('agent').contentDocument.title } catch (e) {}"
+        " return {control: f('control').contentDocument ? f('control').contentDocument.title : null, agent: agentTitle} })()")
+    if state and state.get("control") == "control frame" and (blocked_by_chromium() or state.get("agent") == "Corral agent"):
+        break
+    time.sleep(0.1)
 
 def frames(tree):
     for child in tree.get("childFrames", []):

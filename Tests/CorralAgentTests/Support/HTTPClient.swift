@@ -72,6 +72,7 @@ struct HTTPClient: Sendable {
         private var decoded: [UInt8] = []
         private var chunkCursor = 0
         private var ended = false
+        private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
 
         init(port: UInt16, timeout: Duration) throws {
             self.timeout = timeout
@@ -124,8 +125,7 @@ struct HTTPClient: Sendable {
                 let millis = Int32(min(1000, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
                 guard poll(&poller, 1, millis) >= 0 else { throw Failure(description: "poll: errno \(errno)") }
                 if poller.revents == 0 { continue }
-                var chunk = [UInt8](repeating: 0, count: 65536)
-                let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                let count = readBuffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
                 if count < 0 { throw Failure(description: "read: errno \(errno)") }
                 if count == 0 {
                     parse()
@@ -133,7 +133,7 @@ struct HTTPClient: Sendable {
                     guard headerEnd != nil else { throw Failure(description: "connection closed before a response") }
                     break
                 }
-                buffer += chunk[0..<count]
+                buffer += readBuffer[0..<count]
             }
             return Response(status: status, headers: headers, body: decoded)
         }
@@ -160,7 +160,9 @@ struct HTTPClient: Sendable {
                     chunkCursor = lineEnd + 2 + size + 2
                 }
             } else {
-                decoded = Array(buffer[headerEnd!...])
+                // Only the bytes that came since the last call: a 100 MiB
+                // body arrives in thousands of reads.
+                decoded += buffer[(headerEnd! + decoded.count)...]
                 if let length = headers["content-length"].flatMap(Int.init), decoded.count >= length { ended = true }
             }
         }
