@@ -18,7 +18,7 @@ final class JobScheduler: LoopObject {
         var shutdownReapTimeout: Duration
         /// The cgroup tier's directory, or nil for the process-group tier.
         var cgroupTree: CgroupTree?
-        /// How long a /proc snapshot serves later sweeps while no process
+        /// How long a /proc scan serves later sweep batches while no process
         /// has been created since.
         var sweepSnapshotReuse: Duration = .milliseconds(10)
         /// Kills what the jobs leave if this process dies without shutting
@@ -58,6 +58,7 @@ final class JobScheduler: LoopObject {
         devNullRead = read
         devNullWrite = write
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        scanner = SweepScanner(reuse: configuration.sweepSnapshotReuse)
         super.init()
     }
 
@@ -69,13 +70,13 @@ final class JobScheduler: LoopObject {
 
     var jobsInFlight: Int { jobs.count }
 
-    private var iterations: IterationCounter?
-    private var snapshot: (iteration: UInt64, lastPID: pid_t?, reaps: UInt64, taken: MonotonicInstant,
-                           value: ProcessSnapshot)?
-    /// Leaders reaped so far: a scan taken before a reap skipped that job's
-    /// group, so it no longer serves.
-    private var reaps: UInt64 = 0
     private var escapeeSweeper: EscapeeSweeper?
+    /// The inspector's side of the sweep (its scratch space and last scan).
+    let scanner: SweepScanner
+    /// Inspections asked for and not yet answered: shutdown waits for them.
+    private var inspectionsInFlight = 0
+    /// Jobs in the table whose result has not gone out yet (O(1) shutdown bookkeeping).
+    private var undelivered = 0
 
     /// Repeats sweeps until they find nothing new (created on first use).
     var sweeper: EscapeeSweeper {
@@ -88,34 +89,30 @@ final class JobScheduler: LoopObject {
     /// A job in flight (started, not yet finished), by id.
     func job(_ id: JobID) -> LoopJob? { jobs[id] }
 
-    /// A leader was reaped: its group members are no longer skipped by scans.
-    func leaderWasReaped() { reaps &+= 1 }
+    /// The leaders not yet reaped: their groups are skipped by a scan (the
+    /// leader pins the group id, and its members get the group's signals).
+    func unreapedLeaders() -> Set<pid_t> {
+        var leaders = Set<pid_t>(minimumCapacity: jobs.count)
+        for job in jobs.values where !job.leaderReaped { leaders.insert(job.pid) }
+        return leaders
+    }
 
-    /// The escapee candidates, from a /proc scan shared by every sweep of a
-    /// loop iteration, and by later ones for a short while if no process at
-    /// all has been created since (the kernel's last allocated pid is
-    /// unchanged) and no leader reaped: an escapee is a new process, forked
-    /// by the job, so a burst of deadlines with nothing being spawned costs
-    /// a few scans instead of one per iteration.
-    ///
-    /// - Parameter rescan: no reuse from an earlier iteration (a process
-    ///   was caught mid-exec: the same pids, read again, may say more).
-    func processSnapshot(rescan: Bool = false) -> ProcessSnapshot {
-        if iterations == nil { iterations = IterationCounter(loop: loop) }
-        let now = iterations!.iteration
-        if let snapshot, snapshot.iteration == now, snapshot.reaps == reaps { return snapshot.value }
-        let lastPID = ProcFiles.lastAllocatedPID()
-        if !rescan, let snapshot, let lastPID, snapshot.lastPID == lastPID, snapshot.reaps == reaps,
-           MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
-            return snapshot.value
+    /// Runs `work` on the inspector thread and `then` on the loop with its
+    /// answer (see `Inspector`).
+    func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                   then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        inspectionsInFlight += 1
+        eventLoop.inspect(work) { scheduler, answer in
+            scheduler.inspectionsInFlight -= 1
+            then(scheduler, answer)
+            scheduler.finishShutdownIfIdle()
         }
-        // Only groups whose leader is unreaped (and so pins the id, and gets
-        // the group's signals) are skipped.
-        var groups = Set<pid_t>(minimumCapacity: jobs.count)
-        for job in jobs.values where !job.leaderReaped { groups.insert(job.pid) }
-        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: groups, buffer: readBuffer)
-        snapshot = (now, lastPID, reaps, .now(), taken)
-        return taken
+    }
+
+    /// Removes a cgroup (depth first) on the inspector; what cannot be
+    /// removed yet is left to the runner's directory removal at shutdown.
+    func removeCgroup(_ path: String) {
+        eventLoop.inspector.run { CgroupLeaf.removeTree(path) }
     }
 
     func submit(_ submission: Submission) {
@@ -242,6 +239,7 @@ final class JobScheduler: LoopObject {
         switch job.start(plan) {
         case .started:
             jobs[submission.id] = job
+            undelivered += 1
             descriptorsInUse += job.descriptorCount
         case .failed(let failure):
             submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
@@ -283,21 +281,21 @@ final class JobScheduler: LoopObject {
 
     /// A job delivered its result (its leader may still await reaping).
     func jobDidDeliver() {
+        undelivered -= 1
         finishShutdownIfIdle()
     }
 
     private func finishShutdownIfIdle() {
         guard shuttingDown, !closedOwnHandles else { return }
-        if jobs.isEmpty {
+        if jobs.isEmpty, inspectionsInFlight == 0 {
             closedOwnHandles = true
-            iterations?.close()  // kept (not released): it owns the handle until the close callback
             escapeeSweeper?.close()
             if let abandonTimer { UVHandle.close(abandonTimer) }
             abandonTimer = nil
             if let pumpIdle { UVHandle.close(pumpIdle) }
             pumpIdle = nil
             eventLoop.closeOwnHandles()
-        } else if abandonTimer == nil, jobs.values.allSatisfy(\.delivered) {
+        } else if abandonTimer == nil, !jobs.isEmpty, undelivered == 0 {
             // Every result is out; only leaders stuck past SIGKILL remain. Wait
             // for them a bounded time: shutdown must not hang on the kernel.
             let timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)

@@ -17,6 +17,7 @@ final class LoopJob: LoopObject {
         case grace        // stop signal sent; SIGKILL when it fires
         case drain        // leader gone; force-close pipes when it fires
         case reapWait     // SIGKILL sent; deliver without the leader when it fires
+        case finishing    // delivery began; hand over without the inspector's answer when it fires
     }
 
     enum StopReason {
@@ -52,7 +53,10 @@ final class LoopJob: LoopObject {
     var leaderReaped = false
     /// The leader was reaped by someone else: its pgid is no longer pinned.
     var leaderVanished = false
+    /// Delivery has begun (`deliver`): nothing more is read or waited for.
     var delivered = false
+    /// The result has gone to the host (`handOver`).
+    var resultHandedOver = false
     var pipesForceClosed = false
     var lingeringKilled = false
     var spawnedAt: MonotonicInstant?
@@ -276,6 +280,8 @@ final class LoopJob: LoopObject {
             startTimer(.reapWait, after: spec.drainTimeout)
         case .drain, .reapWait:
             deliver()
+        case .finishing:
+            handOver(nil)
         }
     }
 
@@ -290,7 +296,7 @@ final class LoopJob: LoopObject {
             closingCgroupWatch = nil
         }
         openHandles -= 1
-        if openHandles == 0, delivered { scheduler.jobDidFinish(self) }
+        if openHandles == 0, resultHandedOver { scheduler.jobDidFinish(self) }
     }
 
     // MARK: Output flow

@@ -135,14 +135,14 @@ final class CgroupTree: Sendable {
     /// (close it after the spawn).
     func createLeaf(_ name: String) -> Result<CgroupLeaf, Errno> {
         let path = directory + "/" + name
-        guard mkdir(path, 0o755) == 0 else { return .failure(Errno.current) }
-        let procs = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-        guard procs >= 0 else {
-            let error = Errno.current
-            rmdir(path)
+        if let error = Syscalls.mkdir(path, 0o755) { return .failure(error) }
+        switch Syscalls.open(path + "/cgroup.procs", O_WRONLY) {
+        case .success(let procs):
+            return .success(CgroupLeaf(path: path, procsFD: procs))
+        case .failure(let error):
+            _ = Syscalls.rmdir(path)
             return .failure(error)
         }
-        return .success(CgroupLeaf(path: path, procsFD: procs))
     }
 
     /// Removes this runner's directory, killing what is left in it, and
@@ -185,9 +185,8 @@ struct CgroupLeaf: Sendable {
     /// file is a few short lines, and reading it re-arms its EPOLLPRI).
     static func populated(eventsFD: Int32) -> Bool {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
-            var count = -1
-            repeat { count = pread(eventsFD, buffer.baseAddress, buffer.count, 0) } while count < 0 && errno == EINTR
-            guard count > 0 else { return false }
+            guard case .success(let count) = Syscalls.pread(eventsFD, UnsafeMutableRawBufferPointer(buffer), at: 0),
+                  count > 0 else { return false }
             var lineStart = 0
             for index in 0...count where index == count || buffer[index] == UInt8(ascii: "\n") {
                 if buffer[lineStart..<index].elementsEqual(populatedLine) { return true }
@@ -212,6 +211,7 @@ struct CgroupLeaf: Sendable {
 
     /// CPU time of everything that ever ran in it.
     static func cpuTime(_ path: String) -> Duration? {
+        assertNotOnLoopThread()
         guard let stat = ProcFiles.read(path + "/cpu.stat"),
               let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }),
               let micros = Int64(line.dropFirst("usage_usec ".count)) else { return nil }
@@ -220,6 +220,7 @@ struct CgroupLeaf: Sendable {
 
     /// Moves processes to another cgroup (for `.leaveRunning` daemons).
     static func move(_ pids: [pid_t], to destination: String) {
+        assertNotOnLoopThread()
         for pid in pids { _ = ProcFiles.write(String(pid), to: destination + "/cgroup.procs") }
     }
 
@@ -229,6 +230,7 @@ struct CgroupLeaf: Sendable {
     /// What cannot be removed yet (a process stuck in the kernel) is left
     /// for the next runner's stale cleanup.
     static func killAndRemove(_ paths: [String], waitingUpTo limit: Duration = .milliseconds(500)) {
+        assertNotOnLoopThread()
         for path in paths { kill(path) }
         let deadline = MonotonicInstant.now() + limit
         for path in paths {
@@ -243,18 +245,19 @@ struct CgroupLeaf: Sendable {
     /// with no child cgroups (the usual case) costs one `rmdir`.
     @discardableResult
     static func removeTree(_ path: String) -> Bool {
-        if rmdir(path) == 0 || errno == ENOENT { return true }
-        guard errno == EBUSY || errno == ENOTEMPTY else { return false }
+        assertNotOnLoopThread()
+        guard let error = Syscalls.rmdir(path), error.code != ENOENT else { return true }
+        guard error.code == EBUSY || error.code == ENOTEMPTY else { return false }
         let children = ProcFiles.subdirectories(path)
         guard !children.isEmpty else { return false }  // busy with processes, not cgroups
         for child in children { removeTree(path + "/" + child) }
-        return rmdir(path) == 0 || errno == ENOENT
+        let again = Syscalls.rmdir(path)
+        return again == nil || again?.code == ENOENT
     }
 
     static func isPopulated(_ path: String) -> Bool {
-        let events = open(path + "/cgroup.events", O_RDONLY | O_CLOEXEC)
-        guard events >= 0 else { return false }
-        defer { close(events) }
+        guard case .success(let events) = Syscalls.open(path + "/cgroup.events", O_RDONLY) else { return false }
+        defer { Syscalls.close(events) }
         return populated(eventsFD: events)
     }
 }
