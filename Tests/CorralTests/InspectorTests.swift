@@ -1,0 +1,135 @@
+import Foundation
+import XCTest
+@testable import Corral
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Host-scale /proc and cgroupfs work — the escapee sweep's scan, the
+/// search for pipe holders, listings, cpu.stat, removing leaves — runs on
+/// the runner's inspector thread, so a busy host slows diagnostics, never
+/// a deadline. (The debug-build `assertNotOnLoopThread` in each of those
+/// functions fails every test reaching one that runs on the loop.)
+final class InspectorTests: CorralTestCase {
+    /// About 2,000 unrelated sleeping processes (no job marker) make every
+    /// scan of /proc long. Jobs whose pipes are force-closed while held
+    /// (each a search of every descriptor on the host), and jobs that leave
+    /// escapees (sweeps), finish around another job's 2 s deadline: that
+    /// deadline still holds within a generous bound.
+    func testScansOfACrowdedHostDelayNoDeadline() async throws {
+        let crowd = try Crowd(count: 2000)
+        defer { crowd.stop() }
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(60)) { crowd.started >= 2000 }, "crowd: \(crowd.started)")
+
+        var configuration = Runner.Configuration()
+        configuration.containment = .processGroup
+        configuration.reapOrphans = true
+        configuration.maxJobsInFlight = 200
+        let groups = try Runner(configuration: configuration)
+
+        // Kept running and holding their stdout: force-closed at the drain
+        // timeout, each a search for pipe holders on the whole host.
+        var holding = JobSpec.shell("setsid sleep 1000 & echo started")
+        holding.lingering = .leaveRunning
+        holding.drainTimeout = .milliseconds(1800)
+        // Leaving an escapee that the sweep finds and kills.
+        let escaping = JobSpec.shell("setsid sleep 1000 & sleep 1000", timeout: .milliseconds(1800))
+        var victim = JobSpec(.executable("sleep", arguments: ["30"]))
+        victim.timeout = .seconds(2)
+
+        async let victimResult = groups.run(victim)
+        let results: [(holding: Bool, result: JobResult)] = try await withThrowingTaskGroup(
+            of: (Bool, JobResult).self) { group in
+            for _ in 0..<30 {
+                group.addTask { (true, try await groups.run(holding)) }
+                group.addTask { (false, try await groups.run(escaping)) }
+            }
+            var all: [(Bool, JobResult)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        let quiet = try await victimResult
+        await groups.shutdown()
+
+        XCTAssertEqual(quiet.outcome, .timedOut)
+        let killedAfter = try XCTUnwrap(quiet.timing.leaderExited) - XCTUnwrap(quiet.timing.spawned)
+        XCTAssertLessThan(killedAfter, .seconds(2) + .seconds(1), "the deadline held: \(quiet.timing)")
+
+        let held = results.filter(\.holding).map(\.result)
+        let escaped = results.filter { !$0.holding }.map(\.result)
+        XCTAssertEqual(held.count, 30)
+        for result in held {
+            XCTAssertTrue(result.pipesForceClosed)
+            XCTAssertEqual(result.leftRunningCount, 1, "\(result.leftRunning)")
+            XCTAssertTrue(result.pipeHolders.contains { $0.process.command == "sleep" && !$0.killed },
+                          "\(result.pipeHolders)")
+        }
+        for result in escaped {
+            XCTAssertEqual(result.outcome, .timedOut)
+            XCTAssertEqual(result.escapeesKilled, 1, "\(result.killed)")
+        }
+
+        // What the holding jobs were allowed to leave, cleaned up by hand.
+        for result in held {
+            for process in ProcessTable.processes(of: result.id, group: nil) { kill(process.pid, SIGKILL) }
+        }
+        for (_, result) in results {
+            XCTAssertTrue(ProcessTable.wait { ProcessTable.processes(of: result.id, group: nil).allSatisfy { $0.state == "Z" } },
+                          "left: \(ProcessTable.processes(of: result.id, group: nil))")
+        }
+    }
+}
+
+/// Sleeping processes that carry no job marker, in a process group of
+/// their own under one shell, which kills and reaps them all on `stop`.
+final class Crowd: @unchecked Sendable {
+    private let shell: pid_t
+    private let control: Int32
+
+    init(count: Int) throws {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw POSIXError(.EMFILE) }
+        // The shell ignores TERM only after its sleeps are started, so they do not.
+        let script = """
+            i=0; while [ $i -lt \(count) ]; do sleep 600 & i=$((i+1)); done
+            trap '' TERM; read line; kill -TERM 0; wait
+            """
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
+        posix_spawn_file_actions_addclose(&actions, ends[1])
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let arguments = ["/bin/sh", "-c", script]
+        let environment = ["PATH=/usr/bin:/bin"]
+        var argv = arguments.map { strdup($0) } + [nil]
+        var envp = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, &envp)
+        Glibc.close(ends[0])
+        guard status == 0 else {
+            Glibc.close(ends[1])
+            throw POSIXError(POSIXErrorCode(rawValue: status) ?? .EINVAL)
+        }
+        shell = pid
+        control = ends[1]
+    }
+
+    /// How many of its sleeps have started.
+    var started: Int {
+        ((try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? "")
+            .split(separator: " ").count
+    }
+
+    /// Kills the sleeps (the shell reaps them) and reaps the shell.
+    func stop() {
+        Glibc.close(control)
+        var status: Int32 = 0
+        while waitpid(shell, &status, 0) < 0, errno == EINTR {}
+    }
+}
