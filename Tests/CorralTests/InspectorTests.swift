@@ -19,7 +19,7 @@ final class InspectorTests: CorralTestCase {
     func testScansOfACrowdedHostDelayNoDeadline() async throws {
         let crowd = try Crowd(count: 2000)
         defer { crowd.stop() }
-        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(60)) { crowd.started >= 2000 }, "crowd: \(crowd.started)")
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(120)) { crowd.started >= 2000 }, "crowd: \(crowd.started)")
 
         var configuration = Runner.Configuration()
         configuration.containment = .processGroup
@@ -37,12 +37,13 @@ final class InspectorTests: CorralTestCase {
         var victim = JobSpec(.executable("sleep", arguments: ["30"]))
         victim.timeout = .seconds(2)
 
-        async let victimResult = groups.run(victim)
+        let (keep, escape, deadline) = (holding, escaping, victim)
+        async let victimResult = groups.run(deadline)
         let results: [(holding: Bool, result: JobResult)] = try await withThrowingTaskGroup(
             of: (Bool, JobResult).self) { group in
             for _ in 0..<30 {
-                group.addTask { (true, try await groups.run(holding)) }
-                group.addTask { (false, try await groups.run(escaping)) }
+                group.addTask { (true, try await groups.run(keep)) }
+                group.addTask { (false, try await groups.run(escape)) }
             }
             var all: [(Bool, JobResult)] = []
             for try await result in group { all.append(result) }
@@ -50,6 +51,7 @@ final class InspectorTests: CorralTestCase {
         }
         let quiet = try await victimResult
         await groups.shutdown()
+        crowd.stop()
 
         XCTAssertEqual(quiet.outcome, .timedOut)
         let killedAfter = try XCTUnwrap(quiet.timing.leaderExited) - XCTUnwrap(quiet.timing.spawned)
@@ -69,14 +71,19 @@ final class InspectorTests: CorralTestCase {
             XCTAssertEqual(result.escapeesKilled, 1, "\(result.killed)")
         }
 
-        // What the holding jobs were allowed to leave, cleaned up by hand.
-        for result in held {
-            for process in ProcessTable.processes(of: result.id, group: nil) { kill(process.pid, SIGKILL) }
+        // What the holding jobs were allowed to leave, cleaned up by hand;
+        // nothing else of any job is left.
+        let ids = results.map(\.result.id)
+        func leftovers() -> [ProcessEntry] {
+            ProcessTable.all().filter { entry in
+                entry.state != "Z" && ids.contains { ProcessTable.carries(entry.pid, jobID: $0) }
+            }
         }
-        for (_, result) in results {
-            XCTAssertTrue(ProcessTable.wait { ProcessTable.processes(of: result.id, group: nil).allSatisfy { $0.state == "Z" } },
-                          "left: \(ProcessTable.processes(of: result.id, group: nil))")
-        }
+        let kept = Set(held.flatMap { $0.leftRunning.map(\.pid) })
+        let left = leftovers()
+        XCTAssertEqual(Set(left.map(\.pid)), kept, "only what .leaveRunning kept is left: \(left)")
+        for process in left { kill(process.pid, SIGKILL) }
+        XCTAssertTrue(ProcessTable.wait { leftovers().isEmpty }, "left: \(leftovers())")
     }
 }
 
@@ -102,8 +109,17 @@ final class Crowd: @unchecked Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        // A group of its own, an empty signal mask (the calling thread's
+        // blocks nearly everything) and default dispositions.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         posix_spawnattr_setpgroup(&attributes, 0)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &signals)
         let arguments = ["/bin/sh", "-c", script]
         let environment = ["PATH=/usr/bin:/bin"]
         var argv = arguments.map { strdup($0) } + [nil]
@@ -121,13 +137,14 @@ final class Crowd: @unchecked Sendable {
     }
 
     /// How many of its sleeps have started.
-    var started: Int {
-        ((try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? "")
-            .split(separator: " ").count
-    }
+    var started: Int { ProcessTable.all().filter { $0.group == shell && $0.command == "sleep" }.count }
+
+    private var stopped = false
 
     /// Kills the sleeps (the shell reaps them) and reaps the shell.
     func stop() {
+        guard !stopped else { return }
+        stopped = true
         Glibc.close(control)
         var status: Int32 = 0
         while waitpid(shell, &status, 0) < 0, errno == EINTR {}

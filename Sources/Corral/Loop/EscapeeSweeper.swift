@@ -112,6 +112,14 @@ final class EscapeeSweeper: LoopObject {
         var again: [LoopJob] = []
         for answer in answers {
             guard let job = scheduler.job(answer.id) else {
+                // Delivered and gone (its drain timeout came first): what was
+                // found still carries its id, checked with the pidfd open.
+                if case .signal(let signal, _) = answer.work {
+                    for finding in answer.findings {
+                        _ = cc_pidfd_send_signal(finding.pidfd, signal)
+                        if signal != SIGKILL { _ = cc_pidfd_send_signal(finding.pidfd, SIGCONT) }
+                    }
+                }
                 answer.findings.forEach { Syscalls.close($0.pidfd) }
                 continue
             }

@@ -109,6 +109,38 @@ final class JobScheduler: LoopObject {
         }
     }
 
+    /// Finish orders waiting for the inspector, and whether a batch is out:
+    /// every order that arrives while one is out goes in the next, so a
+    /// burst of force-closed jobs costs one walk of the host's descriptors
+    /// per batch, and the inspector's queue holds at most one batch.
+    private var finishOrders: [FinishOrder] = []
+    private var finishing = false
+
+    /// Asks the inspector what a job's result still needs (`LoopJob.deliver`).
+    func finish(_ order: FinishOrder) {
+        finishOrders.append(order)
+        sendFinishOrders()
+    }
+
+    private func sendFinishOrders() {
+        guard !finishing, !finishOrders.isEmpty else { return }
+        finishing = true
+        let batch = finishOrders
+        finishOrders = []
+        let scanner = scanner
+        inspect({ FinishOrder.run(batch, scanner: scanner) }, then: { scheduler, answers in
+            scheduler.finishing = false
+            for answer in answers {
+                guard let job = scheduler.job(answer.id), !job.resultHandedOver else {
+                    answer.holders.forEach { Syscalls.close($0.pidfd) }
+                    continue
+                }
+                job.handOver(answer)
+            }
+            scheduler.sendFinishOrders()
+        })
+    }
+
     /// Removes a cgroup (depth first) on the inspector; what cannot be
     /// removed yet is left to the runner's directory removal at shutdown.
     func removeCgroup(_ path: String) {

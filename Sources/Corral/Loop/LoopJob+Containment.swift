@@ -119,20 +119,29 @@ struct FinishOrder: Sendable {
 
     var needsInspection: Bool { !inodes.isEmpty || leaf != nil || listing != nil }
 
-    /// On the inspector. Each holder that belongs to the job (carries its
-    /// id, or is in its leaf) and is to be killed gets a pidfd, opened
-    /// before it is checked again, for the loop to signal through.
-    func run(_ scanner: SweepScanner) -> FinishAnswer {
+    /// Runs a batch on the inspector: one walk of the host's descriptors
+    /// for every force-closed pipe of the batch. Each holder that belongs
+    /// to its job (carries its id, or is in its leaf) and is to be killed
+    /// gets a pidfd, opened before it is checked again, for the loop to
+    /// signal through.
+    static func run(_ orders: [FinishOrder], scanner: SweepScanner) -> [FinishAnswer] {
         assertNotOnLoopThread()
-        var answer = FinishAnswer()
-        if !inodes.isEmpty {
+        let holdersByPipe = ProcFiles.pipeHolders(inodes: orders.reduce(into: Set<UInt64>()) { $0.formUnion($1.inodes) })
+        return orders.map { order in order.run(holders: holdersByPipe, scanner: scanner) }
+    }
+
+    private func run(holders holdersByPipe: [UInt64: [pid_t]], scanner: SweepScanner) -> FinishAnswer {
+        var answer = FinishAnswer(id: id)
+        var holders: [pid_t] = []
+        for inode in inodes {
+            for holder in holdersByPipe[inode] ?? [] where !holders.contains(holder) { holders.append(holder) }
+        }
+        if !holders.isEmpty {
             let members = Set(leaf.map(CgroupLeaf.members) ?? [])
-            func belongs(_ pid: pid_t) -> Bool {
-                members.contains(pid) || scanner.carries(pid, jobID: id.rawValue)
-            }
-            for holder in ProcFiles.pipeHolders(inodes: inodes) {
-                var finding = FinishAnswer.Holder(pid: holder, command: ProcFiles.command(of: holder),
-                                                  belongs: belongs(holder), pidfd: -1)
+            for holder in holders.sorted() {
+                var finding = FinishAnswer.Holder(
+                    pid: holder, command: ProcFiles.command(of: holder),
+                    belongs: members.contains(holder) || scanner.carries(holder, jobID: id.rawValue), pidfd: -1)
                 if kills, finding.belongs {
                     let pidfd = cc_pidfd_open(holder)
                     // Pinned: still ours (not a recycled pid)?
@@ -156,6 +165,8 @@ struct FinishOrder: Sendable {
 }
 
 struct FinishAnswer: Sendable {
+    let id: JobID
+
     struct Holder: Sendable {
         let pid: pid_t
         let command: String
@@ -167,4 +178,6 @@ struct FinishAnswer: Sendable {
     var holders: [Holder] = []
     var cpuTime: Duration?
     var listing: KeptListing.List?
+
+    init(id: JobID) { self.id = id }
 }

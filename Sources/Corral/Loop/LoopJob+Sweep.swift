@@ -59,11 +59,14 @@ extension LoopJob {
             sweepUnreadable = answer.unreadable
             if foundNew { lingeringKilled = true }
             if foundNew || sweepInconclusive, sweepPasses < EscapeeSweeper.passLimit { return true }
-            sweepPending = false
-            if !delivered, readyToDeliver { deliver() }
+            sweepEnded()
             return false
         case .listMarked, .keepInCgroup:
             guard sweepPending else { return false }
+            if delivered {  // the drain timeout came first: listed as it was then
+                sweepEnded()
+                return false
+            }
             sweepPasses += 1
             var foundNew = false
             if case .keepInCgroup = answer.work {
@@ -119,11 +122,24 @@ extension LoopJob {
     }
 
     private func listed(_ list: KeptListing.List) {
-        guard sweepPending, !delivered else { return }
-        leftRunningCount = list.count
-        leftRunning = list.processes
+        guard sweepPending else { return }
+        if !delivered {
+            leftRunningCount = list.count
+            leftRunning = list.processes
+        }
+        sweepEnded()
+    }
+
+    /// The sweep is conclusive (or given up): the result may go out, and a
+    /// job already delivered (its drain timeout came first, and passes went
+    /// on killing what they found) may leave the table.
+    private func sweepEnded() {
         sweepPending = false
-        if readyToDeliver { deliver() }
+        if !delivered, readyToDeliver {
+            deliver()
+        } else if resultHandedOver, openHandles == 0 {
+            scheduler.jobDidFinish(self)
+        }
     }
 
     /// The most processes a result names in `leftRunning` (it counts them all).

@@ -144,15 +144,7 @@ extension LoopJob {
             return
         }
         startTimer(.finishing, after: LoopJob.finishTimeout)
-        let scanner = scheduler.scanner
-        let id = id
-        scheduler.inspect({ order.run(scanner) }, then: { scheduler, answer in
-            guard let job = scheduler.job(id), !job.resultHandedOver else {
-                answer.holders.forEach { Syscalls.close($0.pidfd) }
-                return
-            }
-            job.handOver(answer)
-        })
+        scheduler.finish(order)
     }
 
     /// How long a result waits for the inspector's last answer before it
@@ -189,7 +181,7 @@ extension LoopJob {
         releaseWatchdogSlot()
         submission.onCompletion(result())
         scheduler.jobDidDeliver()
-        if openHandles == 0 { scheduler.jobDidFinish(self) }
+        if openHandles == 0, !sweepPending { scheduler.jobDidFinish(self) }
     }
 
     /// Gives up on a leader that did not die even after SIGKILL (shutdown

@@ -296,7 +296,9 @@ final class LoopJob: LoopObject {
             closingCgroupWatch = nil
         }
         openHandles -= 1
-        if openHandles == 0, resultHandedOver { scheduler.jobDidFinish(self) }
+        // A job delivered before its sweep was conclusive stays until it is:
+        // passes go on killing what carries its id.
+        if openHandles == 0, resultHandedOver, !sweepPending { scheduler.jobDidFinish(self) }
     }
 
     // MARK: Output flow

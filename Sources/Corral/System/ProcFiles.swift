@@ -115,25 +115,39 @@ enum ProcFiles {
 }
 
 extension ProcFiles {
-    /// The target of a symbolic link (`/proc/<pid>/fd/<n>`).
-    static func link(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard case .success(let count) = buffer.withUnsafeMutableBufferPointer({
-            Syscalls.readlink(path, UnsafeMutableBufferPointer(rebasing: $0.dropLast()))
-        }), count > 0 else { return nil }
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// The processes (other than this one) with a descriptor on any of these pipes.
-    static func pipeHolders(inodes: Set<UInt64>) -> [pid_t] {
+    /// The processes (other than this one) with a descriptor on each of
+    /// these pipes, by pipe inode: one walk of every descriptor on the host
+    /// for any number of pipes (inspector only), with no string per
+    /// descriptor.
+    static func pipeHolders(inodes: Set<UInt64>) -> [UInt64: [pid_t]] {
         assertNotOnLoopThread()
+        var holders: [UInt64: [pid_t]] = [:]
+        guard !inodes.isEmpty else { return holders }
         let me = getpid()
-        let wanted = Set(inodes.map { "pipe:[\($0)]" })
-        return processIDs().filter { pid in
-            pid != me && entries("/proc/\(pid)/fd").contains { fd in
-                link("/proc/\(pid)/fd/\(fd)").map(wanted.contains) ?? false
+        let prefix = Array("pipe:[".utf8)
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { target in
+            forEachProcessID { pid in
+                guard pid != me, let stream = opendir("/proc/\(pid)/fd") else { return }
+                defer { closedir(stream) }
+                let directory = dirfd(stream)
+                var isDirectory = false
+                var held: [UInt64] = []
+                while let name = cc_next_directory_entry(UnsafeMutableRawPointer(stream), &isDirectory) {
+                    guard case .success(let count) = Syscalls.readlinkat(directory, name, target),
+                          count > prefix.count + 1 else { continue }
+                    let bytes = UnsafeRawBufferPointer(start: target.baseAddress, count: count)
+                    guard bytes.starts(with: prefix), bytes[count - 1] == UInt8(ascii: "]") else { continue }
+                    var inode: UInt64 = 0
+                    for byte in bytes[prefix.count..<(count - 1)] {
+                        guard byte >= 0x30, byte <= 0x39 else { inode = 0; break }
+                        inode = inode &* 10 &+ UInt64(byte - 0x30)
+                    }
+                    if inodes.contains(inode), !held.contains(inode) { held.append(inode) }
+                }
+                for inode in held { holders[inode, default: []].append(pid) }
             }
         }
+        return holders
     }
 
     /// The inode of an open descriptor.

@@ -55,10 +55,11 @@ enum Syscalls {
         return nil
     }
 
-    /// readlink(2) into `buffer`: the length of the target.
-    static func readlink(_ path: String, _ buffer: UnsafeMutableBufferPointer<CChar>) -> Result<Int, Errno> {
+    /// readlinkat(2) into `buffer`: the length of the target.
+    static func readlinkat(_ directory: Int32, _ name: UnsafePointer<CChar>,
+                           _ buffer: UnsafeMutableBufferPointer<CChar>) -> Result<Int, Errno> {
         while true {
-            let count = Glibc.readlink(path, buffer.baseAddress!, buffer.count)
+            let count = Glibc.readlinkat(directory, name, buffer.baseAddress!, buffer.count)
             if count >= 0 { return .success(count) }
             if errno != EINTR { return .failure(Errno.current) }
         }
