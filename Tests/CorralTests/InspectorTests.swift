@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CorralTestSupport
 @testable import Corral
 #if canImport(Glibc)
 import Glibc
@@ -84,6 +85,99 @@ final class InspectorTests: CorralTestCase {
         XCTAssertEqual(Set(left.map(\.pid)), kept, "only what .leaveRunning kept is left: \(left)")
         for process in left { kill(process.pid, SIGKILL) }
         XCTAssertTrue(ProcessTable.wait { leftovers().isEmpty }, "left: \(leftovers())")
+    }
+}
+
+/// Cgroup leaves are made ahead, on the inspector, for the jobs at the
+/// head of the queue; a queued job waits for its leaf, never the loop.
+final class LeafPoolTests: CorralTestCase {
+    private static let hostVariable = "CORRAL_POOL_HOST_REPORT"
+
+    private func requireCgroupTier() throws {
+        try XCTSkipUnless(runner.containment.tier == .cgroup, "cgroup v2 containment unavailable here")
+    }
+
+    private func leaves(_ directory: String) -> Set<String> {
+        Set((try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { name in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
+                && isDirectory.boolValue
+        } ?? [])
+    }
+
+    /// A queued job's leaf exists before it starts; a cancelled job's leaf
+    /// is removed; after shutdown nothing of the runner's directory is left.
+    func testLeavesAreMadeAheadAndNothingIsLeftAfterShutdown() async throws {
+        try requireCgroupTier()
+        var configuration = self.configuration
+        configuration.maxJobsInFlight = 1
+        let single = try Runner(configuration: configuration)
+        let directory = try XCTUnwrap(single.containment.directory)
+        let results = ResultBox()
+        let running = try single.submit(JobSpec(.executable("sleep", arguments: ["1000"])), onCompletion: results.add)
+        XCTAssertNotNil(waitForProcess(of: running.id, named: "sleep"))
+        let queued = try (0..<3).map { _ in try single.submit(JobSpec(.shell("echo $CORRAL_JOB_ID")), onCompletion: results.add) }
+
+        XCTAssertTrue(ProcessTable.wait { self.leaves(directory).isSuperset(of: queued.map(\.id.rawValue)) },
+                      "made ahead for the queued jobs: \(leaves(directory))")
+        XCTAssertTrue(results.all.isEmpty, "none of them started")
+        queued[0].cancel()
+        XCTAssertTrue(ProcessTable.wait { !self.leaves(directory).contains(queued[0].id.rawValue) },
+                      "a cancelled job's leaf is removed: \(leaves(directory))")
+        running.cancel()
+        let all = results.wait(for: 4)
+        XCTAssertEqual(all.count, 4)
+        for result in all where queued[1...].contains(where: { $0.id == result.id }) {
+            XCTAssertEqual(result.outcome, .exited(0))
+            XCTAssertEqual(result.containment, .cgroup)
+            XCTAssertEqual(result.stdout.text, result.id.rawValue + "\n")
+        }
+        await single.shutdown()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "left: \(leaves(directory))")
+    }
+
+    /// Not a test by itself: the host of `testLeavesOfACrashedRunnerAreRemovedByTheNextStart`.
+    /// One job runs, three wait with their leaves made ahead; it writes
+    /// its runner directory to the report file and waits to be killed.
+    func testPoolHostHelper() async throws {
+        guard let report = ProcessInfo.processInfo.environment[LeafPoolTests.hostVariable] else { return }
+        var configuration = self.configuration
+        configuration.maxJobsInFlight = 1
+        let host = try Runner(configuration: configuration)
+        for _ in 0..<4 { try host.submit(JobSpec(.executable("sleep", arguments: ["300"])), onCompletion: { _ in }) }
+        try (host.containment.directory ?? "").write(toFile: report, atomically: true, encoding: .utf8)
+        while true { try await Task.sleep(for: .seconds(1000)) }
+    }
+
+    func testLeavesOfACrashedRunnerAreRemovedByTheNextStart() async throws {
+        try requireCgroupTier()
+        let cgroup = try XCTUnwrap(PrivateCgroup())
+        let marker = UUID().uuidString
+        defer {
+            OrphanedJobs.killAll(marker)
+            cgroup.remove()
+        }
+        let report = scratch.appendingPathComponent("directory").path
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let host = try HostProcess([executable, "CorralTests.LeafPoolTests/testPoolHostHelper"], marker: marker,
+                                   extraEnvironment: [LeafPoolTests.hostVariable: report],
+                                   log: scratch.appendingPathComponent("host.log").path, cgroup: cgroup.path)
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) {
+            ((try? String(contentsOfFile: report, encoding: .utf8)) ?? "").hasPrefix("/")
+        })
+        let directory = try String(contentsOfFile: report, encoding: .utf8)
+        // The running job's leaf and the made-ahead ones of those queued.
+        XCTAssertTrue(ProcessTable.wait { self.leaves(directory).count >= 4 }, "\(leaves(directory))")
+        let killedAt = host.killHard()
+        _ = OrphanedJobs.waitForNone(marker, since: killedAt)
+
+        // The next runner under the same base removes what is left of it
+        // (the watchdog may have removed it already).
+        var configuration = self.configuration
+        configuration.containment = .cgroup(under: cgroup.path)
+        let next = try Runner(configuration: configuration)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "left: \(leaves(directory))")
+        await next.shutdown()
     }
 }
 

@@ -3,6 +3,12 @@ import CLibUV
 import Glibc
 #endif
 
+/// A leaf the inspector made for a queued job (or why it could not).
+struct MadeLeaf: Sendable {
+    let id: JobID
+    let leaf: Result<CgroupLeaf, Errno>
+}
+
 /// Decides what runs: a FIFO queue of submitted jobs, started while both the
 /// in-flight limit and the descriptor budget allow. Loop thread only.
 final class JobScheduler: LoopObject {
@@ -162,6 +168,7 @@ final class JobScheduler: LoopObject {
         assertOnLoopThread()
         if let index = queuedIndex.removeValue(forKey: id), let submission = queue[index] {
             queue[index] = nil
+            dropReadyLeaf(id)
             deliver(cancelledBeforeStart: submission)
             return
         }
@@ -172,6 +179,7 @@ final class JobScheduler: LoopObject {
         assertOnLoopThread()
         shuttingDown = true
         while let submission = dequeue() { deliver(cancelledBeforeStart: submission) }
+        for id in Array(readyLeaves.keys) { dropReadyLeaf(id) }
         for job in jobs.values { job.cancel() }
         finishShutdownIfIdle()
     }
@@ -216,11 +224,65 @@ final class JobScheduler: LoopObject {
             }
             let needed = LoopJob.descriptors(for: next.spec, cgroup: configuration.cgroupTree != nil)
             if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
+            var leaf: Result<CgroupLeaf, Errno>?
+            if configuration.cgroupTree != nil, case .success? = next.plan {
+                // Its leaf is made ahead on the inspector: until it is, the
+                // job stays queued and the loop serves everything else.
+                guard let made = readyLeaves.removeValue(forKey: next.id) else { break }
+                leaf = made
+            }
             _ = dequeue()
             // Short of descriptors or processes: wait for a running job to finish.
-            guard launch(next) else { break }
+            guard launch(next, leaf: leaf) else { break }
         }
         if queueHead > 1024, queueHead * 2 > queue.count { compactQueue() }
+        requestLeaves()
+    }
+
+    // MARK: Leaves made ahead (cgroup tier)
+
+    /// Leaves the inspector made for jobs near the head of the queue, by
+    /// job id (a leaf is named after its job, which the job can rely on:
+    /// `$CORRAL_JOB_ID` under the runner's directory). Each holds its open
+    /// `cgroup.procs`; at most `leavesAhead` exist at a time.
+    private var readyLeaves: [JobID: Result<CgroupLeaf, Errno>] = [:]
+    private var leavesRequested = false
+    static let leavesAhead = 8
+
+    /// Asks the inspector for the leaves of the next queued jobs that have
+    /// none (one batch out at a time). `mkdir` in cgroupfs waits for the
+    /// kernel's cgroup lock, so it never runs on the loop.
+    private func requestLeaves() {
+        guard let tree = configuration.cgroupTree, !leavesRequested, !shuttingDown else { return }
+        var ids: [JobID] = []
+        var index = queueHead
+        while index < queue.count, readyLeaves.count + ids.count < JobScheduler.leavesAhead,
+              index < queueHead + 4 * JobScheduler.leavesAhead {
+            if let next = queue[index], readyLeaves[next.id] == nil, case .success? = next.plan { ids.append(next.id) }
+            index += 1
+        }
+        guard !ids.isEmpty else { return }
+        leavesRequested = true
+        let wanted = ids
+        inspect({ wanted.map { MadeLeaf(id: $0, leaf: tree.createLeaf($0.rawValue)) } }, then: { scheduler, made in
+            scheduler.leavesRequested = false
+            for leaf in made {
+                if scheduler.queuedIndex[leaf.id] != nil, !scheduler.shuttingDown {
+                    scheduler.readyLeaves[leaf.id] = leaf.leaf
+                } else if case .success(let unused) = leaf.leaf {
+                    Syscalls.close(unused.procsFD)  // cancelled meanwhile
+                    scheduler.removeCgroup(unused.path)
+                }
+            }
+            if !scheduler.shuttingDown { scheduler.pump() }
+        })
+    }
+
+    /// A queued job will not start (cancelled, or shutdown): its leaf goes.
+    private func dropReadyLeaf(_ id: JobID) {
+        guard case .success(let leaf)? = readyLeaves.removeValue(forKey: id) else { return }
+        Syscalls.close(leaf.procsFD)
+        removeCgroup(leaf.path)
     }
 
     private func dequeue() -> Submission? {
@@ -257,7 +319,7 @@ final class JobScheduler: LoopObject {
 
     /// Starts a job, or delivers why it cannot start. Returns false when it
     /// went back to the head of the queue to wait for resources.
-    private func launch(_ submission: Submission) -> Bool {
+    private func launch(_ submission: Submission, leaf: Result<CgroupLeaf, Errno>?) -> Bool {
         let plan: LaunchPlan
         switch submission.plan {
         case .success(let ready)?: plan = ready
@@ -268,7 +330,7 @@ final class JobScheduler: LoopObject {
             preconditionFailure("a submission reached the scheduler without its launch plan")
         }
         let job = LoopJob(scheduler: self, submission: submission)
-        switch job.start(plan) {
+        switch job.start(plan, leaf: leaf) {
         case .started:
             jobs[submission.id] = job
             undelivered += 1

@@ -124,7 +124,8 @@ final class LoopJob: LoopObject {
 
     // MARK: Start
 
-    func start(_ plan: LaunchPlan) -> StartResult {
+    /// Starts the job; `made` is its leaf, made ahead on the inspector (cgroup tier).
+    func start(_ plan: LaunchPlan, leaf made: Result<CgroupLeaf, Errno>?) -> StartResult {
         scheduler.assertOnLoopThread()
         var parentEnds: [Int32] = []
         var childEnds: [Int32] = []
@@ -135,14 +136,14 @@ final class LoopJob: LoopObject {
             return made
         }
 
-        if let tree = scheduler.configuration.cgroupTree {
-            switch tree.createLeaf(id.rawValue) {
-            case .success(let created): leaf = created
-            case .failure(let error) where error.code == EMFILE || error.code == ENFILE:
-                return .outOfResources(error)
-            case .failure:
-                containment = .processGroup  // this job only: e.g. cgroup.max.descendants reached
-            }
+        switch made {
+        case .success(let created)?: leaf = created
+        case .failure(let error)? where error.code == EMFILE || error.code == ENFILE:
+            return .outOfResources(error)  // requeued: a new leaf is made when it is at the head again
+        case .failure?:
+            containment = .processGroup  // this job only: e.g. cgroup.max.descendants reached
+        case nil:
+            break
         }
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
         var outputEnds: [(OutputChunk.Stream, Int32)] = []

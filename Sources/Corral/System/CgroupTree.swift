@@ -132,8 +132,9 @@ final class CgroupTree: Sendable {
     }
 
     /// A new leaf: its directory and `cgroup.procs` for the child to join
-    /// (close it after the spawn).
+    /// (close it after the spawn). On the inspector, ahead of need.
     func createLeaf(_ name: String) -> Result<CgroupLeaf, Errno> {
+        assertNotOnLoopThread()
         let path = directory + "/" + name
         if let error = Syscalls.mkdir(path, 0o755) { return .failure(error) }
         switch Syscalls.open(path + "/cgroup.procs", O_WRONLY) {
