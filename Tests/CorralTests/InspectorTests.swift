@@ -33,8 +33,11 @@ final class InspectorTests: CorralTestCase {
         var holding = JobSpec.shell("setsid sleep 1000 & echo started")
         holding.lingering = .leaveRunning
         holding.drainTimeout = .milliseconds(1800)
-        // Leaving an escapee that the sweep finds and kills.
-        let escaping = JobSpec.shell("setsid sleep 1000 & sleep 1000", timeout: .milliseconds(1800))
+        // Leaving an escapee that the sweep finds and kills (the result waits
+        // for the sweep, bounded by the drain timeout: generous here, as
+        // scans of this host take a while).
+        var escaping = JobSpec.shell("setsid sleep 1000 & sleep 1000", timeout: .milliseconds(1800))
+        escaping.drainTimeout = .seconds(10)
         var victim = JobSpec(.executable("sleep", arguments: ["30"]))
         victim.timeout = .seconds(2)
 
@@ -57,6 +60,7 @@ final class InspectorTests: CorralTestCase {
         XCTAssertEqual(quiet.outcome, .timedOut)
         let killedAfter = try XCTUnwrap(quiet.timing.leaderExited) - XCTUnwrap(quiet.timing.spawned)
         XCTAssertLessThan(killedAfter, .seconds(2) + .seconds(1), "the deadline held: \(quiet.timing)")
+        print("crowded host: the 2 s job's leader was dead \(killedAfter.seconds) s after its spawn")
 
         let held = results.filter(\.holding).map(\.result)
         let escaped = results.filter { !$0.holding }.map(\.result)

@@ -6,7 +6,7 @@ import Glibc
 /// A leaf the inspector made for a queued job (or why it could not).
 struct MadeLeaf: Sendable {
     let id: JobID
-    let leaf: Result<CgroupLeaf, Errno>
+    let leaf: Result<String, Errno>
 }
 
 /// Decides what runs: a FIFO queue of submitted jobs, started while both the
@@ -224,7 +224,7 @@ final class JobScheduler: LoopObject {
             }
             let needed = LoopJob.descriptors(for: next.spec, cgroup: configuration.cgroupTree != nil)
             if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
-            var leaf: Result<CgroupLeaf, Errno>?
+            var leaf: Result<String, Errno>?
             if configuration.cgroupTree != nil, case .success? = next.plan {
                 // Its leaf is made ahead on the inspector: until it is, the
                 // job stays queued and the loop serves everything else.
@@ -243,9 +243,10 @@ final class JobScheduler: LoopObject {
 
     /// Leaves the inspector made for jobs near the head of the queue, by
     /// job id (a leaf is named after its job, which the job can rely on:
-    /// `$CORRAL_JOB_ID` under the runner's directory). Each holds its open
-    /// `cgroup.procs`; at most `leavesAhead` exist at a time.
-    private var readyLeaves: [JobID: Result<CgroupLeaf, Errno>] = [:]
+    /// `$CORRAL_JOB_ID` under the runner's directory); at most `leavesAhead`
+    /// exist at a time. No descriptor is held for them: `cgroup.procs` is
+    /// opened at spawn.
+    private var readyLeaves: [JobID: Result<String, Errno>] = [:]
     private var leavesRequested = false
     static let leavesAhead = 8
 
@@ -264,14 +265,13 @@ final class JobScheduler: LoopObject {
         guard !ids.isEmpty else { return }
         leavesRequested = true
         let wanted = ids
-        inspect({ wanted.map { MadeLeaf(id: $0, leaf: tree.createLeaf($0.rawValue)) } }, then: { scheduler, made in
+        inspect({ wanted.map { MadeLeaf(id: $0, leaf: tree.makeLeaf($0.rawValue)) } }, then: { scheduler, made in
             scheduler.leavesRequested = false
             for leaf in made {
                 if scheduler.queuedIndex[leaf.id] != nil, !scheduler.shuttingDown {
                     scheduler.readyLeaves[leaf.id] = leaf.leaf
                 } else if case .success(let unused) = leaf.leaf {
-                    Syscalls.close(unused.procsFD)  // cancelled meanwhile
-                    scheduler.removeCgroup(unused.path)
+                    scheduler.removeCgroup(unused)  // cancelled meanwhile
                 }
             }
             if !scheduler.shuttingDown { scheduler.pump() }
@@ -281,8 +281,7 @@ final class JobScheduler: LoopObject {
     /// A queued job will not start (cancelled, or shutdown): its leaf goes.
     private func dropReadyLeaf(_ id: JobID) {
         guard case .success(let leaf)? = readyLeaves.removeValue(forKey: id) else { return }
-        Syscalls.close(leaf.procsFD)
-        removeCgroup(leaf.path)
+        removeCgroup(leaf)
     }
 
     private func dequeue() -> Submission? {
@@ -319,7 +318,7 @@ final class JobScheduler: LoopObject {
 
     /// Starts a job, or delivers why it cannot start. Returns false when it
     /// went back to the head of the queue to wait for resources.
-    private func launch(_ submission: Submission, leaf: Result<CgroupLeaf, Errno>?) -> Bool {
+    private func launch(_ submission: Submission, leaf: Result<String, Errno>?) -> Bool {
         let plan: LaunchPlan
         switch submission.plan {
         case .success(let ready)?: plan = ready

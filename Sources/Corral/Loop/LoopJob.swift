@@ -125,7 +125,7 @@ final class LoopJob: LoopObject {
     // MARK: Start
 
     /// Starts the job; `made` is its leaf, made ahead on the inspector (cgroup tier).
-    func start(_ plan: LaunchPlan, leaf made: Result<CgroupLeaf, Errno>?) -> StartResult {
+    func start(_ plan: LaunchPlan, leaf made: Result<String, Errno>?) -> StartResult {
         scheduler.assertOnLoopThread()
         var parentEnds: [Int32] = []
         var childEnds: [Int32] = []
@@ -136,12 +136,16 @@ final class LoopJob: LoopObject {
             return made
         }
 
-        switch made {
-        case .success(let created)?: leaf = created
+        switch made.map({ $0.flatMap(CgroupLeaf.open) }) {
+        case .success(let opened)?: leaf = opened
         case .failure(let error)? where error.code == EMFILE || error.code == ENFILE:
-            return .outOfResources(error)  // requeued: a new leaf is made when it is at the head again
+            // Requeued: its leaf goes, and a new one is made when it is at the head again.
+            if case .success(let path)? = made { scheduler.removeCgroup(path) }
+            return .outOfResources(error)
         case .failure?:
-            containment = .processGroup  // this job only: e.g. cgroup.max.descendants reached
+            // This job only (e.g. cgroup.max.descendants reached): process groups.
+            if case .success(let path)? = made { scheduler.removeCgroup(path) }
+            containment = .processGroup
         case nil:
             break
         }

@@ -51,8 +51,10 @@ final class CgroupTree: Sendable {
         guard kind >= 0 else { return fallBack(Errno(code: -kind).description) }
         guard kind == 1 else { return fallBack("not a cgroup v2 directory") }
         let root = base.hasSuffix("/") ? base + "corral" : base + "/corral"
-        for path in [root, root + "/daemons"] where mkdir(path, 0o755) != 0 && errno != EEXIST {
-            return fallBack("cannot create \(path): \(Errno.current)")
+        for path in [root, root + "/daemons"] {
+            if let error = Syscalls.mkdir(path, 0o755), error.code != EEXIST {
+                return fallBack("cannot create \(path): \(error)")
+            }
         }
         guard access(root + "/cgroup.procs", W_OK) == 0 else {
             return fallBack("\(root)/cgroup.procs is not writable (delegate the cgroup, e.g. systemd Delegate=yes)")
@@ -63,13 +65,13 @@ final class CgroupTree: Sendable {
         defer { if rootLock >= 0 { Syscalls.close(rootLock) } }
         removeStale(in: root)
         let directory = root + "/runner-\(getpid())-\(String(UInt64.random(in: 1..<(1 << 40)), radix: 36))"
-        guard mkdir(directory, 0o755) == 0 else {
-            return fallBack("cannot create \(directory): \(Errno.current)")
+        if let error = Syscalls.mkdir(directory, 0o755) {
+            return fallBack("cannot create \(directory): \(error)")
         }
         let lock = lockDirectory(directory, waitingUpTo: .zero)
         guard lock >= 0 else {
             let error = Errno.current
-            rmdir(directory)
+            _ = Syscalls.rmdir(directory)
             return fallBack("cannot lock \(directory): \(error)")
         }
         var report = ContainmentReport(tier: .cgroup, directory: directory, note: nil)
@@ -80,8 +82,7 @@ final class CgroupTree: Sendable {
     /// Opens a directory and takes an exclusive flock on it, retrying for
     /// up to `limit`; the descriptor (close-on-exec), or -1.
     private static func lockDirectory(_ path: String, waitingUpTo limit: Duration) -> Int32 {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return -1 }
+        guard case .success(let fd) = Syscalls.open(path, O_RDONLY | O_DIRECTORY) else { return -1 }
         let deadline = MonotonicInstant.now() + limit
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR, MonotonicInstant.now() < deadline else {
@@ -131,19 +132,13 @@ final class CgroupTree: Sendable {
         return nil
     }
 
-    /// A new leaf: its directory and `cgroup.procs` for the child to join
-    /// (close it after the spawn). On the inspector, ahead of need.
-    func createLeaf(_ name: String) -> Result<CgroupLeaf, Errno> {
+    /// A new leaf's directory, made on the inspector ahead of need
+    /// (`mkdir` in cgroupfs waits for the kernel's cgroup lock).
+    func makeLeaf(_ name: String) -> Result<String, Errno> {
         assertNotOnLoopThread()
         let path = directory + "/" + name
         if let error = Syscalls.mkdir(path, 0o755) { return .failure(error) }
-        switch Syscalls.open(path + "/cgroup.procs", O_WRONLY) {
-        case .success(let procs):
-            return .success(CgroupLeaf(path: path, procsFD: procs))
-        case .failure(let error):
-            _ = Syscalls.rmdir(path)
-            return .failure(error)
-        }
+        return .success(path)
     }
 
     /// Removes this runner's directory, killing what is left in it, and
@@ -181,6 +176,12 @@ final class CgroupTree: Sendable {
 struct CgroupLeaf: Sendable {
     let path: String
     let procsFD: Int32
+
+    /// A made leaf with its `cgroup.procs` open for the child to join (close
+    /// it after the spawn). At spawn, so no descriptor is held for a queued job.
+    static func open(_ path: String) -> Result<CgroupLeaf, Errno> {
+        Syscalls.open(path + "/cgroup.procs", O_WRONLY).map { CgroupLeaf(path: path, procsFD: $0) }
+    }
 
     /// Whether any process is in it, from `cgroup.events` (one `pread`: the
     /// file is a few short lines, and reading it re-arms its EPOLLPRI).
