@@ -1,34 +1,50 @@
+import CCorral
 import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Repeats the marker sweeps that must run until a scan of /proc finds
 /// nothing new: after every job (its processes that left the group, or its
 /// leaf, are killed), and for `.leaveRunning` (what it left is listed).
-/// One pass per job per tick, and every job due in a tick shares one scan
-/// (`JobScheduler.processSnapshot`), so a burst of exits costs one scan,
-/// not one each. Ticks come from a timer, never a spin: between two passes
-/// the loop serves every other event. Loop thread only.
+/// The scan runs on the inspector thread, never on the loop: every job due
+/// is one order of a batch, a batch costs one scan, and one batch at a time
+/// is out. The loop then signals what the inspector found. Ticks come from
+/// a timer, never a spin: between two batches the loop serves every other
+/// event. Loop thread only.
 ///
-/// Why passes in later loop iterations: a pass that finds nothing new is
-/// conclusive only if its scan was taken after everything it is compared
-/// with was signalled or moved. A scan is retaken whenever a process has
-/// been created since the last one, or a leader reaped (its group is then
-/// read too), so a pass in a later iteration than the last kill sees every
-/// process that could still fork; a process forked after that scan has a
-/// parent the scan saw, which was already killed (and a process with a
-/// pending SIGKILL cannot complete a fork).
+/// Why a pass that finds nothing new is conclusive: its scan was taken (on
+/// the inspector) after the loop sent the batch, so after every signal the
+/// loop had sent to the job; a process forked after that scan has a parent
+/// the scan saw, which was already killed (and a process with a pending
+/// SIGKILL cannot complete a fork).
+///
+/// Pid reuse: the inspector opens a pidfd for each process it found, then
+/// reads the job marker again: with the pidfd open the pid cannot be
+/// recycled, so a process that still carries the marker is the one to
+/// signal. The pidfd goes to the loop with the answer and the loop signals
+/// through it (`pidfd_send_signal`): a process that died meanwhile makes
+/// the signal fail (ESRCH) instead of hitting whoever took its pid.
 final class EscapeeSweeper: LoopObject {
     /// Passes a job gets before its result goes out regardless (the drain
     /// timeout bounds the wait anyway).
     static let passLimit = 48
+    /// Pidfds one batch may hold at most; a job with more candidates is
+    /// inconclusive and swept again (descriptors stay bounded).
+    static let pidfdLimit = 256
 
     private unowned let scheduler: JobScheduler
     private let timer: UnsafeMutablePointer<uv_timer_t>
+    /// Jobs due a repeating pass, and one-off signal sweeps (the stop signal).
     private var due: [JobID] = []
+    private var dueSet: Set<JobID> = []
+    private var oneOff: [(JobID, Int32)] = []
     private var armed = false
-    /// How long the last tick took: the next one waits four times as long
-    /// (from 1 to 100 ms), so sweeping takes at most about a fifth of the
-    /// loop's time, and a burst of exits shares fewer, fuller scans.
-    private var lastTick = Duration.zero
+    private var inFlight = false
+    /// How long the last batch took, round trip: the next one waits four
+    /// times as long (from 1 to 100 ms), so a burst of exits shares fewer,
+    /// fuller scans and the inspector is never kept busy by sweeping alone.
+    private var lastBatch = Duration.zero
 
     init(scheduler: JobScheduler) {
         self.scheduler = scheduler
@@ -39,31 +55,185 @@ final class EscapeeSweeper: LoopObject {
     }
 
     /// Runs a pass for `job` in a later loop iteration (1 ms on, so what
-    /// was just killed has time to exit, or four times what the last tick took),
-    /// and more while each finds something new.
+    /// was just killed has time to exit, or four times what the last batch
+    /// took), and more while each finds something new.
     func request(_ job: LoopJob) {
         job.sweepPending = true
-        if !due.contains(job.id) { due.append(job.id) }
-        guard !armed else { return }
+        if dueSet.insert(job.id).inserted { due.append(job.id) }
+        arm()
+    }
+
+    /// One sweep sending `signal` (and SIGCONT) to what carries the job's
+    /// id outside its group, not repeated: the stop signal, process-group tier.
+    func requestSignal(_ job: LoopJob, _ signal: Int32) {
+        oneOff.append((job.id, signal))
+        arm()
+    }
+
+    private func arm() {
+        guard !armed, !inFlight else { return }
         armed = true
         uv_timer_start(timer, { handle in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: EscapeeSweeper.self).tick()
-        }, min(max(1, 4 * lastTick.timerMilliseconds), 100), 0)
+        }, min(max(1, 4 * lastBatch.timerMilliseconds), 100), 0)
     }
 
     private func tick() {
-        let started = MonotonicInstant.now()
         armed = false
-        let jobs = due
-        due = []
-        var again: [LoopJob] = []
-        for id in jobs {
+        var orders: [SweepOrder] = []
+        for id in due {
             guard let job = scheduler.job(id), job.sweepPending else { continue }
-            if job.sweepPass() { again.append(job) }
+            orders.append(job.sweepOrder(signal: SIGKILL, repeating: true))
         }
-        lastTick = MonotonicInstant.now() - started
+        for (id, signal) in oneOff {
+            guard let job = scheduler.job(id) else { continue }
+            orders.append(job.sweepOrder(signal: signal, repeating: false))
+        }
+        due = []
+        dueSet = []
+        oneOff = []
+        guard !orders.isEmpty else { return }
+        inFlight = true
+        let started = MonotonicInstant.now()
+        let leaders = scheduler.unreapedLeaders()
+        let scanner = scheduler.scanner
+        let rescan = orders.contains(where: \.rescan)
+        let batch = orders
+        scheduler.inspect({
+            SweepOrder.run(batch, leaders: leaders, rescan: rescan, scanner: scanner)
+        }, then: { scheduler, answers in
+            scheduler.sweeper.finished(answers, started: started)
+        })
+    }
+
+    private func finished(_ answers: [SweepAnswer], started: MonotonicInstant) {
+        inFlight = false
+        lastBatch = MonotonicInstant.now() - started
+        var again: [LoopJob] = []
+        for answer in answers {
+            guard let job = scheduler.job(answer.id) else {
+                // Delivered and gone (its drain timeout came first): what was
+                // found still carries its id, checked with the pidfd open.
+                if case .signal(let signal, _) = answer.work {
+                    for finding in answer.findings {
+                        _ = cc_pidfd_send_signal(finding.pidfd, signal)
+                        if signal != SIGKILL { _ = cc_pidfd_send_signal(finding.pidfd, SIGCONT) }
+                    }
+                }
+                answer.findings.forEach { Syscalls.close($0.pidfd) }
+                continue
+            }
+            if job.apply(answer) { again.append(job) }
+        }
         again.forEach(request)
+        if !due.isEmpty || !oneOff.isEmpty { arm() }
     }
 
     func close() { UVHandle.close(timer) }
+}
+
+/// What the loop asks of the inspector for one job in a sweep batch.
+struct SweepOrder: Sendable {
+    enum Work: Sendable {
+        /// Find what carries the id outside the group; the loop signals it.
+        case signal(Int32, repeating: Bool)
+        /// `.leaveRunning`, process-group tier: list what carries the id.
+        case listMarked
+        /// `.leaveRunning`, cgroup tier: move what is in the leaf to the
+        /// job's daemon cgroup (made on first use), and list that cgroup.
+        case keepInCgroup(leaf: String, keptCgroup: String?, daemons: String)
+    }
+
+    let id: JobID
+    let leader: pid_t
+    /// Members of this group got the group's signals: not signalled again.
+    let skipGroup: pid_t?
+    /// Already found (their names are known).
+    let known: Set<pid_t>
+    let work: Work
+    /// The job's last pass was inconclusive: no reuse of an older scan.
+    let rescan: Bool
+
+    /// Runs a batch on the inspector thread: one scan, shared by every order.
+    static func run(_ orders: [SweepOrder], leaders: Set<pid_t>, rescan: Bool,
+                    scanner: SweepScanner) -> [SweepAnswer] {
+        assertNotOnLoopThread()
+        let needsScan = orders.contains { if case .keepInCgroup = $0.work { false } else { true } }
+        let snapshot = needsScan ? scanner.snapshot(leaders: leaders, rescan: rescan) : nil
+        var pidfds = 0
+        return orders.map { order in
+            var answer = SweepAnswer(id: order.id, work: order.work, unreadable: snapshot?.unreadable ?? [])
+            switch order.work {
+            case .signal:
+                for candidate in snapshot?.byJob[order.id.rawValue] ?? [] where candidate.pid != order.leader {
+                    if candidate.group == order.skipGroup { continue }
+                    guard pidfds < EscapeeSweeper.pidfdLimit else {
+                        answer.inconclusive = true
+                        break
+                    }
+                    let pidfd = cc_pidfd_open(candidate.pid)
+                    guard pidfd >= 0 else {
+                        if errno != ESRCH { answer.inconclusive = true }  // EMFILE: look again
+                        continue  // ESRCH: gone since the scan
+                    }
+                    // Pinned now: is it still the process the scan saw?
+                    guard scanner.carries(candidate.pid, jobID: order.id.rawValue) else {
+                        Syscalls.close(pidfd)
+                        answer.inconclusive = true  // alive but unreadable for now (an exec): look again
+                        continue
+                    }
+                    pidfds += 1
+                    // Named before the signal: once dead, it has no name to read.
+                    let command = order.known.contains(candidate.pid) ? nil : ProcFiles.command(of: candidate.pid)
+                    answer.findings.append(SweepFinding(pid: candidate.pid, pidfd: pidfd, command: command))
+                }
+            case .listMarked:
+                answer.marked = (snapshot?.byJob[order.id.rawValue] ?? []).map(\.pid).filter { $0 != order.leader }
+            case .keepInCgroup(let leaf, let keptCgroup, let daemons):
+                var destination = keptCgroup ?? daemons
+                if keptCgroup == nil {
+                    let path = daemons + "/" + order.id.rawValue
+                    let made = Syscalls.mkdir(path, 0o755)
+                    if made == nil || made?.code == EEXIST { destination = path }
+                }
+                // Out of the leaf (its children are then born where it went)...
+                let members = CgroupLeaf.members(leaf).filter { $0 != order.leader }
+                CgroupLeaf.move(members, to: destination)
+                answer.keptCgroup = destination
+                answer.moved = members
+                // ...and watched there until it stops forking.
+                answer.marked = destination == daemons ? [] : CgroupLeaf.members(destination)
+            }
+            return answer
+        }
+    }
+}
+
+struct SweepFinding: Sendable {
+    let pid: pid_t
+    /// Open, and pinned before the marker was read again; the loop signals through it and closes it.
+    let pidfd: Int32
+    /// Nil if the loop already knows it.
+    let command: String?
+}
+
+/// The inspector's answer for one order.
+struct SweepAnswer: Sendable {
+    let id: JobID
+    let work: SweepOrder.Work
+    /// User processes whose environment read empty in the scan (mid-exec).
+    var unreadable: Set<pid_t>
+    var findings: [SweepFinding] = []
+    /// Something could not be told yet (mid-exec, out of descriptors): sweep again.
+    var inconclusive = false
+    /// `.listMarked`: what carries the id; `.keepInCgroup`: the members of the kept cgroup.
+    var marked: [pid_t] = []
+    var moved: [pid_t] = []
+    var keptCgroup: String?
+
+    init(id: JobID, work: SweepOrder.Work, unreadable: Set<pid_t>) {
+        self.id = id
+        self.work = work
+        self.unreadable = unreadable
+    }
 }

@@ -1,5 +1,6 @@
 import CCorral
 import CLibUV
+import Dispatch
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,8 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         /// Output bytes the host's callbacks consumed, per job, since the
         /// loop last looked: flow control, accepted while closing too.
         var consumed: [JobID: Int] = [:]
+        /// The inspector's answers, to run on the loop.
+        var answers: [@Sendable (JobScheduler) -> Void] = []
         var wakeupClosed = false
         var phase = Phase.open
         var waiters: [@Sendable () -> Void] = []
@@ -40,6 +43,8 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     let loop: UnsafeMutablePointer<uv_loop_t>
     /// Where the host's callbacks run: never on the loop thread.
     let delivery: Delivery
+    /// Where host-scale /proc and cgroupfs work runs: never on the loop thread.
+    let inspector: Inspector
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
@@ -50,11 +55,18 @@ final class EventLoop: LoopObject, @unchecked Sendable {
 
     init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
         delivery = try Delivery()
+        do {
+            inspector = try Inspector()
+        } catch {
+            delivery.finish {}
+            throw error
+        }
         loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         let status = uv_loop_init(loop)
         guard status == 0 else {
             loop.deallocate()
             delivery.finish {}
+            inspector.finish {}
             throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
         }
         wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self)
@@ -71,6 +83,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             uv_loop_close(loop)
             loop.deallocate()
             delivery.finish {}
+            inspector.finish {}
             throw error
         }
         if reapOrphans { orphanReaper = OrphanReaper(eventLoop: self) }
@@ -102,8 +115,18 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         cc_block_sigpipe_on_this_thread()
         raisePriority()
         orphanReaper?.start()
+        LoopThread.enter()
         uv_run(loop, UV_RUN_DEFAULT)
-        scheduler.configuration.cgroupTree?.removeDirectory()
+        LoopThread.leave()
+        // The inspector finishes what it was given (leaves to remove), then
+        // removes the runner's directory; the loop is over, so waiting is fine.
+        let tree = scheduler.configuration.cgroupTree
+        let inspectorDone = DispatchSemaphore(value: 0)
+        inspector.finish {
+            tree?.removeDirectory()
+            inspectorDone.signal()
+        }
+        inspectorDone.wait()
         scheduler.configuration.watchdog?.stop()  // every job is over: it exits without killing
         let status = uv_loop_close(loop)
         var leaked: [String] = []
@@ -170,6 +193,20 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         }
     }
 
+    /// Runs `work` on the inspector thread; `then` runs on the loop with its
+    /// answer. The scheduler counts what is outstanding, and closes the
+    /// loop's wake-up handle only once every answer is in.
+    func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                   then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        inspector.run { [self] in
+            let answer = work()
+            inbox.withLock { inbox in
+                inbox.answers.append { then($0, answer) }
+                uv_async_send(wakeup)
+            }
+        }
+    }
+
     /// Hands a command to the loop. Returns false once shutdown has begun
     /// (the command is dropped).
     @discardableResult
@@ -207,14 +244,17 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     var diagnostics: Diagnostics { inbox.withLock { $0.diagnostics } }
 
     private func drainInbox() {
-        let (commands, consumed) = inbox.withLock { inbox -> ([LoopCommand], [JobID: Int]) in
+        let (commands, consumed, answers) = inbox.withLock {
+            inbox -> ([LoopCommand], [JobID: Int], [@Sendable (JobScheduler) -> Void]) in
             defer {
                 inbox.commands = []
                 inbox.consumed = [:]
+                inbox.answers = []
             }
-            return (inbox.commands, inbox.consumed)
+            return (inbox.commands, inbox.consumed, inbox.answers)
         }
         for (id, bytes) in consumed { scheduler.outputConsumed(id, bytes: bytes) }
+        for answer in answers { answer(scheduler) }
         for command in commands {
             switch command {
             case .submit(let submission): scheduler.submit(submission)

@@ -3,6 +3,12 @@ import CLibUV
 import Glibc
 #endif
 
+/// A leaf the inspector made for a queued job (or why it could not).
+struct MadeLeaf: Sendable {
+    let id: JobID
+    let leaf: Result<String, Errno>
+}
+
 /// Decides what runs: a FIFO queue of submitted jobs, started while both the
 /// in-flight limit and the descriptor budget allow. Loop thread only.
 final class JobScheduler: LoopObject {
@@ -18,7 +24,7 @@ final class JobScheduler: LoopObject {
         var shutdownReapTimeout: Duration
         /// The cgroup tier's directory, or nil for the process-group tier.
         var cgroupTree: CgroupTree?
-        /// How long a /proc snapshot serves later sweeps while no process
+        /// How long a /proc scan serves later sweep batches while no process
         /// has been created since.
         var sweepSnapshotReuse: Duration = .milliseconds(10)
         /// Kills what the jobs leave if this process dies without shutting
@@ -63,6 +69,7 @@ final class JobScheduler: LoopObject {
         devNullRead = read
         devNullWrite = write
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        scanner = SweepScanner(reuse: configuration.sweepSnapshotReuse)
         super.init()
     }
 
@@ -74,13 +81,13 @@ final class JobScheduler: LoopObject {
 
     var jobsInFlight: Int { jobs.count }
 
-    private var iterations: IterationCounter?
-    private var snapshot: (iteration: UInt64, lastPID: pid_t?, reaps: UInt64, taken: MonotonicInstant,
-                           value: ProcessSnapshot)?
-    /// Leaders reaped so far: a scan taken before a reap skipped that job's
-    /// group, so it no longer serves.
-    private var reaps: UInt64 = 0
     private var escapeeSweeper: EscapeeSweeper?
+    /// The inspector's side of the sweep (its scratch space and last scan).
+    let scanner: SweepScanner
+    /// Inspections asked for and not yet answered: shutdown waits for them.
+    private var inspectionsInFlight = 0
+    /// Jobs in the table whose result has not gone out yet (O(1) shutdown bookkeeping).
+    private var undelivered = 0
 
     /// Repeats sweeps until they find nothing new (created on first use).
     var sweeper: EscapeeSweeper {
@@ -93,34 +100,62 @@ final class JobScheduler: LoopObject {
     /// A job in flight (started, not yet finished), by id.
     func job(_ id: JobID) -> LoopJob? { jobs[id] }
 
-    /// A leader was reaped: its group members are no longer skipped by scans.
-    func leaderWasReaped() { reaps &+= 1 }
+    /// The leaders not yet reaped: their groups are skipped by a scan (the
+    /// leader pins the group id, and its members get the group's signals).
+    func unreapedLeaders() -> Set<pid_t> {
+        var leaders = Set<pid_t>(minimumCapacity: jobs.count)
+        for job in jobs.values where !job.leaderReaped { leaders.insert(job.pid) }
+        return leaders
+    }
 
-    /// The escapee candidates, from a /proc scan shared by every sweep of a
-    /// loop iteration, and by later ones for a short while if no process at
-    /// all has been created since (the kernel's last allocated pid is
-    /// unchanged) and no leader reaped: an escapee is a new process, forked
-    /// by the job, so a burst of deadlines with nothing being spawned costs
-    /// a few scans instead of one per iteration.
-    ///
-    /// - Parameter rescan: no reuse from an earlier iteration (a process
-    ///   was caught mid-exec: the same pids, read again, may say more).
-    func processSnapshot(rescan: Bool = false) -> ProcessSnapshot {
-        if iterations == nil { iterations = IterationCounter(loop: loop) }
-        let now = iterations!.iteration
-        if let snapshot, snapshot.iteration == now, snapshot.reaps == reaps { return snapshot.value }
-        let lastPID = ProcFiles.lastAllocatedPID()
-        if !rescan, let snapshot, let lastPID, snapshot.lastPID == lastPID, snapshot.reaps == reaps,
-           MonotonicInstant.now() - snapshot.taken < configuration.sweepSnapshotReuse {
-            return snapshot.value
+    /// Runs `work` on the inspector thread and `then` on the loop with its
+    /// answer (see `Inspector`).
+    func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                   then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        inspectionsInFlight += 1
+        eventLoop.inspect(work) { scheduler, answer in
+            scheduler.inspectionsInFlight -= 1
+            then(scheduler, answer)
+            scheduler.finishShutdownIfIdle()
         }
-        // Only groups whose leader is unreaped (and so pins the id, and gets
-        // the group's signals) are skipped.
-        var groups = Set<pid_t>(minimumCapacity: jobs.count)
-        for job in jobs.values where !job.leaderReaped { groups.insert(job.pid) }
-        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: groups, buffer: readBuffer)
-        snapshot = (now, lastPID, reaps, .now(), taken)
-        return taken
+    }
+
+    /// Finish orders waiting for the inspector, and whether a batch is out:
+    /// every order that arrives while one is out goes in the next, so a
+    /// burst of force-closed jobs costs one walk of the host's descriptors
+    /// per batch, and the inspector's queue holds at most one batch.
+    private var finishOrders: [FinishOrder] = []
+    private var finishing = false
+
+    /// Asks the inspector what a job's result still needs (`LoopJob.deliver`).
+    func finish(_ order: FinishOrder) {
+        finishOrders.append(order)
+        sendFinishOrders()
+    }
+
+    private func sendFinishOrders() {
+        guard !finishing, !finishOrders.isEmpty else { return }
+        finishing = true
+        let batch = finishOrders
+        finishOrders = []
+        let scanner = scanner
+        inspect({ FinishOrder.run(batch, scanner: scanner) }, then: { scheduler, answers in
+            scheduler.finishing = false
+            for answer in answers {
+                guard let job = scheduler.job(answer.id), !job.resultHandedOver else {
+                    answer.holders.forEach { Syscalls.close($0.pidfd) }
+                    continue
+                }
+                job.handOver(answer)
+            }
+            scheduler.sendFinishOrders()
+        })
+    }
+
+    /// Removes a cgroup (depth first) on the inspector; what cannot be
+    /// removed yet is left to the runner's directory removal at shutdown.
+    func removeCgroup(_ path: String) {
+        eventLoop.inspector.run { CgroupLeaf.removeTree(path) }
     }
 
     func submit(_ submission: Submission) {
@@ -138,6 +173,7 @@ final class JobScheduler: LoopObject {
         assertOnLoopThread()
         if let index = queuedIndex.removeValue(forKey: id), let submission = queue[index] {
             queue[index] = nil
+            dropReadyLeaf(id)
             deliver(cancelledBeforeStart: submission)
             return
         }
@@ -148,6 +184,7 @@ final class JobScheduler: LoopObject {
         assertOnLoopThread()
         shuttingDown = true
         while let submission = dequeue() { deliver(cancelledBeforeStart: submission) }
+        for id in Array(readyLeaves.keys) { dropReadyLeaf(id) }
         for job in jobs.values { job.cancel() }
         finishShutdownIfIdle()
     }
@@ -192,11 +229,64 @@ final class JobScheduler: LoopObject {
             }
             let needed = LoopJob.descriptors(for: next.spec, cgroup: configuration.cgroupTree != nil)
             if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
+            var leaf: Result<String, Errno>?
+            if configuration.cgroupTree != nil, case .success? = next.plan {
+                // Its leaf is made ahead on the inspector: until it is, the
+                // job stays queued and the loop serves everything else.
+                guard let made = readyLeaves.removeValue(forKey: next.id) else { break }
+                leaf = made
+            }
             _ = dequeue()
             // Short of descriptors or processes: wait for a running job to finish.
-            guard launch(next) else { break }
+            guard launch(next, leaf: leaf) else { break }
         }
         if queueHead > 1024, queueHead * 2 > queue.count { compactQueue() }
+        requestLeaves()
+    }
+
+    // MARK: Leaves made ahead (cgroup tier)
+
+    /// Leaves the inspector made for jobs near the head of the queue, by
+    /// job id (a leaf is named after its job, which the job can rely on:
+    /// `$CORRAL_JOB_ID` under the runner's directory); at most `leavesAhead`
+    /// exist at a time. No descriptor is held for them: `cgroup.procs` is
+    /// opened at spawn.
+    private var readyLeaves: [JobID: Result<String, Errno>] = [:]
+    private var leavesRequested = false
+    static let leavesAhead = 8
+
+    /// Asks the inspector for the leaves of the next queued jobs that have
+    /// none (one batch out at a time). `mkdir` in cgroupfs waits for the
+    /// kernel's cgroup lock, so it never runs on the loop.
+    private func requestLeaves() {
+        guard let tree = configuration.cgroupTree, !leavesRequested, !shuttingDown else { return }
+        var ids: [JobID] = []
+        var index = queueHead
+        while index < queue.count, readyLeaves.count + ids.count < JobScheduler.leavesAhead,
+              index < queueHead + 4 * JobScheduler.leavesAhead {
+            if let next = queue[index], readyLeaves[next.id] == nil, case .success? = next.plan { ids.append(next.id) }
+            index += 1
+        }
+        guard !ids.isEmpty else { return }
+        leavesRequested = true
+        let wanted = ids
+        inspect({ wanted.map { MadeLeaf(id: $0, leaf: tree.makeLeaf($0.rawValue)) } }, then: { scheduler, made in
+            scheduler.leavesRequested = false
+            for leaf in made {
+                if scheduler.queuedIndex[leaf.id] != nil, !scheduler.shuttingDown {
+                    scheduler.readyLeaves[leaf.id] = leaf.leaf
+                } else if case .success(let unused) = leaf.leaf {
+                    scheduler.removeCgroup(unused)  // cancelled meanwhile
+                }
+            }
+            if !scheduler.shuttingDown { scheduler.pump() }
+        })
+    }
+
+    /// A queued job will not start (cancelled, or shutdown): its leaf goes.
+    private func dropReadyLeaf(_ id: JobID) {
+        guard case .success(let leaf)? = readyLeaves.removeValue(forKey: id) else { return }
+        removeCgroup(leaf)
     }
 
     private func dequeue() -> Submission? {
@@ -233,7 +323,7 @@ final class JobScheduler: LoopObject {
 
     /// Starts a job, or delivers why it cannot start. Returns false when it
     /// went back to the head of the queue to wait for resources.
-    private func launch(_ submission: Submission) -> Bool {
+    private func launch(_ submission: Submission, leaf: Result<String, Errno>?) -> Bool {
         let plan: LaunchPlan
         switch submission.plan {
         case .success(let ready)?: plan = ready
@@ -244,9 +334,10 @@ final class JobScheduler: LoopObject {
             preconditionFailure("a submission reached the scheduler without its launch plan")
         }
         let job = LoopJob(scheduler: self, submission: submission)
-        switch job.start(plan) {
+        switch job.start(plan, leaf: leaf) {
         case .started:
             jobs[submission.id] = job
+            undelivered += 1
             descriptorsInUse += job.descriptorCount
         case .failed(let failure):
             submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
@@ -288,21 +379,21 @@ final class JobScheduler: LoopObject {
 
     /// A job delivered its result (its leader may still await reaping).
     func jobDidDeliver() {
+        undelivered -= 1
         finishShutdownIfIdle()
     }
 
     private func finishShutdownIfIdle() {
         guard shuttingDown, !closedOwnHandles else { return }
-        if jobs.isEmpty {
+        if jobs.isEmpty, inspectionsInFlight == 0 {
             closedOwnHandles = true
-            iterations?.close()  // kept (not released): it owns the handle until the close callback
             escapeeSweeper?.close()
             if let abandonTimer { UVHandle.close(abandonTimer) }
             abandonTimer = nil
             if let pumpIdle { UVHandle.close(pumpIdle) }
             pumpIdle = nil
             eventLoop.closeOwnHandles()
-        } else if abandonTimer == nil, jobs.values.allSatisfy(\.delivered) {
+        } else if abandonTimer == nil, !jobs.isEmpty, undelivered == 0 {
             // Every result is out; only leaders stuck past SIGKILL remain. Wait
             // for them a bounded time: shutdown must not hang on the kernel.
             let timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)

@@ -37,8 +37,9 @@ extension LoopJob {
     @discardableResult
     private func watchCgroup(_ leaf: CgroupLeaf) -> Bool {
         guard cgroupWatch == nil else { return true }
-        let events = open(leaf.path + "/cgroup.events", O_RDONLY | O_CLOEXEC)
-        guard events >= 0 else { return true }  // e.g. EMFILE: the drain timeout bounds the wait
+        guard case .success(let events) = Syscalls.open(leaf.path + "/cgroup.events", O_RDONLY) else {
+            return true  // e.g. EMFILE: the drain timeout bounds the wait
+        }
         guard CgroupLeaf.populated(eventsFD: events) else {
             Syscalls.close(events)
             leafEmpty = true
@@ -74,42 +75,13 @@ extension LoopJob {
         return !members.isEmpty
     }
 
-    // MARK: both tiers
-
-    /// Before force-closing: who still holds the pipes, and kill those that
-    /// belong to the job (unless it leaves them running).
-    func recordPipeHolders() {
-        let inodes = Set(outputs.filter(\.isOpen).compactMap(\.inode))
-        let holders = ProcFiles.pipeHolders(inodes: inodes)
-        let kills = spec.lingering == .kill || stopReason != nil
-        if kills {
-            if containment == .cgroup { killCgroup() }
-            sweepEscapees(signal: SIGKILL)
-        }
-        let members = Set(leaf.map { CgroupLeaf.members($0.path) } ?? [])
-        pipeHolders = holders.map { holder in
-            let belongs = escapees.contains(holder) || members.contains(holder)
-                || killed.contains(where: { $0.pid == holder })
-            return PipeHolder(process: ProcessSummary(pid: holder, command: ProcFiles.command(of: holder)),
-                              killed: kills && belongs)
-        }
-    }
-
-    /// At delivery: the job tree's CPU time, and the leaf removed once empty.
-    func finishContainment() {
-        guard let leaf else { return }
-        cpuTime = CgroupLeaf.cpuTime(leaf.path)
-        if !leafPopulated() { removeLeaf() }  // else when cgroup.events says it emptied
-    }
-
+    /// The leaf has emptied after delivery: forgotten here, removed (depth
+    /// first: the job may have made child cgroups, as a nested Corral does)
+    /// on the inspector.
     func removeLeaf() {
         guard let leaf else { return }
-        // Depth first: the job may have made child cgroups (a nested Corral does).
-        if !CgroupLeaf.removeTree(leaf.path) {
-            // Not empty after all: wait for the next event; if it has just emptied, try once more.
-            if watchCgroup(leaf) || !CgroupLeaf.removeTree(leaf.path) { return }
-        }
         releaseLeaf()
+        scheduler.removeCgroup(leaf.path)
     }
 
     /// Forgets the leaf: its watch is closed (and cgroup.events with it).
@@ -127,7 +99,85 @@ extension LoopJob {
     /// (`cgroup.procs` is closed by whoever held it).
     func discardLeaf() {
         guard let leaf else { return }
-        CgroupLeaf.removeTree(leaf.path)
         self.leaf = nil
+        scheduler.removeCgroup(leaf.path)
     }
+}
+
+/// What a result still needs from /proc and cgroupfs when delivery begins,
+/// found on the inspector.
+struct FinishOrder: Sendable {
+    let id: JobID
+    /// The force-closed pipes (empty if every pipe reached end-of-file).
+    let inodes: Set<UInt64>
+    /// Whether what belongs to the job among the pipe holders is killed.
+    let kills: Bool
+    let leaf: String?
+    /// The leaf is empty for good: read its cpu.stat, then remove it.
+    let removeLeaf: Bool
+    let listing: KeptListing?
+
+    var needsInspection: Bool { !inodes.isEmpty || leaf != nil || listing != nil }
+
+    /// Runs a batch on the inspector: one walk of the host's descriptors
+    /// for every force-closed pipe of the batch. Each holder that belongs
+    /// to its job (carries its id, or is in its leaf) and is to be killed
+    /// gets a pidfd, opened before it is checked again, for the loop to
+    /// signal through.
+    static func run(_ orders: [FinishOrder], scanner: SweepScanner) -> [FinishAnswer] {
+        assertNotOnLoopThread()
+        let holdersByPipe = ProcFiles.pipeHolders(inodes: orders.reduce(into: Set<UInt64>()) { $0.formUnion($1.inodes) })
+        return orders.map { order in order.run(holders: holdersByPipe, scanner: scanner) }
+    }
+
+    private func run(holders holdersByPipe: [UInt64: [pid_t]], scanner: SweepScanner) -> FinishAnswer {
+        var answer = FinishAnswer(id: id)
+        var holders: [pid_t] = []
+        for inode in inodes {
+            for holder in holdersByPipe[inode] ?? [] where !holders.contains(holder) { holders.append(holder) }
+        }
+        if !holders.isEmpty {
+            let members = Set(leaf.map(CgroupLeaf.members) ?? [])
+            for holder in holders.sorted() {
+                var finding = FinishAnswer.Holder(
+                    pid: holder, command: ProcFiles.command(of: holder),
+                    belongs: members.contains(holder) || scanner.carries(holder, jobID: id.rawValue), pidfd: -1)
+                if kills, finding.belongs {
+                    let pidfd = cc_pidfd_open(holder)
+                    // Pinned: still ours (not a recycled pid)?
+                    if pidfd >= 0, scanner.carries(holder, jobID: id.rawValue)
+                        || leaf.map({ CgroupLeaf.members($0).contains(holder) }) == true {
+                        finding.pidfd = pidfd
+                    } else {
+                        Syscalls.close(pidfd)
+                    }
+                }
+                answer.holders.append(finding)
+            }
+        }
+        if let leaf {
+            answer.cpuTime = CgroupLeaf.cpuTime(leaf)
+            if removeLeaf { CgroupLeaf.removeTree(leaf) }
+        }
+        answer.listing = listing?.run()
+        return answer
+    }
+}
+
+struct FinishAnswer: Sendable {
+    let id: JobID
+
+    struct Holder: Sendable {
+        let pid: pid_t
+        let command: String
+        let belongs: Bool
+        /// Open if the loop is to SIGKILL it (then closes it); else -1.
+        var pidfd: Int32
+    }
+
+    var holders: [Holder] = []
+    var cpuTime: Duration?
+    var listing: KeptListing.List?
+
+    init(id: JobID) { self.id = id }
 }

@@ -8,88 +8,96 @@ import Glibc
 /// which survives setsid, double forks and a move out of the cgroup leaf.
 /// It is the process-group tier's fence and the cgroup tier's backstop.
 extension LoopJob {
-    /// SIGKILL to the group and to whatever contains the rest: the cgroup,
-    /// and (both tiers: a root job can leave its leaf) the escapees found by
-    /// the sweep. True if anything besides the group was there.
-    @discardableResult
-    func killEverything() -> Bool {
+    /// SIGKILL to the group and to the cgroup, at once; what left both is
+    /// found by the sweep (on the inspector) and killed when it answers.
+    func killEverything() {
         signalGroup(SIGKILL)
-        let contained = containment == .cgroup && killCgroup()
-        return sweepEscapees(signal: SIGKILL) || contained
-    }
-
-    /// Finds processes that carry the job's id outside its still-signalled
-    /// group, and signals each through a pidfd, opened before the signal and
-    /// checked again after, so a recycled pid is never hit. True if it
-    /// signalled any it had not signalled before.
-    @discardableResult
-    func sweepEscapees(signal: Int32) -> Bool {
-        var foundNew = false
-        let snapshot = scheduler.processSnapshot(rescan: sweepInconclusive)
-        // A process seen mid-exec (environment empty) for the first time may
-        // be one of ours: the pass is not conclusive, look again.
-        sweepInconclusive = !snapshot.unreadable.isSubset(of: sweepUnreadable)
-        sweepUnreadable = snapshot.unreadable
-        for candidate in snapshot.byJob[id.rawValue] ?? [] where candidate.pid != pid {
-            // Members of its own group got the group's signal (unless someone
-            // else reaped the leader: then no group signal was sent).
-            if candidate.group == pid, !leaderVanished { continue }
-            let pidfd = cc_pidfd_open(candidate.pid)
-            guard pidfd >= 0 else { continue }  // gone since the snapshot
-            defer { Syscalls.close(pidfd) }
-            // Pinned now: is it still the process the snapshot saw?
-            guard ProcFiles.carries(candidate.pid, jobID: id.rawValue, buffer: scheduler.readBuffer) else {
-                sweepInconclusive = true  // alive but unreadable for now (an exec): look again
-                continue
-            }
-            if escapees.insert(candidate.pid).inserted {
-                foundNew = true
-                // Named before the signal: once dead, it has no name to read.
-                killed.append(ProcessSummary(pid: candidate.pid, command: ProcFiles.command(of: candidate.pid)))
-            }
-            _ = cc_pidfd_send_signal(pidfd, signal)
-            if signal != SIGKILL { _ = cc_pidfd_send_signal(pidfd, SIGCONT) }
-        }
-        return foundNew
+        if containment == .cgroup { killCgroup() }
+        scheduler.sweeper.request(self)
     }
 
     /// Whether what the leader leaves is kept (`.leaveRunning`, not stopped).
     var keepsDaemons: Bool { spec.lingering == .leaveRunning && stopReason == nil }
 
-    /// One pass of the repeated sweep (`EscapeeSweeper`): kill (or, when
-    /// kept, list) what carries the job's id. Returns whether another pass
-    /// is needed; once none is, delivers if all else is done.
-    func sweepPass() -> Bool {
-        sweepPasses += 1
-        if keepsDaemons {
+    /// This job's order in the next sweep batch.
+    func sweepOrder(signal: Int32, repeating: Bool) -> SweepOrder {
+        var work = SweepOrder.Work.signal(signal, repeating: repeating)
+        if repeating, keepsDaemons {
+            if containment == .cgroup, let leaf, let tree = scheduler.configuration.cgroupTree {
+                work = .keepInCgroup(leaf: leaf.path, keptCgroup: keptCgroup, daemons: tree.daemons)
+            } else {
+                work = .listMarked
+            }
+        }
+        // Members of its own group got the group's signal (unless someone
+        // else reaped the leader: then no group signal was sent).
+        return SweepOrder(id: id, leader: pid, skipGroup: leaderVanished ? nil : pid, known: escapees,
+                          work: work, rescan: sweepInconclusive)
+    }
+
+    /// What the inspector found for this job: signals it (through the
+    /// pidfds it opened) and records it. Returns whether another pass is
+    /// needed; once none is, delivers if all else is done.
+    func apply(_ answer: SweepAnswer) -> Bool {
+        switch answer.work {
+        case .signal(let signal, let repeating):
+            var foundNew = false
+            for finding in answer.findings {
+                if escapees.insert(finding.pid).inserted {
+                    foundNew = true
+                    killed.append(ProcessSummary(pid: finding.pid, command: finding.command ?? "?"))
+                }
+                _ = cc_pidfd_send_signal(finding.pidfd, signal)
+                if signal != SIGKILL { _ = cc_pidfd_send_signal(finding.pidfd, SIGCONT) }
+                Syscalls.close(finding.pidfd)
+            }
+            guard repeating, sweepPending else { return false }
+            sweepPasses += 1
+            // A process seen mid-exec (environment empty) for the first time
+            // may be one of ours: the pass is not conclusive, look again.
+            sweepInconclusive = answer.inconclusive || !answer.unreadable.isSubset(of: sweepUnreadable)
+            sweepUnreadable = answer.unreadable
+            if foundNew { lingeringKilled = true }
+            if foundNew || sweepInconclusive, sweepPasses < EscapeeSweeper.passLimit { return true }
+            sweepEnded()
+            return false
+        case .listMarked, .keepInCgroup:
+            guard sweepPending else { return false }
+            if delivered {  // the drain timeout came first: listed as it was then
+                sweepEnded()
+                return false
+            }
+            sweepPasses += 1
+            var foundNew = false
+            if case .keepInCgroup = answer.work {
+                keptCgroup = answer.keptCgroup
+                foundNew = !answer.moved.isEmpty
+                kept.formUnion(answer.moved)
+            } else {
+                lastSeenKept = answer.marked
+            }
+            for member in answer.marked where kept.insert(member).inserted { foundNew = true }
             // Listing, not killing: what it left may still be forking. Done
             // once nothing new has appeared for a while (the drain timeout
             // bounds the result; passes go on until then if need be).
-            if keepPass() { lastNewKept = .now() }
+            if foundNew { lastNewKept = .now() }
             if MonotonicInstant.now() - lastNewKept < LoopJob.keptQuietPeriod { return true }
-        } else {
-            let killedNew = sweepEscapees(signal: SIGKILL)
-            if killedNew { lingeringKilled = true }
-            if killedNew || sweepInconclusive, sweepPasses < EscapeeSweeper.passLimit { return true }
+            requestListing()  // the sweep is pending until the list is in
+            return false
         }
-        sweepPending = false
-        if keepsDaemons { listKept() }
-        if !delivered, readyToDeliver { deliver() }
-        return false
     }
 
     // MARK: .leaveRunning
 
-    /// What the leader left behind keeps running, counted exactly and listed
+    /// What the leader leaves behind keeps running, counted exactly and listed
     /// (up to `leftRunningListLimit`). In the cgroup tier it moves out of the
     /// job's leaf to a cgroup of the job's own under `corral/daemons`, pass
     /// after pass until the leaf is empty (a forking daemon's children are
     /// born where it is); in the process-group tier it is found by the job's
     /// id, pass after pass until a scan finds nothing new. Nothing of it is
-    /// signalled.
+    /// signalled. Every pass runs on the inspector.
     func keepDaemons() {
         lastNewKept = .now()
-        _ = keepPass()
         scheduler.sweeper.request(self)
     }
 
@@ -97,48 +105,66 @@ extension LoopJob {
     /// counted: a daemon still forking makes new ones every few milliseconds.
     static let keptQuietPeriod = Duration.milliseconds(250)
 
-    /// One pass of keeping; true if it found (or moved) anything new.
-    func keepPass() -> Bool {
-        if containment == .cgroup, let leaf, let tree = scheduler.configuration.cgroupTree {
-            if keptCgroup == nil {
-                let path = tree.daemons + "/" + id.rawValue
-                keptCgroup = mkdir(path, 0o755) == 0 || errno == EEXIST ? path : tree.daemons
-            }
-            // Out of the leaf (its children are then born where it went)...
-            let members = CgroupLeaf.members(leaf.path).filter { $0 != pid }
-            CgroupLeaf.move(members, to: keptCgroup!)
-            // ...and watched there until it stops forking.
-            var foundNew = !members.isEmpty
-            if keptCgroup != tree.daemons {
-                for member in CgroupLeaf.members(keptCgroup!) where kept.insert(member).inserted { foundNew = true }
-            }
-            kept.formUnion(members)
-            return foundNew
-        }
-        let seen = (scheduler.processSnapshot().byJob[id.rawValue] ?? []).map(\.pid).filter { $0 != pid }
-        lastSeenKept = seen
-        var foundNew = false
-        for candidate in seen where kept.insert(candidate).inserted { foundNew = true }
-        return foundNew
+    /// What to list of what was left, as it is now: the job's daemon
+    /// cgroup's members (cgroup tier), or the last scan's (process-group tier).
+    func keptListing() -> KeptListing {
+        KeptListing(cgroup: keptCgroup, shared: keptCgroup != nil && keptCgroup == scheduler.configuration.cgroupTree?.daemons,
+                    kept: kept, seen: lastSeenKept)
     }
 
-    /// The count and list of what was left, as it is now: the job's daemon
-    /// cgroup's members (cgroup tier), or the last scan's (process-group tier).
-    func listKept() {
-        var survivors: [pid_t]
-        if let keptCgroup {
-            let shared = keptCgroup == scheduler.configuration.cgroupTree?.daemons
-            survivors = CgroupLeaf.members(keptCgroup).filter { !shared || kept.contains($0) }
-        } else {
-            survivors = lastSeenKept
+    /// Lists what was left, on the inspector; the sweep ends when it answers.
+    func requestListing() {
+        let listing = keptListing()
+        let id = id
+        scheduler.inspect({ listing.run() }, then: { scheduler, list in
+            scheduler.job(id)?.listed(list)
+        })
+    }
+
+    private func listed(_ list: KeptListing.List) {
+        guard sweepPending else { return }
+        if !delivered {
+            leftRunningCount = list.count
+            leftRunning = list.processes
         }
-        survivors.sort()
-        leftRunningCount = survivors.count
-        leftRunning = survivors.prefix(LoopJob.leftRunningListLimit).map {
-            ProcessSummary(pid: $0, command: ProcFiles.command(of: $0))
+        sweepEnded()
+    }
+
+    /// The sweep is conclusive (or given up): the result may go out, and a
+    /// job already delivered (its drain timeout came first, and passes went
+    /// on killing what they found) may leave the table.
+    private func sweepEnded() {
+        sweepPending = false
+        if !delivered, readyToDeliver {
+            deliver()
+        } else if resultHandedOver, openHandles == 0 {
+            scheduler.jobDidFinish(self)
         }
     }
 
     /// The most processes a result names in `leftRunning` (it counts them all).
     static let leftRunningListLimit = 1000
+}
+
+/// What a `.leaveRunning` job left, to count and name on the inspector.
+struct KeptListing: Sendable {
+    struct List: Sendable {
+        var count = 0
+        var processes: [ProcessSummary] = []
+    }
+
+    let cgroup: String?
+    /// The cgroup is the shared `daemons` one: only the job's own count.
+    let shared: Bool
+    let kept: Set<pid_t>
+    let seen: [pid_t]
+
+    func run() -> List {
+        assertNotOnLoopThread()
+        var survivors = cgroup.map { CgroupLeaf.members($0).filter { !shared || kept.contains($0) } } ?? seen
+        survivors.sort()
+        return List(count: survivors.count, processes: survivors.prefix(LoopJob.leftRunningListLimit).map {
+            ProcessSummary(pid: $0, command: ProcFiles.command(of: $0))
+        })
+    }
 }

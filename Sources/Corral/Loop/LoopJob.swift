@@ -17,6 +17,7 @@ final class LoopJob: LoopObject {
         case grace        // stop signal sent; SIGKILL when it fires
         case drain        // leader gone; force-close pipes when it fires
         case reapWait     // SIGKILL sent; deliver without the leader when it fires
+        case finishing    // delivery began; hand over without the inspector's answer when it fires
     }
 
     enum StopReason {
@@ -52,7 +53,10 @@ final class LoopJob: LoopObject {
     var leaderReaped = false
     /// The leader was reaped by someone else: its pgid is no longer pinned.
     var leaderVanished = false
+    /// Delivery has begun (`deliver`): nothing more is read or waited for.
     var delivered = false
+    /// The result has gone to the host (`handOver`).
+    var resultHandedOver = false
     var pipesForceClosed = false
     var lingeringKilled = false
     var spawnedAt: MonotonicInstant?
@@ -120,7 +124,8 @@ final class LoopJob: LoopObject {
 
     // MARK: Start
 
-    func start(_ plan: LaunchPlan) -> StartResult {
+    /// Starts the job; `made` is its leaf, made ahead on the inspector (cgroup tier).
+    func start(_ plan: LaunchPlan, leaf made: Result<String, Errno>?) -> StartResult {
         scheduler.assertOnLoopThread()
         var parentEnds: [Int32] = []
         var childEnds: [Int32] = []
@@ -131,14 +136,18 @@ final class LoopJob: LoopObject {
             return made
         }
 
-        if let tree = scheduler.configuration.cgroupTree {
-            switch tree.createLeaf(id.rawValue) {
-            case .success(let created): leaf = created
-            case .failure(let error) where error.code == EMFILE || error.code == ENFILE:
-                return .outOfResources(error)
-            case .failure:
-                containment = .processGroup  // this job only: e.g. cgroup.max.descendants reached
-            }
+        switch made.map({ $0.flatMap(CgroupLeaf.open) }) {
+        case .success(let opened)?: leaf = opened
+        case .failure(let error)? where error.code == EMFILE || error.code == ENFILE:
+            // Requeued: its leaf goes, and a new one is made when it is at the head again.
+            if case .success(let path)? = made { scheduler.removeCgroup(path) }
+            return .outOfResources(error)
+        case .failure?:
+            // This job only (e.g. cgroup.max.descendants reached): process groups.
+            if case .success(let path)? = made { scheduler.removeCgroup(path) }
+            containment = .processGroup
+        case nil:
+            break
         }
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
         var outputEnds: [(OutputChunk.Stream, Int32)] = []
@@ -276,6 +285,8 @@ final class LoopJob: LoopObject {
             startTimer(.reapWait, after: spec.drainTimeout)
         case .drain, .reapWait:
             deliver()
+        case .finishing:
+            handOver(nil)
         }
     }
 
@@ -290,7 +301,9 @@ final class LoopJob: LoopObject {
             closingCgroupWatch = nil
         }
         openHandles -= 1
-        if openHandles == 0, delivered { scheduler.jobDidFinish(self) }
+        // A job delivered before its sweep was conclusive stays until it is:
+        // passes go on killing what carries its id.
+        if openHandles == 0, resultHandedOver, !sweepPending { scheduler.jobDidFinish(self) }
     }
 
     // MARK: Output flow

@@ -1,5 +1,4 @@
 import CCorral
-import CLibUV
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,6 +29,7 @@ struct ProcessSnapshot {
     /// their environment (they are their job's group members); zombies too.
     static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>,
                      buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
+        assertNotOnLoopThread()
         var byJob: [String: [Candidate]] = [:]
         var unreadable = Set<pid_t>()
         let me = getpid()
@@ -84,22 +84,45 @@ extension ProcFiles {
     }
 }
 
-/// Counts loop iterations (a `uv_prepare` handle runs once before each
-/// poll), so a snapshot is known to belong to the current one.
-final class IterationCounter: LoopObject {
-    private let handle: UnsafeMutablePointer<uv_prepare_t>
-    private(set) var iteration: UInt64 = 0
+/// The inspector's side of the escapee sweep: its scratch buffer and the
+/// last scan, which serves later batches for a short while if no process
+/// at all has been created since (the kernel's last allocated pid is
+/// unchanged) and the same groups are skipped: an escapee is a new
+/// process, forked by a job, so a burst of deadlines with nothing being
+/// spawned costs a few scans instead of one per batch. Inspector thread only.
+final class SweepScanner: @unchecked Sendable {
+    private let buffer: UnsafeMutableRawBufferPointer = .allocate(byteCount: 256 * 1024, alignment: 16)
+    private var last: (lastPID: pid_t?, groups: Set<pid_t>, taken: MonotonicInstant, value: ProcessSnapshot)?
+    private let reuse: Duration
 
-    init(loop: UnsafeMutablePointer<uv_loop_t>) {
-        handle = UVHandle.allocate(UV_PREPARE, as: uv_prepare_t.self)
-        super.init()
-        UVHandle.setOwner(handle, self)
-        uv_prepare_init(loop, handle)
-        uv_prepare_start(handle) { handle in
-            unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: IterationCounter.self).iteration &+= 1
+    init(reuse: Duration) { self.reuse = reuse }
+
+    deinit { buffer.deallocate() }
+
+    /// A scan skipping the groups of `leaders` (the loop's unreaped job
+    /// leaders when it asked). Each is checked first to still be a child of
+    /// this process: one reaped since the loop asked, its pid taken by a
+    /// new process, is not skipped (a new job leader the loop just spawned
+    /// is our child too, and skipping its fresh group hides nothing of an
+    /// older job). `rescan`: no reuse (a process was caught mid-exec).
+    func snapshot(leaders: Set<pid_t>, rescan: Bool) -> ProcessSnapshot {
+        assertNotOnLoopThread()
+        let me = getpid()
+        let groups = leaders.filter { leader in
+            ProcFiles.statFields(of: leader).map { $0.count > 1 && pid_t($0[1]) == me } ?? false
         }
-        uv_unref(UVHandle.base(handle))  // never keeps the loop alive by itself
+        let lastPID = ProcFiles.lastAllocatedPID()
+        if !rescan, let last, let lastPID, last.lastPID == lastPID, last.groups == groups,
+           MonotonicInstant.now() - last.taken < reuse {
+            return last.value
+        }
+        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: groups, buffer: buffer)
+        last = (lastPID, groups, .now(), taken)
+        return taken
     }
 
-    func close() { UVHandle.close(handle) }
+    /// Whether a process carries this job id (read again once it is pinned by a pidfd).
+    func carries(_ pid: pid_t, jobID: String) -> Bool {
+        ProcFiles.carries(pid, jobID: jobID, buffer: buffer)
+    }
 }

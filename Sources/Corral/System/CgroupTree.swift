@@ -51,8 +51,10 @@ final class CgroupTree: Sendable {
         guard kind >= 0 else { return fallBack(Errno(code: -kind).description) }
         guard kind == 1 else { return fallBack("not a cgroup v2 directory") }
         let root = base.hasSuffix("/") ? base + "corral" : base + "/corral"
-        for path in [root, root + "/daemons"] where mkdir(path, 0o755) != 0 && errno != EEXIST {
-            return fallBack("cannot create \(path): \(Errno.current)")
+        for path in [root, root + "/daemons"] {
+            if let error = Syscalls.mkdir(path, 0o755), error.code != EEXIST {
+                return fallBack("cannot create \(path): \(error)")
+            }
         }
         guard access(root + "/cgroup.procs", W_OK) == 0 else {
             return fallBack("\(root)/cgroup.procs is not writable (delegate the cgroup, e.g. systemd Delegate=yes)")
@@ -63,13 +65,13 @@ final class CgroupTree: Sendable {
         defer { if rootLock >= 0 { Syscalls.close(rootLock) } }
         removeStale(in: root)
         let directory = root + "/runner-\(getpid())-\(String(UInt64.random(in: 1..<(1 << 40)), radix: 36))"
-        guard mkdir(directory, 0o755) == 0 else {
-            return fallBack("cannot create \(directory): \(Errno.current)")
+        if let error = Syscalls.mkdir(directory, 0o755) {
+            return fallBack("cannot create \(directory): \(error)")
         }
         let lock = lockDirectory(directory, waitingUpTo: .zero)
         guard lock >= 0 else {
             let error = Errno.current
-            rmdir(directory)
+            _ = Syscalls.rmdir(directory)
             return fallBack("cannot lock \(directory): \(error)")
         }
         var report = ContainmentReport(tier: .cgroup, directory: directory, note: nil)
@@ -80,8 +82,7 @@ final class CgroupTree: Sendable {
     /// Opens a directory and takes an exclusive flock on it, retrying for
     /// up to `limit`; the descriptor (close-on-exec), or -1.
     private static func lockDirectory(_ path: String, waitingUpTo limit: Duration) -> Int32 {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return -1 }
+        guard case .success(let fd) = Syscalls.open(path, O_RDONLY | O_DIRECTORY) else { return -1 }
         let deadline = MonotonicInstant.now() + limit
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR, MonotonicInstant.now() < deadline else {
@@ -131,18 +132,13 @@ final class CgroupTree: Sendable {
         return nil
     }
 
-    /// A new leaf: its directory and `cgroup.procs` for the child to join
-    /// (close it after the spawn).
-    func createLeaf(_ name: String) -> Result<CgroupLeaf, Errno> {
+    /// A new leaf's directory, made on the inspector ahead of need
+    /// (`mkdir` in cgroupfs waits for the kernel's cgroup lock).
+    func makeLeaf(_ name: String) -> Result<String, Errno> {
+        assertNotOnLoopThread()
         let path = directory + "/" + name
-        guard mkdir(path, 0o755) == 0 else { return .failure(Errno.current) }
-        let procs = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-        guard procs >= 0 else {
-            let error = Errno.current
-            rmdir(path)
-            return .failure(error)
-        }
-        return .success(CgroupLeaf(path: path, procsFD: procs))
+        if let error = Syscalls.mkdir(path, 0o755) { return .failure(error) }
+        return .success(path)
     }
 
     /// Removes this runner's directory, killing what is left in it, and
@@ -181,13 +177,18 @@ struct CgroupLeaf: Sendable {
     let path: String
     let procsFD: Int32
 
+    /// A made leaf with its `cgroup.procs` open for the child to join (close
+    /// it after the spawn). At spawn, so no descriptor is held for a queued job.
+    static func open(_ path: String) -> Result<CgroupLeaf, Errno> {
+        Syscalls.open(path + "/cgroup.procs", O_WRONLY).map { CgroupLeaf(path: path, procsFD: $0) }
+    }
+
     /// Whether any process is in it, from `cgroup.events` (one `pread`: the
     /// file is a few short lines, and reading it re-arms its EPOLLPRI).
     static func populated(eventsFD: Int32) -> Bool {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
-            var count = -1
-            repeat { count = pread(eventsFD, buffer.baseAddress, buffer.count, 0) } while count < 0 && errno == EINTR
-            guard count > 0 else { return false }
+            guard case .success(let count) = Syscalls.pread(eventsFD, UnsafeMutableRawBufferPointer(buffer), at: 0),
+                  count > 0 else { return false }
             var lineStart = 0
             for index in 0...count where index == count || buffer[index] == UInt8(ascii: "\n") {
                 if buffer[lineStart..<index].elementsEqual(populatedLine) { return true }
@@ -212,6 +213,7 @@ struct CgroupLeaf: Sendable {
 
     /// CPU time of everything that ever ran in it.
     static func cpuTime(_ path: String) -> Duration? {
+        assertNotOnLoopThread()
         guard let stat = ProcFiles.read(path + "/cpu.stat"),
               let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }),
               let micros = Int64(line.dropFirst("usage_usec ".count)) else { return nil }
@@ -220,6 +222,7 @@ struct CgroupLeaf: Sendable {
 
     /// Moves processes to another cgroup (for `.leaveRunning` daemons).
     static func move(_ pids: [pid_t], to destination: String) {
+        assertNotOnLoopThread()
         for pid in pids { _ = ProcFiles.write(String(pid), to: destination + "/cgroup.procs") }
     }
 
@@ -229,6 +232,7 @@ struct CgroupLeaf: Sendable {
     /// What cannot be removed yet (a process stuck in the kernel) is left
     /// for the next runner's stale cleanup.
     static func killAndRemove(_ paths: [String], waitingUpTo limit: Duration = .milliseconds(500)) {
+        assertNotOnLoopThread()
         for path in paths { kill(path) }
         let deadline = MonotonicInstant.now() + limit
         for path in paths {
@@ -243,18 +247,19 @@ struct CgroupLeaf: Sendable {
     /// with no child cgroups (the usual case) costs one `rmdir`.
     @discardableResult
     static func removeTree(_ path: String) -> Bool {
-        if rmdir(path) == 0 || errno == ENOENT { return true }
-        guard errno == EBUSY || errno == ENOTEMPTY else { return false }
+        assertNotOnLoopThread()
+        guard let error = Syscalls.rmdir(path), error.code != ENOENT else { return true }
+        guard error.code == EBUSY || error.code == ENOTEMPTY else { return false }
         let children = ProcFiles.subdirectories(path)
         guard !children.isEmpty else { return false }  // busy with processes, not cgroups
         for child in children { removeTree(path + "/" + child) }
-        return rmdir(path) == 0 || errno == ENOENT
+        let again = Syscalls.rmdir(path)
+        return again == nil || again?.code == ENOENT
     }
 
     static func isPopulated(_ path: String) -> Bool {
-        let events = open(path + "/cgroup.events", O_RDONLY | O_CLOEXEC)
-        guard events >= 0 else { return false }
-        defer { close(events) }
+        guard case .success(let events) = Syscalls.open(path + "/cgroup.events", O_RDONLY) else { return false }
+        defer { Syscalls.close(events) }
         return populated(eventsFD: events)
     }
 }

@@ -14,25 +14,26 @@ enum ProcFiles {
     static func readBytes(fd: Int32) -> [UInt8]? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
-        var position = 0
         while true {
-            let count = pread(fd, &chunk, chunk.count, off_t(position))
-            if count < 0, errno == EINTR { continue }
-            if count < 0 { return nil }
+            let position = bytes.count
+            guard case .success(let count) = chunk.withUnsafeMutableBytes({ Syscalls.pread(fd, $0, at: position) })
+            else { return nil }
             if count == 0 { break }
             bytes += chunk[..<count]
-            position += count
         }
         return bytes
     }
 
     /// Writes a short string to a file (cgroupfs control files).
     static func write(_ text: String, to path: String) -> Errno? {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return Errno.current }
-        defer { close(fd) }
-        let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
-        return written < 0 ? Errno.current : nil
+        let fd: Int32
+        switch Syscalls.open(path, O_WRONLY) {
+        case .success(let opened): fd = opened
+        case .failure(let error): return error
+        }
+        defer { Syscalls.close(fd) }
+        var text = text
+        return text.withUTF8 { Syscalls.write(fd, UnsafeRawBufferPointer($0)) }
     }
 
     /// The entries of a directory, without "." and "..", with whether each is a directory.
@@ -81,12 +82,11 @@ enum ProcFiles {
     /// (`/proc/sys/kernel/ns_last_pid`): it changes whenever any process or
     /// thread is created. Nil if it cannot be read.
     static func lastAllocatedPID() -> pid_t? {
-        let fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard case .success(let fd) = Syscalls.open("/proc/sys/kernel/ns_last_pid", O_RDONLY) else { return nil }
+        defer { Syscalls.close(fd) }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            guard count > 0 else { return nil }
+            guard case .success(let count) = Syscalls.read(fd, UnsafeMutableRawBufferPointer(buffer)), count > 0
+            else { return nil }
             var pid: pid_t = 0
             for byte in buffer[..<count] where byte >= 0x30 && byte <= 0x39 { pid = pid * 10 + pid_t(byte - 0x30) }
             return pid
@@ -108,31 +108,46 @@ enum ProcFiles {
     }
 
     static func readBytes(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard case .success(let fd) = Syscalls.open(path, O_RDONLY) else { return nil }
+        defer { Syscalls.close(fd) }
         return readBytes(fd: fd)
     }
 }
 
 extension ProcFiles {
-    /// The target of a symbolic link (`/proc/<pid>/fd/<n>`).
-    static func link(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let count = readlink(path, &buffer, buffer.count - 1)
-        guard count > 0 else { return nil }
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// The processes (other than this one) with a descriptor on any of these pipes.
-    static func pipeHolders(inodes: Set<UInt64>) -> [pid_t] {
+    /// The processes (other than this one) with a descriptor on each of
+    /// these pipes, by pipe inode: one walk of every descriptor on the host
+    /// for any number of pipes (inspector only), with no string per
+    /// descriptor.
+    static func pipeHolders(inodes: Set<UInt64>) -> [UInt64: [pid_t]] {
+        assertNotOnLoopThread()
+        var holders: [UInt64: [pid_t]] = [:]
+        guard !inodes.isEmpty else { return holders }
         let me = getpid()
-        let wanted = Set(inodes.map { "pipe:[\($0)]" })
-        return processIDs().filter { pid in
-            pid != me && entries("/proc/\(pid)/fd").contains { fd in
-                link("/proc/\(pid)/fd/\(fd)").map(wanted.contains) ?? false
+        let prefix = Array("pipe:[".utf8)
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { target in
+            forEachProcessID { pid in
+                guard pid != me, let stream = opendir("/proc/\(pid)/fd") else { return }
+                defer { closedir(stream) }
+                let directory = dirfd(stream)
+                var isDirectory = false
+                var held: [UInt64] = []
+                while let name = cc_next_directory_entry(UnsafeMutableRawPointer(stream), &isDirectory) {
+                    guard case .success(let count) = Syscalls.readlinkat(directory, name, target),
+                          count > prefix.count + 1 else { continue }
+                    let bytes = UnsafeRawBufferPointer(start: target.baseAddress, count: count)
+                    guard bytes.starts(with: prefix), bytes[count - 1] == UInt8(ascii: "]") else { continue }
+                    var inode: UInt64 = 0
+                    for byte in bytes[prefix.count..<(count - 1)] {
+                        guard byte >= 0x30, byte <= 0x39 else { inode = 0; break }
+                        inode = inode &* 10 &+ UInt64(byte - 0x30)
+                    }
+                    if inodes.contains(inode), !held.contains(inode) { held.append(inode) }
+                }
+                for inode in held { holders[inode, default: []].append(pid) }
             }
         }
+        return holders
     }
 
     /// The inode of an open descriptor.

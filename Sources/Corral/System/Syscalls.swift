@@ -23,6 +23,64 @@ enum Syscalls {
         }
     }
 
+    /// pread(2) into `buffer`: the count read (0 at end of file).
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Result<Int, Errno> {
+        while true {
+            let count = Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
+            if count >= 0 { return .success(count) }
+            if errno != EINTR { return .failure(Errno.current) }
+        }
+    }
+
+    /// read(2) into `buffer`: the count read (0 at end of file).
+    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
+        while true {
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if count >= 0 { return .success(count) }
+            if errno != EINTR { return .failure(Errno.current) }
+        }
+    }
+
+    /// write(2) of all of `bytes` (a short control-file write: cgroupfs takes it whole).
+    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Errno? {
+        var offset = 0
+        while offset < bytes.count {
+            let count = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return Errno.current
+            }
+            offset += count
+        }
+        return nil
+    }
+
+    /// readlinkat(2) into `buffer`: the length of the target.
+    static func readlinkat(_ directory: Int32, _ name: UnsafePointer<CChar>,
+                           _ buffer: UnsafeMutableBufferPointer<CChar>) -> Result<Int, Errno> {
+        while true {
+            let count = Glibc.readlinkat(directory, name, buffer.baseAddress!, buffer.count)
+            if count >= 0 { return .success(count) }
+            if errno != EINTR { return .failure(Errno.current) }
+        }
+    }
+
+    /// mkdir(2): nil, or the error (EEXIST included).
+    static func mkdir(_ path: String, _ mode: mode_t) -> Errno? {
+        while true {
+            if Glibc.mkdir(path, mode) == 0 { return nil }
+            if errno != EINTR { return Errno.current }
+        }
+    }
+
+    /// rmdir(2): nil, or the error.
+    static func rmdir(_ path: String) -> Errno? {
+        while true {
+            if Glibc.rmdir(path) == 0 { return nil }
+            if errno != EINTR { return Errno.current }
+        }
+    }
+
     static func close(_ fd: Int32) {
         if fd >= 0 { _ = Glibc.close(fd) }  // never retried: the fd is gone either way on Linux
     }
