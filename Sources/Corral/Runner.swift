@@ -195,7 +195,7 @@ public final class Runner: Sendable {
         let start = onStart.map { started in { @Sendable (start: JobStart) in delivery.run { started(start) } } }
         return Submission(id: id, spec: spec, plan: LaunchPlan.prepare(spec, id: id), submitted: .now(),
                           onOutput: output, onStart: start,
-                          onCompletion: { result in delivery.run { onCompletion(result) } })
+                          onCompletion: { pending in delivery.run { onCompletion(pending.finished()) } })
     }
 
     private static func checkKernel() throws(CorralError) {

@@ -14,7 +14,7 @@ final class ValueTests: XCTestCase {
             stream[offset..<(offset + size)].withUnsafeBytes { buffer.append($0) }
             offset += size
         }
-        let captured = buffer.captured()
+        let captured = buffer.take().captured()
         if stream.count <= limit {
             XCTAssertEqual(captured.bytes, stream, file: file, line: line)
             XCTAssertEqual(captured.droppedBytes, 0, file: file, line: line)
@@ -42,8 +42,11 @@ final class ValueTests: XCTestCase {
         var buffer = OutputBuffer(limit: .unlimited)
         let stream = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
         stream.withUnsafeBytes { buffer.append($0) }
-        XCTAssertEqual(buffer.captured().bytes, stream)
-        XCTAssertEqual(buffer.captured().droppedBytes, 0)
+        let captured = buffer.take().captured()
+        XCTAssertEqual(captured.bytes, stream)
+        XCTAssertEqual(captured.droppedBytes, 0)
+        // Taking moves the bytes out: the buffer is empty afterwards.
+        XCTAssertEqual(buffer.take().captured().bytes, [])
     }
 
     func testSignalParsing() {

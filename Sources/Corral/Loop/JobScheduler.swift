@@ -328,7 +328,7 @@ final class JobScheduler: LoopObject {
         switch submission.plan {
         case .success(let ready)?: plan = ready
         case .failure(let failure)?:
-            submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
+            submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
             return true
         case nil:
             preconditionFailure("a submission reached the scheduler without its launch plan")
@@ -340,13 +340,13 @@ final class JobScheduler: LoopObject {
             undelivered += 1
             descriptorsInUse += job.descriptorCount
         case .failed(let failure):
-            submission.onCompletion(LoopJob.failedResult(submission, failure, containment: tier))
+            submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
         case .outOfResources(let error):
             if jobs.isEmpty {
                 // Nothing running will free anything: report it, do not spin.
-                submission.onCompletion(LoopJob.failedResult(submission, SpawnFailure(
+                submission.onCompletion(PendingResult(LoopJob.failedResult(submission, SpawnFailure(
                     errno: error.code, stage: .resources,
-                    message: "cannot start the job: \(error) (no descriptors or processes left)"), containment: tier))
+                    message: "cannot start the job: \(error) (no descriptors or processes left)"), containment: tier)))
             } else {
                 requeueAtHead(submission)  // retried when a running job frees its share
                 return false
@@ -356,7 +356,7 @@ final class JobScheduler: LoopObject {
     }
 
     private func deliver(cancelledBeforeStart submission: Submission) {
-        submission.onCompletion(LoopJob.notStartedResult(submission, outcome: .cancelled, containment: tier))
+        submission.onCompletion(PendingResult(LoopJob.notStartedResult(submission, outcome: .cancelled, containment: tier)))
     }
 
     /// The host consumed `bytes` of a job's output (flow control).

@@ -9,7 +9,31 @@ struct Submission: Sendable {
     let submitted: MonotonicInstant
     let onOutput: (@Sendable (OutputChunk) -> Void)?
     var onStart: (@Sendable (JobStart) -> Void)? = nil
-    let onCompletion: @Sendable (JobResult) -> Void
+    /// Called on the loop; the result is finished (`PendingResult.finished`)
+    /// and handed to the host on the delivery thread.
+    let onCompletion: @Sendable (PendingResult) -> Void
+}
+
+/// A result as it leaves the loop: everything but the kept output, which
+/// goes along unassembled (`KeptOutput`), so the loop never copies it.
+struct PendingResult: Sendable {
+    var result: JobResult
+    var stdout = KeptOutput.empty
+    var stderr = KeptOutput.empty
+
+    init(_ result: JobResult, stdout: KeptOutput = .empty, stderr: KeptOutput = .empty) {
+        self.result = result
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    /// The result with its output in stream order. Delivery thread.
+    func finished() -> JobResult {
+        var result = self.result
+        result.stdout = stdout.captured()
+        result.stderr = stderr.captured()
+        return result
+    }
 }
 
 /// What other threads ask of the loop.

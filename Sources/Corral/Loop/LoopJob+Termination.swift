@@ -248,7 +248,8 @@ extension LoopJob {
         UVHandle.close(timer)
     }
 
-    func result() -> JobResult {
+    /// The result, its kept output moved out of the pipes unassembled.
+    func result() -> PendingResult {
         let outcome: Outcome
         switch (stopReason, leaderStatus) {
         case (.deadline?, _): outcome = .timedOut
@@ -260,20 +261,21 @@ extension LoopJob {
                 + "(waitpid(-1) or SIGCHLD ignored); its exit status is unknown")
         case (nil, nil): outcome = .cancelled  // unreachable: delivery without an exit needs a stop
         }
-        var stdout = CapturedOutput.empty
-        var stderr = CapturedOutput.empty
+        var stdout = KeptOutput.empty
+        var stderr = KeptOutput.empty
         for output in outputs {
-            if output.stream == .stderr { stderr = output.captured } else { stdout = output.captured }
+            if output.stream == .stderr { stderr = output.takeKept() } else { stdout = output.takeKept() }
         }
-        return JobResult(
+        return PendingResult(JobResult(
             id: id, name: spec.name, outcome: outcome,
             leaderStatus: leaderReaped ? leaderStatus : nil,
-            stdout: stdout, stderr: stderr, pipesForceClosed: pipesForceClosed,
+            stdout: .empty, stderr: .empty, pipesForceClosed: pipesForceClosed,
             lingeringKilled: lingeringKilled, leaderReaped: leaderReaped, pid: pid,
             containment: containment, killed: killed, escapeesKilled: escapees.count,
             pipeHolders: pipeHolders, leftRunning: leftRunning, leftRunningCount: leftRunningCount, cpuTime: cpuTime,
             timing: JobTiming(submitted: submission.submitted, spawned: spawnedAt,
-                              leaderExited: leaderExitedAt, delivered: .now(), startedAt: startedAt))
+                              leaderExited: leaderExitedAt, delivered: .now(), startedAt: startedAt)),
+            stdout: stdout, stderr: stderr)
     }
 
     static func failedResult(_ submission: Submission, _ failure: SpawnFailure, containment: Containment) -> JobResult {

@@ -66,6 +66,31 @@ struct OutputBuffer {
         }
     }
 
+    /// Moves the kept bytes out (O(1): the arrays change hands, nothing is
+    /// copied), for `KeptOutput.captured()` to put in stream order off the
+    /// loop thread. The buffer is empty afterwards.
+    mutating func take() -> KeptOutput {
+        defer {
+            head = []
+            ring = []
+            ringStart = 0
+        }
+        return KeptOutput(head: head, ring: ring, ringStart: ringStart, droppedBytes: droppedBytes)
+    }
+}
+
+/// A stream's kept bytes as the loop hands them over: the head, and the
+/// tail ring with its oldest byte at `ringStart`. Putting the ring in order
+/// copies up to the whole limit (100 MiB for `--max-output 100MiB`), so it
+/// is done by `captured()` on the delivery thread, never on the loop.
+struct KeptOutput: Sendable {
+    let head: [UInt8]
+    let ring: [UInt8]
+    let ringStart: Int
+    let droppedBytes: Int
+
+    static let empty = KeptOutput(head: [], ring: [], ringStart: 0, droppedBytes: 0)
+
     /// The kept bytes in stream order, with the dropped count.
     func captured() -> CapturedOutput {
         if ring.isEmpty { return CapturedOutput(bytes: head, droppedBytes: droppedBytes, headCount: head.count) }

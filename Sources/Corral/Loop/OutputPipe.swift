@@ -35,7 +35,8 @@ final class OutputPipe: LoopObject {
         isOpen = true
     }
 
-    var captured: CapturedOutput { buffer.captured() }
+    /// Moves the kept output out (O(1)); see `KeptOutput`.
+    func takeKept() -> KeptOutput { buffer.take() }
 
     fileprivate func received(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(bytes)
