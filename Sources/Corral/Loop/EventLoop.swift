@@ -126,7 +126,10 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             tree?.removeDirectory()
             inspectorDone.signal()
         }
-        inspectorDone.wait()
+        // Bounded like the rest of shutdown: an inspector stuck in the kernel
+        // leaves the runner's directory to the next start's cleanup.
+        let bound = Int(clamping: scheduler.configuration.shutdownReapTimeout.timerMilliseconds)
+        _ = inspectorDone.wait(timeout: .now() + .milliseconds(bound))
         scheduler.configuration.watchdog?.stop()  // every job is over: it exits without killing
         let status = uv_loop_close(loop)
         var leaked: [String] = []
@@ -201,6 +204,8 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         inspector.run { [self] in
             let answer = work()
             inbox.withLock { inbox in
+                // Too late: shutdown gave up on it and the loop is closing.
+                guard !inbox.wakeupClosed else { return }
                 inbox.answers.append { then($0, answer) }
                 uv_async_send(wakeup)
             }

@@ -1,3 +1,4 @@
+import CCorral
 import CLibUV
 #if canImport(Glibc)
 import Glibc
@@ -86,6 +87,9 @@ final class JobScheduler: LoopObject {
     let scanner: SweepScanner
     /// Inspections asked for and not yet answered: shutdown waits for them.
     private var inspectionsInFlight = 0
+    /// Shutdown stopped waiting for the inspector (stuck in the kernel, say
+    /// reading a process in D state): its late answers are dropped.
+    private var inspectionsAbandoned = false
     /// Jobs in the table whose result has not gone out yet (O(1) shutdown bookkeeping).
     private var undelivered = 0
 
@@ -114,6 +118,8 @@ final class JobScheduler: LoopObject {
                                    then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
         inspectionsInFlight += 1
         eventLoop.inspect(work) { scheduler, answer in
+            // Given up on at shutdown (`abandonStuckWork`): not counted any more.
+            guard !scheduler.inspectionsAbandoned else { return }
             scheduler.inspectionsInFlight -= 1
             then(scheduler, answer)
             scheduler.finishShutdownIfIdle()
@@ -143,7 +149,12 @@ final class JobScheduler: LoopObject {
             scheduler.finishing = false
             for answer in answers {
                 guard let job = scheduler.job(answer.id), !job.resultHandedOver else {
-                    answer.holders.forEach { Syscalls.close($0.pidfd) }
+                    // Late (the result went out without it): a holder it
+                    // pinned to be killed is still killed, not let go.
+                    for holder in answer.holders where holder.pidfd >= 0 {
+                        _ = cc_pidfd_send_signal(holder.pidfd, SIGKILL)
+                        Syscalls.close(holder.pidfd)
+                    }
                     continue
                 }
                 job.handOver(answer)
@@ -393,22 +404,28 @@ final class JobScheduler: LoopObject {
             if let pumpIdle { UVHandle.close(pumpIdle) }
             pumpIdle = nil
             eventLoop.closeOwnHandles()
-        } else if abandonTimer == nil, !jobs.isEmpty, undelivered == 0 {
-            // Every result is out; only leaders stuck past SIGKILL remain. Wait
-            // for them a bounded time: shutdown must not hang on the kernel.
+        } else if abandonTimer == nil, undelivered == 0 {
+            // Every result is out; only leaders stuck past SIGKILL, or the
+            // inspector's last answers, remain. Wait for them a bounded time:
+            // shutdown must not hang on the kernel.
             let timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)
             abandonTimer = timer
             uv_timer_init(loop, timer)
             uv_timer_start(timer, { handle in
-                unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: JobScheduler.self).abandonStuckLeaders()
+                unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: JobScheduler.self).abandonStuckWork()
             }, configuration.shutdownReapTimeout.timerMilliseconds, 0)
         }
     }
 
-    private func abandonStuckLeaders() {
+    private func abandonStuckWork() {
         for job in jobs.values {
             job.abandon()
             abandonedLeaders += 1
+        }
+        if inspectionsInFlight > 0 {
+            inspectionsAbandoned = true
+            inspectionsInFlight = 0
+            finishShutdownIfIdle()
         }
     }
 }
