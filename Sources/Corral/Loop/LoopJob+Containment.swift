@@ -64,12 +64,21 @@ extension LoopJob {
     /// cgroup.kill; records who was in the leaf. True if anything besides
     /// the leader was there. An empty leaf (the leader is gone, or a zombie,
     /// which is not counted) is left alone.
+    static let namedKillLimit = 64
+
     @discardableResult
     func killCgroup() -> Bool {
         guard let leaf, readPopulated(leaf) else { return false }
         let members = CgroupLeaf.members(leaf.path).filter { $0 != pid }
-        for member in members where !killed.contains(where: { $0.pid == member }) {
-            killed.append(ProcessSummary(pid: member, command: ProcFiles.command(of: member)))
+        // Names are read before the kill (a dead process has none), for at
+        // most `namedKillLimit` processes a call: a fork bomb's thousands
+        // are listed by pid, so the loop's work stays bounded.
+        var known = Set(killed.map(\.pid))
+        var named = 0
+        for member in members where known.insert(member).inserted {
+            let command = named < LoopJob.namedKillLimit ? ProcFiles.command(of: member) : "?"
+            named += 1
+            killed.append(ProcessSummary(pid: member, command: command))
         }
         CgroupLeaf.kill(leaf.path)
         return !members.isEmpty
@@ -138,17 +147,22 @@ struct FinishOrder: Sendable {
         }
         if !holders.isEmpty {
             let members = Set(leaf.map(CgroupLeaf.members) ?? [])
+            var pidfds = 0
             for holder in holders.sorted() {
                 var finding = FinishAnswer.Holder(
                     pid: holder, command: ProcFiles.command(of: holder),
                     belongs: members.contains(holder) || scanner.carries(holder, jobID: id.rawValue), pidfd: -1)
-                if kills, finding.belongs {
+                // Members of the leaf die by cgroup.kill (`handOver`): no
+                // pidfd for them, and at most `pidfdLimit` for the rest, so a
+                // fork bomb holding the pipe cannot use up the host's descriptors
+                // (the marker sweep kills whatever carries the id past that).
+                if kills, finding.belongs, !members.contains(holder), pidfds < EscapeeSweeper.pidfdLimit {
                     let pidfd = cc_pidfd_open(holder)
                     // Pinned: still ours (not a recycled pid)?
-                    if pidfd >= 0, scanner.carries(holder, jobID: id.rawValue)
-                        || leaf.map({ CgroupLeaf.members($0).contains(holder) }) == true {
+                    if pidfd >= 0, scanner.carries(holder, jobID: id.rawValue) {
                         finding.pidfd = pidfd
-                    } else {
+                        pidfds += 1
+                    } else if pidfd >= 0 {
                         Syscalls.close(pidfd)
                     }
                 }
