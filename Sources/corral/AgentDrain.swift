@@ -29,19 +29,33 @@ struct AgentDrain {
         guard let pid = DataDirectoryLockFile.holder(fd), pid > 1, let started = startTime(pid) else {
             throw ValidationError("the agent on \(dataDirectory) did not record its pid in \(path)")
         }
+        // SIGUSR1's default action kills: signal only the process that
+        // holds the lock now. Checked again right before the signal (the
+        // lock is still held, by the pid recorded, which started when it
+        // did), which leaves a window of microseconds for the agent to exit
+        // and its pid to be reused; a pidfd would close it, but the CLI has
+        // no pidfd call of its own (Glibc's module does not export one).
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0, DataDirectoryLockFile.holder(fd) == pid, startTime(pid) == started else {
+            throw ValidationError("the agent on \(dataDirectory) (pid \(pid)) exited before it could be drained")
+        }
         guard kill(pid, SIGUSR1) == 0 else {
             throw ValidationError("cannot signal the agent (pid \(pid)): \(String(cString: strerror(errno)))")
         }
-        say("corral agent: draining the agent (pid \(pid)); it exits once its jobs are done")
+        try say("corral agent: draining the agent (pid \(pid)); it exits once its jobs are done")
         // Until the process is gone (or a zombie, or its pid reused).
         while let now = startTime(pid), now == started, !isZombie(pid) {
             usleep(100_000)
         }
-        say("corral agent: the agent (pid \(pid)) has exited")
+        try say("corral agent: the agent (pid \(pid)) has exited")
     }
 
-    private func say(_ text: String) {
-        try? FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8))
+    /// A line on stdout; a write error is the command's error (exit non-zero).
+    private func say(_ text: String) throws {
+        do {
+            try FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8))
+        } catch {
+            throw ValidationError("cannot write to stdout: \(error.localizedDescription)")
+        }
     }
 
     /// Field 22 of /proc/PID/stat (the start time in ticks), nil once gone.

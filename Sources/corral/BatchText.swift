@@ -19,7 +19,7 @@ enum BatchText {
                 fields.append("stderr: " + stderr)
             }
         }
-        return fields.joined(separator: "  ")
+        return fields.map(printable).joined(separator: "  ")
     }
 
     /// A line answered without running (`invalid_spec`, `cancelled`), from its JSON.
@@ -28,7 +28,27 @@ enum BatchText {
         let id = object["id"] as? String ?? "-"
         let outcome = object["outcome"] as? String ?? "-"
         let error = (object["error"] as? String).map(firstLine) ?? ""
-        return [id, outcome, "-", "-", error].filter { !$0.isEmpty }.joined(separator: "  ")
+        return [id, outcome, "-", "-", error].filter { !$0.isEmpty }.map(printable).joined(separator: "  ")
+    }
+
+    /// `text` safe for a terminal: control characters (C0, DEL, C1, such
+    /// as the escape that starts a terminal sequence) written as `\x1b`.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\x" + (hex.count < 2 ? "0" : "") + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     /// The first non-blank line, at most 200 characters.

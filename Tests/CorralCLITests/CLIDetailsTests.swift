@@ -56,11 +56,13 @@ final class CLIDetailsTests: CLITestCase {
             #"{"id": "missing", "argv": ["/nonexistent/tool"]}"#,
             #"{"id": "typo", "argv": ["true"], "timout": "1s"}"#,
             #"{"id": "slow", "argv": ["sleep", "30"], "timeout": "100ms"}"#,
+            // A terminal escape in an id and in stderr reaches no terminal raw.
+            #"{"id": "esc\u001b[2Jape", "shell": "printf '\\033]0;pwned\\007 red\\n' >&2; exit 1"}"#,
         ].joined(separator: "\n")
         let result = try await corral("batch", "-", "-j", "1", "--format", "text", "--quiet", stdin: input)
         XCTAssertEqual(exitCode(result), 1, result.stderr.text)
         let lines = result.stdout.text.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.count, 5, result.stdout.text)
+        XCTAssertEqual(lines.count, 6, result.stdout.text)
         func line(_ id: String) -> String { lines.first { $0.hasPrefix(id + "  ") } ?? "" }
         XCTAssertTrue(line("fine").hasPrefix("fine  exited  exit 0  "), line("fine"))
         XCTAssertTrue(line("fine").hasSuffix("s"), line("fine"))
@@ -71,6 +73,8 @@ final class CLIDetailsTests: CLITestCase {
         XCTAssertTrue(line("typo").contains("timout"), line("typo"))
         XCTAssertTrue(line("slow").hasPrefix("slow  timed_out  signal TERM  "), line("slow"))
         XCTAssertFalse(result.stdout.text.contains("{"), result.stdout.text)
+        XCTAssertFalse(result.stdout.text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, result.stdout.text)
+        XCTAssertTrue(line("esc\\x1b[2Jape").hasSuffix("stderr: \\x1b]0;pwned\\x07 red"), result.stdout.text)
 
         let bad = try await corral("batch", "-", "--format", "yaml", stdin: "")
         XCTAssertEqual(exitCode(bad), 125)
