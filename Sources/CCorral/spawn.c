@@ -287,12 +287,6 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
         result->stage = (cc_spawn_stage)context.stage;
         return -1;
     }
-    /* The loop thread runs at a raised priority and the child inherited it:
-       the job gets the host's nice value back here, once it has exec'd,
-       rather than in the child before exec — this thread waits for the
-       child until its exec, and at the host's priority the exec would queue
-       behind every CPU-bound job (hundreds of milliseconds a spawn with a
-       hundred of them on two cores). ESRCH: it is already gone. */
     result->pid = pid;
     result->pidfd = pidfd;
     return 0;

@@ -70,13 +70,28 @@ final class PriorityTests: CorralTestCase {
     /// A job runs at the nice value of the thread that made the runner, not
     /// the loop's: here 5, while the loop runs at -5 when allowed to.
     func testJobRunsAtTheHostsNiceNotTheLoops() async throws {
+        // Without the right to raise a priority the loop keeps the host's
+        // nice and there is nothing for the child to reset: nothing to test.
+        let canRaise = Locked<Bool?>(nil)
+        let probe = Thread {
+            let tid = PriorityTests.threadID()
+            canRaise.withLock { $0 = tid.map { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), $0, -1) == 0 } ?? false }
+        }
+        probe.start()
+        XCTAssertTrue(ProcessTable.wait { canRaise.withLock { $0 != nil } })
+        guard canRaise.withLock({ $0 }) == true else {
+            throw XCTSkip("this process may not raise a thread's priority (no CAP_SYS_NICE or RLIMIT_NICE)")
+        }
         let made = Locked<Result<Runner, CorralError>?>(nil)
         let configuration = self.configuration
         let thread = Thread {
-            // PRIO_PROCESS with a thread id: this thread only ("<pid>/task/<tid>").
-            let tid = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"))?
-                .split(separator: "/").last.flatMap { id_t($0) }
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid ?? 0, 5)
+            // PRIO_PROCESS with a thread id: this thread only ("<pid>/task/<tid>");
+            // never 0, which would re-nice the whole test process.
+            guard let tid = PriorityTests.threadID(),
+                  setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 5) == 0 else {
+                made.withLock { $0 = .failure(CorralError(.invalidSpec, "cannot set this thread's nice value")) }
+                return
+            }
             do throws(CorralError) {
                 let runner = try Runner(configuration: configuration)
                 made.withLock { $0 = .success(runner) }
@@ -94,8 +109,14 @@ final class PriorityTests: CorralTestCase {
 
         XCTAssertEqual(result.outcome, .exited(0))
         XCTAssertEqual(ProcessTable.nice(fromStat: result.stdout.text), 5, "the job has the host's nice value")
-        let expected = getuid() == 0 ? 5 - EventLoop.priorityBoost : 5
+        let expected = 5 - EventLoop.priorityBoost
         XCTAssertTrue(loopNices.contains(expected), "the new runner's loop runs at \(expected): \(loopNices)")
+    }
+
+    /// The calling thread's id, from /proc/thread-self.
+    static func threadID() -> id_t? {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"))?
+            .split(separator: "/").last.flatMap { id_t($0) }
     }
 }
 
