@@ -51,7 +51,9 @@ final class AgentOpenAPITests: AgentTestCase {
         guard FileManager.default.isExecutableFile(atPath: st) else {
             throw XCTSkip("schemathesis is not installed at \(st): scripts/test installs it")
         }
-        let agent = try startAgent(["--max-jobs", "4", "--default-timeout", "5s"])
+        // Its jobs (random argv and shell text) run in the test's scratch
+        // directory, so whatever files they make go with it.
+        let agent = try startAgent(["--max-jobs", "4", "--default-timeout", "5s"], workingDirectory: scratch.path)
         var spec = JobSpec(.executable(st, arguments: [
             "run", "http://127.0.0.1:\(agent.port)/openapi.json",
             "--max-examples", "20", "--max-time", "90", "--seed", "20261201",
@@ -59,6 +61,7 @@ final class AgentOpenAPITests: AgentTestCase {
             "--exclude-checks", "positive_data_acceptance,use_after_free",
             "--request-timeout", "10", "--no-color",
         ]))
+        spec.workingDirectory = scratch.path  // its cache (.schemathesis/) goes with the test's scratch
         spec.timeout = .seconds(240)
         spec.output = .combined
         spec.outputLimit = .bytes(128 << 10)

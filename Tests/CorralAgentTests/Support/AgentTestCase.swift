@@ -52,12 +52,12 @@ class AgentTestCase: XCTestCase {
 
     /// Starts an agent on a free loopback port with this test's data
     /// directory (unless told otherwise) and waits until it listens.
-    func startAgent(_ arguments: [String] = [], dataDirectory: String? = nil,
+    func startAgent(_ arguments: [String] = [], dataDirectory: String? = nil, workingDirectory: String? = nil,
                     file: StaticString = #filePath, line: UInt = #line) throws -> AgentProcess {
         var all = ["agent", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory ?? self.dataDirectory,
                    "--flush-interval", "50ms", "--keep-alive", "1s"]
         all += arguments
-        let agent = try launch(AgentTestCase.binary, all)
+        let agent = try launch(AgentTestCase.binary, all, workingDirectory: workingDirectory)
         guard agent.waitUntilListening() else {
             let result = agent.waitForExit()
             XCTFail("the agent did not start: \(result.map { "\($0.outcome) " + $0.stderr.text + $0.stdout.text } ?? "no result")",
@@ -70,8 +70,9 @@ class AgentTestCase: XCTestCase {
     /// Starts a process that becomes an agent (the binary itself, or a
     /// shell that execs it in an odd setting) without waiting for it; it is
     /// stopped at the end of the test like every agent.
-    func launch(_ executable: String, _ arguments: [String]) throws -> AgentProcess {
-        let agent = try AgentProcess(runner: runner, binary: executable, arguments: arguments, marker: marker)
+    func launch(_ executable: String, _ arguments: [String], workingDirectory: String? = nil) throws -> AgentProcess {
+        let agent = try AgentProcess(runner: runner, binary: executable, arguments: arguments, marker: marker,
+                                     workingDirectory: workingDirectory)
         agents.append(agent)
         return agent
     }
@@ -169,8 +170,9 @@ final class AgentProcess: Sendable {
     private let shared = Shared()
     private let handle: JobHandle
 
-    init(runner: Runner, binary: String, arguments: [String], marker: String) throws {
+    init(runner: Runner, binary: String, arguments: [String], marker: String, workingDirectory: String? = nil) throws {
         var spec = JobSpec(.executable(binary, arguments: arguments))
+        spec.workingDirectory = workingDirectory
         spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
         spec.outputLimit = .unlimited
         spec.timeout = .seconds(600)
