@@ -42,9 +42,9 @@ final class EventLoop: LoopObject, @unchecked Sendable {
 
     let loop: UnsafeMutablePointer<uv_loop_t>
     /// Where the host's callbacks run: never on the loop thread.
-    let delivery: Delivery
+    let delivery: SerialWorker
     /// Where host-scale /proc and cgroupfs work runs: never on the loop thread.
-    let inspector: Inspector
+    let inspector: SerialWorker
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
@@ -54,9 +54,9 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     private var orphanReaper: OrphanReaper?
 
     init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
-        delivery = try Delivery()
+        delivery = try SerialWorker(name: "corral-delivery")
         do {
-            inspector = try Inspector()
+            inspector = try SerialWorker(name: "corral-inspect")
         } catch {
             delivery.finish {}
             throw error

@@ -113,7 +113,7 @@ final class JobScheduler: LoopObject {
     }
 
     /// Runs `work` on the inspector thread and `then` on the loop with its
-    /// answer (see `Inspector`).
+    /// answer (`EventLoop.inspector`, a `SerialWorker`).
     func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                    then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
         inspectionsInFlight += 1

@@ -1,0 +1,90 @@
+import CCorral
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One thread that runs closures one at a time, in the order they were
+/// given. A runner has two: its delivery thread, which runs the host's
+/// callbacks (output chunks, starts, results, so no host code runs on the
+/// loop), and its inspector, which does the /proc and cgroupfs work that
+/// could take long or block in the kernel (sweep scans, pipe-holder
+/// searches, `cpu.stat`, `mkdir`/`rmdir` of leaves). Two threads per
+/// runner, whatever the number of jobs.
+///
+/// `run` only appends to a queue (O(1), never blocks), so the loop can
+/// hand work over. Written here rather than on Dispatch: a serial queue
+/// may borrow a thread from a pool that grows under blocking work, and
+/// the thread count must not grow with jobs.
+final class SerialWorker: Sendable {
+    private struct State {
+        var queue: [@Sendable () -> Void] = []
+        var head = 0
+        var finished: (@Sendable () -> Void)?
+    }
+
+    private let state = Locked(State())
+    private let available = DispatchSemaphore(value: 0)
+    private let name: String
+
+    /// Starts the thread, named `name` (at most 15 bytes, as Linux keeps it).
+    init(name: String) throws(CorralError) {
+        self.name = name
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        var thread = pthread_t()
+        let retained = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, &attributes, { argument in
+            Unmanaged<SerialWorker>.fromOpaque(argument!).takeRetainedValue().threadMain()
+            return nil
+        }, retained)
+        guard status == 0 else {
+            Unmanaged<SerialWorker>.fromOpaque(retained).release()
+            throw CorralError(.runnerFailure, "cannot start the \(name) thread: \(Errno(code: status))", errno: status)
+        }
+        pthread_detach(thread)
+    }
+
+    /// Queues `work` for the thread. Never blocks.
+    func run(_ work: @escaping @Sendable () -> Void) {
+        state.withLock { $0.queue.append(work) }
+        available.signal()
+    }
+
+    /// Runs what is queued, then `done` (on the thread), then ends the thread.
+    func finish(then done: @escaping @Sendable () -> Void) {
+        state.withLock { $0.finished = done }
+        available.signal()
+    }
+
+    private func threadMain() {
+        cc_name_this_thread(name)
+        while true {
+            available.wait()
+            let next = state.withLock { state -> (work: (@Sendable () -> Void)?, done: (@Sendable () -> Void)?) in
+                if state.head < state.queue.count {
+                    let work = state.queue[state.head]
+                    state.head += 1
+                    // Spent closures are dropped once the queue is empty, or
+                    // once they are most of it: nothing they captured lingers.
+                    if state.head == state.queue.count {
+                        state.queue.removeAll(keepingCapacity: true)
+                        state.head = 0
+                    } else if state.head >= 1024, state.head * 2 >= state.queue.count {
+                        state.queue.removeFirst(state.head)
+                        state.head = 0
+                    }
+                    return (work, nil)
+                }
+                return (nil, state.finished)
+            }
+            if let work = next.work {
+                work()
+            } else if let done = next.done {
+                done()
+                return
+            }
+        }
+    }
+}
