@@ -12,6 +12,21 @@ final class AgentJournalFaultTests: AgentTestCase {
         #"{"shell":"i=0; while [ $i -lt \#(lines) ]; do i=$((i+1)); echo line $i; sleep 0.02; done; echo done","timeout":"120s"}"#
     }
 
+    /// Waits until `/healthz` answers 503 `degraded` with a reason that
+    /// contains `reason`, then checks that a submit is refused with 503
+    /// `journal_unavailable`.
+    private func expectDegraded(_ client: HTTPClient, reason: String, upTo limit: Duration = .seconds(30),
+                                file: StaticString = #filePath, line: UInt = #line) throws {
+        var health = HTTPClient.Response(status: 0, headers: [:], body: [])
+        XCTAssertTrue(waitUntil(upTo: limit) { health = (try? client.get("/healthz")) ?? health; return health.status == 503 },
+                      "healthz stayed \(health.status) \(health.text)", file: file, line: line)
+        XCTAssertEqual(health.json["status"] as? String, "degraded", health.text, file: file, line: line)
+        XCTAssertTrue((health.json["reason"] as? String ?? "").contains(reason), health.text, file: file, line: line)
+        let refused = try client.post("/v1/jobs", json: #"{"argv":["true"]}"#)
+        XCTAssertEqual(refused.status, 503, refused.text, file: file, line: line)
+        XCTAssertEqual(refused.errorCode, "journal_unavailable", file: file, line: line)
+    }
+
     func testFullDiskRefusesJobsThenCommitsEverythingWhenSpaceReturns() throws {
         let disk = try SmallFileSystem.mount(at: scratch.appendingPathComponent("small").path, megabytes: 16, for: self)
         let data = disk.path + "/data"
@@ -28,14 +43,7 @@ final class AgentJournalFaultTests: AgentTestCase {
         let filled = disk.fill()
         XCTAssertGreaterThan(filled, 0)
         // The next commit fails: degraded, with the reason, and jobs refused.
-        var health = HTTPClient.Response(status: 0, headers: [:], body: [])
-        XCTAssertTrue(waitUntil { health = (try? client.get("/healthz")) ?? health; return health.status == 503 },
-                      "healthz stayed \(health.status) \(health.text)")
-        XCTAssertEqual(health.json["status"] as? String, "degraded", health.text)
-        XCTAssertTrue((health.json["reason"] as? String ?? "").contains("full"), health.text)
-        let refused = try client.post("/v1/jobs", json: #"{"argv":["true"]}"#)
-        XCTAssertEqual(refused.status, 503, refused.text)
-        XCTAssertEqual(refused.errorCode, "journal_unavailable")
+        try expectDegraded(client, reason: "full")
         XCTAssertTrue(agent.output.contains("journal unavailable"), agent.output)
 
         // The jobs end meanwhile; nothing of them can be committed yet.
@@ -95,13 +103,7 @@ final class AgentJournalFaultTests: AgentTestCase {
         let client = agent.client
         XCTAssertEqual(try client.get("/healthz").status, 200)
         XCTAssertEqual(unlink(dataDirectory + "/journal.sqlite"), 0)
-        var health = HTTPClient.Response(status: 0, headers: [:], body: [])
-        XCTAssertTrue(waitUntil(upTo: .seconds(10)) { health = (try? client.get("/healthz")) ?? health; return health.status == 503 })
-        XCTAssertEqual(health.json["status"] as? String, "degraded", health.text)
-        XCTAssertTrue((health.json["reason"] as? String ?? "").contains("was deleted"), health.text)
-        let refused = try client.post("/v1/jobs", json: #"{"argv":["true"]}"#)
-        XCTAssertEqual(refused.status, 503, refused.text)
-        XCTAssertEqual(refused.errorCode, "journal_unavailable")
+        try expectDegraded(client, reason: "was deleted", upTo: .seconds(10))
         XCTAssertTrue(agent.output.contains("was deleted"), agent.output)
     }
 
@@ -111,10 +113,7 @@ final class AgentJournalFaultTests: AgentTestCase {
         let journal = dataDirectory + "/journal.sqlite"
         try FileManager.default.copyItem(atPath: journal, toPath: journal + ".copy")
         XCTAssertEqual(rename(journal + ".copy", journal), 0)
-        var health = HTTPClient.Response(status: 0, headers: [:], body: [])
-        XCTAssertTrue(waitUntil(upTo: .seconds(10)) { health = (try? client.get("/healthz")) ?? health; return health.status == 503 })
-        XCTAssertTrue((health.json["reason"] as? String ?? "").contains("was replaced"), health.text)
-        XCTAssertEqual(try client.post("/v1/jobs", json: #"{"argv":["true"]}"#).errorCode, "journal_unavailable")
+        try expectDegraded(client, reason: "was replaced", upTo: .seconds(10))
 
         agent.terminate()
         let result = try XCTUnwrap(agent.waitForExit())

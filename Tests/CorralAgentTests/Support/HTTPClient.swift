@@ -76,20 +76,7 @@ struct HTTPClient: Sendable {
 
         init(port: UInt16, timeout: Duration) throws {
             self.timeout = timeout
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else {
-                let error = errno
-                Glibc.close(fd)
-                throw Failure(description: "connect to port \(port): errno \(error)")
-            }
+            fd = try HTTPClient.connectLoopback(port: port)
         }
 
         func close() { Glibc.close(fd) }
@@ -174,5 +161,31 @@ struct HTTPClient: Sendable {
             }
             return nil
         }
+    }
+}
+
+extension HTTPClient {
+    /// A close-on-exec TCP socket connected to 127.0.0.1:`port`; a receive
+    /// buffer size, if given, is set before the connect (so the window the
+    /// peer sees is small from the start).
+    static func connectLoopback(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let error = errno
+            Glibc.close(fd)
+            throw Failure(description: "connect to port \(port): errno \(error)")
+        }
+        return fd
     }
 }
