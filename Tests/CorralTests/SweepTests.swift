@@ -189,6 +189,30 @@ extension EscapeeSweepTests {
     }
 }
 
+extension EscapeeSweepTests {
+    /// The other side of "still forking": a daemon that keeps a CPU busy
+    /// without forking is counted once it has had the CPU for a while, not
+    /// after the drain timeout.
+    func testLeaveRunningCountsABusyDaemonWithoutWaitingForTheDrainTimeout() async throws {
+        var spec = JobSpec.shell("setsid sh -c 'while :; do :; done' >/dev/null 2>&1 </dev/null & exit 0")
+        spec.lingering = .leaveRunning
+        spec.drainTimeout = .seconds(60)
+
+        let result = try await runner.run(spec)
+        defer {
+            killAll(result.id)
+            if let directory = runner.containment.directory {
+                let daemons = URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/daemons/" + result.id.rawValue
+                _ = ProcessTable.wait { rmdir(daemons) == 0 || errno == ENOENT }
+            }
+        }
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.leftRunningCount, 1, "\(result.leftRunning)")
+        XCTAssertTrue(result.killed.isEmpty)
+        XCTAssertLessThan(result.timing.duration.seconds, 30, "counted long before the 60 s drain timeout")
+    }
+}
+
 extension ProcessTable {
     /// Whether the process's CORRAL_JOB_ID itself is this id.
     static func carriesOnly(_ pid: Int32, jobID: JobID) -> Bool {

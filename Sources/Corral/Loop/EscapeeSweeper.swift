@@ -189,6 +189,7 @@ struct SweepOrder: Sendable {
                 }
             case .listMarked:
                 answer.marked = (snapshot?.byJob[order.id.rawValue] ?? []).map(\.pid).filter { $0 != order.leader }
+                answer.activity = KeptActivity(of: answer.marked)
             case .keepInCgroup(let leaf, let keptCgroup, let daemons):
                 var destination = keptCgroup ?? daemons
                 if keptCgroup == nil {
@@ -203,6 +204,7 @@ struct SweepOrder: Sendable {
                 answer.moved = members
                 // ...and watched there until it stops forking.
                 answer.marked = destination == daemons ? [] : CgroupLeaf.members(destination)
+                answer.activity = KeptActivity(of: answer.marked)
             }
             return answer
         }
@@ -230,10 +232,45 @@ struct SweepAnswer: Sendable {
     var marked: [pid_t] = []
     var moved: [pid_t] = []
     var keptCgroup: String?
+    /// `.listMarked`, `.keepInCgroup`: what the marked processes are doing.
+    var activity = KeptActivity()
 
     init(id: JobID, work: SweepOrder.Work, unreadable: Set<pid_t>) {
         self.id = id
         self.work = work
         self.unreadable = unreadable
     }
+}
+
+/// What the processes a `.leaveRunning` job left are doing, to tell a daemon
+/// that stopped forking from one the scheduler has not run lately. On a
+/// loaded host a shell still forking workers can wait hundreds of
+/// milliseconds for a CPU; wall time alone would call it quiet and count it
+/// short.
+struct KeptActivity: Sendable {
+    /// One of them is runnable (`R`): it may be about to fork.
+    var runnable = false
+    /// Their summed user and system time, in clock ticks.
+    var cpuTicks: UInt64 = 0
+
+    init() {}
+
+    /// Reads `/proc/<pid>/stat` of each (inspector only).
+    init(of pids: [pid_t]) {
+        assertNotOnLoopThread()
+        for pid in pids {
+            guard let fields = ProcFiles.statFields(of: pid), fields.count > 12 else { continue }
+            if fields[0] == "R" { runnable = true }
+            cpuTicks += (UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0)
+        }
+    }
+
+    /// Quiet since `before`: nothing runnable, or they had the CPU for a
+    /// while (`keptQuietCPU`) and made nothing new with it.
+    func isQuiet(since before: KeptActivity) -> Bool {
+        !runnable || cpuTicks >= before.cpuTicks + KeptActivity.quietCPUTicks
+    }
+
+    /// 100 ms of CPU at the usual 100 ticks per second.
+    static let quietCPUTicks: UInt64 = 10
 }

@@ -78,10 +78,16 @@ extension LoopJob {
             }
             for member in answer.marked where kept.insert(member).inserted { foundNew = true }
             // Listing, not killing: what it left may still be forking. Done
-            // once nothing new has appeared for a while (the drain timeout
-            // bounds the result; passes go on until then if need be).
-            if foundNew { lastNewKept = .now() }
-            if MonotonicInstant.now() - lastNewKept < LoopJob.keptQuietPeriod { return true }
+            // once nothing new has appeared for a while and what is there is
+            // asleep or had the CPU without forking (the drain timeout bounds
+            // the result; passes go on until then if need be).
+            if foundNew {
+                lastNewKept = .now()
+                activityAtLastNew = answer.activity
+            }
+            let quiet = MonotonicInstant.now() - lastNewKept >= LoopJob.keptQuietPeriod
+                && answer.activity.isQuiet(since: activityAtLastNew)
+            if !quiet { return true }
             requestListing()  // the sweep is pending until the list is in
             return false
         }

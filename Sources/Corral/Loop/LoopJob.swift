@@ -92,6 +92,7 @@ final class LoopJob: LoopObject {
     var lastSeenKept: [pid_t] = []
     var keptCgroup: String?
     var lastNewKept = MonotonicInstant.now()
+    var activityAtLastNew = KeptActivity()
     var cpuTime: Duration?
     /// The job's slot in the watchdog's table, while it holds one.
     var watchdogSlot: Int32?
