@@ -142,7 +142,7 @@ extension LoopJob {
         for output in outputs where output.isOpen { output.close() }
         var removeLeaf = false
         if leaf != nil, !leafPopulated() {
-            removeLeaf = true  // empty for good: the inspector removes it after reading cpu.stat
+            removeLeaf = true  // empty for good: removed once cpu.stat is read
         }
         let order = FinishOrder(
             id: id, inodes: inodes, kills: spec.lingering == .kill || stopReason != nil,

@@ -99,6 +99,12 @@ final class LoopJob: LoopObject {
     /// Output handed to the host's callback and not yet consumed.
     var outputInFlight = 0
     var outputPaused = false
+    /// Set from `start` until the spawn thread answers (`spawned`).
+    var pending: PendingSpawn?
+    /// Cancelled before the spawn thread answered: stopped as soon as it runs.
+    var cancelledWhileSpawning = false
+    /// Handed to the spawn thread and not yet answered: no pid yet.
+    var isSpawning: Bool { pending != nil }
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
@@ -125,15 +131,48 @@ final class LoopJob: LoopObject {
 
     // MARK: Start
 
-    /// Starts the job; `made` is its leaf, made ahead on the inspector (cgroup tier).
+    /// What a job holds between handing its spawn over and the answer.
+    struct PendingSpawn {
+        /// Every end of every pipe, closed if the spawn fails.
+        var parentEnds: [Int32] = []
+        /// The child's ends (and the leaf's `cgroup.procs`): closed once the
+        /// spawn is over, whatever its outcome (the spawn thread uses them).
+        var childEnds: [Int32] = []
+        var outputEnds: [(OutputChunk.Stream, Int32)] = []
+        var inputEnd: Int32?
+        var input: [UInt8] = []
+        /// Given back with the submission if it is requeued.
+        var plan: LaunchPlan
+    }
+
+    /// What the spawn thread is given: values only, no job.
+    struct SpawnRequest: @unchecked Sendable {  // LaunchPlan's C strings are read only
+        let plan: LaunchPlan
+        let command: Command
+        let workingDirectory: String?
+        let stdio: (Int32, Int32, Int32)
+        let nofileSoft: UInt64?
+        let cgroupProcs: Int32?
+        let nice: Int32?
+
+        func run() -> Result<Spawner.Spawned, Spawner.Failure> {
+            LeaderRegistry.spawn {
+                Spawner.spawn(plan, command: command, workingDirectory: workingDirectory, stdio: stdio,
+                              nofileSoft: nofileSoft, cgroupProcs: cgroupProcs, nice: nice)
+            }
+        }
+    }
+
+    /// Prepares the job (its leaf, made ahead on the inspector in the cgroup
+    /// tier, and its pipes) and hands the spawn to the spawn thread;
+    /// `spawned` completes it on the loop. `.started` means handed over.
     func start(_ plan: LaunchPlan, leaf made: Result<String, Errno>?) -> StartResult {
         scheduler.assertOnLoopThread()
-        var parentEnds: [Int32] = []
-        var childEnds: [Int32] = []
-        func closeAll() { (parentEnds + childEnds).forEach(Syscalls.close) }
+        var pending = PendingSpawn(plan: plan)
+        func closeAll() { (pending.parentEnds + pending.childEnds).forEach(Syscalls.close) }
         func makePipe() -> Result<(read: Int32, write: Int32), Errno> {
             let made = Syscalls.pipe()
-            if case .success(let ends) = made { parentEnds.append(ends.read); childEnds.append(ends.write) }
+            if case .success(let ends) = made { pending.parentEnds.append(ends.read); pending.childEnds.append(ends.write) }
             return made
         }
 
@@ -151,16 +190,15 @@ final class LoopJob: LoopObject {
             break
         }
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
-        var outputEnds: [(OutputChunk.Stream, Int32)] = []
-        var inputEnd: Int32?
         if spec.input == .inherit { stdio.0 = STDIN_FILENO }
         do throws(Errno) {
             if !plan.input.isEmpty {
                 let ends = try Syscalls.pipe().get()
-                parentEnds.append(ends.write)
-                childEnds.append(ends.read)
+                pending.parentEnds.append(ends.write)
+                pending.childEnds.append(ends.read)
                 stdio.0 = ends.read
-                inputEnd = ends.write
+                pending.inputEnd = ends.write
+                pending.input = plan.input
             }
             switch spec.output.kind {
             case .separate:
@@ -168,12 +206,12 @@ final class LoopJob: LoopObject {
                 let err = try makePipe().get()
                 stdio.1 = out.write
                 stdio.2 = err.write
-                outputEnds = [(.stdout, out.read), (.stderr, err.read)]
+                pending.outputEnds = [(.stdout, out.read), (.stderr, err.read)]
             case .combined:
                 let both = try makePipe().get()
                 stdio.1 = both.write
                 stdio.2 = both.write
-                outputEnds = [(.combined, both.read)]
+                pending.outputEnds = [(.combined, both.read)]
             case .discarded:
                 break
             case .inherit:
@@ -190,25 +228,38 @@ final class LoopJob: LoopObject {
             if error.code == EMFILE || error.code == ENFILE { return .outOfResources(error) }
             return .failed(SpawnFailure(errno: error.code, stage: .resources, message: "cannot create a pipe: \(error)"))
         }
+        if let leaf { pending.childEnds.append(leaf.procsFD) }
+        self.pending = pending
 
         startedAt = .now()
-        let spawned = LeaderRegistry.spawn {
-            Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
-                          stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                          cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
-        }
-        childEnds.forEach(Syscalls.close)
-        childEnds = []
-        if let leaf { Syscalls.close(leaf.procsFD) }
+        let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
+                                   stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
+                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
+        let id = id
+        scheduler.spawn({ request.run() }, then: { scheduler, spawned in
+            scheduler.job(id)?.spawned(spawned)
+        })
+        return .started
+    }
+
+    /// The spawn thread's answer: the job runs (and is watched from now on),
+    /// or it goes back to the scheduler, failed or short of resources.
+    private func spawned(_ spawned: Result<Spawner.Spawned, Spawner.Failure>) {
+        guard let pending else { return }
+        self.pending = nil
+        pending.childEnds.forEach(Syscalls.close)
+        let closeParentEnds = { pending.parentEnds.forEach(Syscalls.close) }
         switch spawned {
         case .failure(.transient(let error)):
-            closeAll()
+            closeParentEnds()
             discardLeaf()
-            return .outOfResources(error)
+            scheduler.jobDidNotStart(self, .outOfResources(error), plan: pending.plan)
+            return
         case .failure(.failed(let failure)):
-            closeAll()
+            closeParentEnds()
             discardLeaf()
-            return .failed(failure)
+            scheduler.jobDidNotStart(self, .failed(failure), plan: pending.plan)
+            return
         case .success(let child):
             pid = child.pid
             pidfd = child.pidfd
@@ -223,22 +274,25 @@ final class LoopJob: LoopObject {
         }
 
         watchLeader()
-        for (stream, fd) in outputEnds {
+        for (stream, fd) in pending.outputEnds {
             openHandles += 1
             if let pipe = OutputPipe(job: self, stream: stream, fd: fd, limit: spec.outputLimit,
                                      onOutput: submission.onOutput) {
                 outputs.append(pipe)
             }
         }
-        if let inputEnd {
+        if let inputEnd = pending.inputEnd {
             openHandles += 1
-            input = InputWriter(job: self, fd: inputEnd, bytes: plan.input)
+            input = InputWriter(job: self, fd: inputEnd, bytes: pending.input)
         }
         timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)
         uv_timer_init(scheduler.loop, timer)
         openHandles += 1
-        if let timeout = spec.timeout { startTimer(.deadline, after: timeout) }
-        return .started
+        if cancelledWhileSpawning {
+            beginStop(.cancel)
+        } else if let timeout = spec.timeout {
+            startTimer(.deadline, after: timeout)
+        }
     }
 
     private func watchLeader() {
@@ -336,7 +390,9 @@ final class LoopJob: LoopObject {
     func cancel() {
         scheduler.assertOnLoopThread()
         guard !delivered else { return }
-        if leaderStatus != nil || leaderVanished {
+        if isSpawning {
+            cancelledWhileSpawning = true  // no pid (and no group) to signal yet
+        } else if leaderStatus != nil || leaderVanished {
             deliver()
         } else if stopReason == nil {
             beginStop(.cancel)
