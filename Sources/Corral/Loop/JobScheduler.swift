@@ -165,7 +165,7 @@ final class JobScheduler: LoopObject {
                     }
                     continue
                 }
-                job.handOver(answer)
+                job.inspected(answer)
             }
             // Emptied leaves go after the answers: an `rmdir` in cgroupfs
             // can wait for the kernel (RCU) and no result waits for it.

@@ -58,7 +58,7 @@ extension LoopJob {
 
     private func cgroupChanged() {
         guard let leaf, !readPopulated(leaf) else { return }
-        if delivered { removeLeaf() } else if readyToDeliver { deliver() }
+        if delivered { removeLeaf() } else { drainProgressed() }
     }
 
     /// cgroup.kill; records who was in the leaf. True if anything besides

@@ -4,26 +4,16 @@ import CLibUV
 import Glibc
 #endif
 
-/// One spawned job on the loop: its leader (watched through a pidfd), its
-/// output pipes, its stdin pipe and one timer that serves each phase in
-/// turn (deadline, grace, drain, reap wait). Loop thread only.
+/// One job on the loop: the effects of its lifecycle. Which state it is in
+/// and what each event leads to is `JobLifecycle` (one state machine, in one
+/// file); this class holds what the job owns — its leader (watched through a
+/// pidfd), its output pipes, its stdin pipe, its leaf and one timer — and
+/// performs the machine's actions on them (`perform`). Loop thread only.
 ///
 /// The job stays in the scheduler's table until it has delivered its result
 /// and every handle has closed; the handles point at it unretained.
 final class LoopJob: LoopObject {
-    enum TimerPhase {
-        case idle
-        case deadline     // the job's timeout
-        case grace        // stop signal sent; SIGKILL when it fires
-        case drain        // leader gone; force-close pipes when it fires
-        case reapWait     // SIGKILL sent; deliver without the leader when it fires
-        case finishing    // delivery began; hand over without the inspector's answer when it fires
-    }
-
-    enum StopReason {
-        case deadline
-        case cancel
-    }
+    typealias StopReason = JobLifecycle.StopReason
 
     enum StartResult {
         case started
@@ -43,20 +33,28 @@ final class LoopJob: LoopObject {
     /// The poll handle being closed: its pidfd is closed with it.
     var closingPoll: UnsafeMutableRawPointer?
     var timer: UnsafeMutablePointer<uv_timer_t>?
-    var timerPhase = TimerPhase.idle
+    /// What the armed timer waits for (nil: not armed).
+    var timerWait: JobLifecycle.Wait?
     var outputs: [OutputPipe] = []
     var input: InputWriter?
     var openHandles = 0
 
-    var stopReason: StopReason?
+    /// The job's state (`JobLifecycle`).
+    var lifecycle = JobLifecycle()
+    var stopReason: StopReason? { lifecycle.stopReason }
+    /// Delivery has begun: nothing more is read or waited for.
+    var delivered: Bool { lifecycle.hasBegunDelivery }
+    /// The result has gone to the host.
+    var resultHandedOver: Bool { lifecycle.hasHandedOver }
+    /// How the run ended, once delivery began (the outcome).
+    var ending: JobLifecycle.Ending?
+    /// The inspector's answer for the result, once in.
+    var finishAnswer: FinishAnswer?
+
     var leaderStatus: TerminationStatus?
     var leaderReaped = false
     /// The leader was reaped by someone else: its pgid is no longer pinned.
     var leaderVanished = false
-    /// Delivery has begun (`deliver`): nothing more is read or waited for.
-    var delivered = false
-    /// The result has gone to the host (`handOver`).
-    var resultHandedOver = false
     var pipesForceClosed = false
     var lingeringKilled = false
     var spawnedAt: MonotonicInstant?
@@ -101,10 +99,10 @@ final class LoopJob: LoopObject {
     var outputPaused = false
     /// Set from `start` until the spawn thread answers (`spawned`).
     var pending: PendingSpawn?
-    /// Cancelled before the spawn thread answered: stopped as soon as it runs.
-    var cancelledWhileSpawning = false
     /// Handed to the spawn thread and not yet answered: no pid yet.
-    var isSpawning: Bool { pending != nil }
+    var isSpawning: Bool { lifecycle.isSpawning }
+    /// Cancelled before the spawn thread answered.
+    var cancelledWhileSpawning: Bool { lifecycle.state == .spawning(cancelled: true) }
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
@@ -288,11 +286,7 @@ final class LoopJob: LoopObject {
         timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)
         uv_timer_init(scheduler.loop, timer)
         openHandles += 1
-        if cancelledWhileSpawning {
-            beginStop(.cancel)
-        } else if let timeout = spec.timeout {
-            startTimer(.deadline, after: timeout)
-        }
+        perform(lifecycle.spawned(hasTimeout: spec.timeout != nil, stopSignalIsKill: stopSignalIsKill))
     }
 
     private func watchLeader() {
@@ -307,43 +301,41 @@ final class LoopJob: LoopObject {
 
     // MARK: Timer
 
-    func startTimer(_ phase: TimerPhase, after delay: Duration) {
+    /// How long the timer waits in each state that waits.
+    private func delay(for wait: JobLifecycle.Wait) -> Duration {
+        switch wait {
+        case .deadline: spec.timeout ?? .zero
+        case .grace: spec.killGrace
+        case .reapWait, .drain: spec.drainTimeout
+        case .finish: LoopJob.finishTimeout
+        }
+    }
+
+    func startTimer(_ wait: JobLifecycle.Wait) {
         guard let timer else { return }
-        timerPhase = phase
+        timerWait = wait
         uv_update_time(scheduler.loop)  // count from now, not from the start of this loop iteration
         uv_timer_start(timer, { handle in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).timerFired()
-        }, delay.timerMilliseconds, 0)
+        }, delay(for: wait).timerMilliseconds, 0)
     }
 
     func stopTimer() {
         guard let timer else { return }
-        timerPhase = .idle
+        timerWait = nil
         uv_timer_stop(timer)
     }
 
     private func timerFired() {
-        let phase = timerPhase
-        timerPhase = .idle
-        switch phase {
-        case .idle:
-            break
-        case .deadline:
-            // Exits that raced the deadline in this loop iteration count as exits.
-            switch peekLeader() {
-            case .running: beginStop(.deadline)
-            case .exited(let status): leaderExited(status)
-            case .vanished: leaderDisappeared()
-            }
-        case .grace:
-            killEverything()
-            startTimer(.reapWait, after: spec.drainTimeout)
-        case .drain, .reapWait:
-            deliver()
-        case .finishing:
-            handOver(nil)
-        }
+        guard let wait = timerWait else { return }
+        timerWait = nil
+        // At the deadline, an exit that raced it in this loop iteration counts as the exit.
+        let leader = wait == .deadline ? observeLeader() : .running
+        perform(lifecycle.timerFired(wait, leader: leader, lingering: lingering, stopSignalIsKill: stopSignalIsKill))
     }
+
+    var lingering: JobLifecycle.Lingering { spec.lingering == .kill ? .kill : .keep }
+    var stopSignalIsKill: Bool { spec.stopSignal.rawValue == SIGKILL }
 
     override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
         if handle == closingPoll {
@@ -358,7 +350,7 @@ final class LoopJob: LoopObject {
         openHandles -= 1
         // A job delivered before its sweep was conclusive stays until it is:
         // passes go on killing what carries its id.
-        if openHandles == 0, resultHandedOver, !sweepPending { scheduler.jobDidFinish(self) }
+        perform(lifecycle.settled(handlesOpen: openHandles, sweepPending: sweepPending))
     }
 
     // MARK: Output flow
@@ -386,16 +378,10 @@ final class LoopJob: LoopObject {
     // MARK: Cancellation
 
     /// Cancels the job: the stop sequence if the leader still runs; if it has
-    /// exited and only the pipes are draining, they are closed at once.
+    /// exited and only the pipes are draining, they are closed at once; if
+    /// its spawn is still out, it is stopped as soon as it runs.
     func cancel() {
         scheduler.assertOnLoopThread()
-        guard !delivered else { return }
-        if isSpawning {
-            cancelledWhileSpawning = true  // no pid (and no group) to signal yet
-        } else if leaderStatus != nil || leaderVanished {
-            deliver()
-        } else if stopReason == nil {
-            beginStop(.cancel)
-        }
+        perform(lifecycle.cancel(stopSignalIsKill: stopSignalIsKill))
     }
 }
