@@ -32,7 +32,7 @@ final class JobLifecycleTests: XCTestCase {
         ])
         XCTAssertEqual(actions, [
             .armTimer(.deadline),
-            .reapLeader(killingTheRest: true), .stopTimer, .sweepAfterLeader, .armTimer(.drain),
+            .reapLeader(killingTheRest: true), .stopTimer, .sweepAfterLeader, .armTimer(.drain), .checkDrained,
             .stopTimer, .beginDelivery(.exited(.exited(3))),
             .armTimer(.finish),
             .stopTimer, .handOver,

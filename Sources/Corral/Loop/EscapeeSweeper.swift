@@ -41,10 +41,14 @@ final class EscapeeSweeper: LoopObject {
     private var oneOff: [(JobID, Int32)] = []
     private var armed = false
     private var inFlight = false
-    /// How long the last batch took, round trip: the next one waits four
-    /// times as long (from 1 to 100 ms), so a burst of exits shares fewer,
-    /// fuller scans and the inspector is never kept busy by sweeping alone.
+    /// How long the last batch took, round trip, and when it ended: the
+    /// next one starts no sooner than four times as long after that end
+    /// (at least 1 ms from now, at most 100 ms), so a burst of exits shares
+    /// fewer, fuller scans and sweeping takes at most a fifth of the
+    /// inspector's time — while a job ending alone, long after the last
+    /// batch, is swept at once.
     private var lastBatch = Duration.zero
+    private var lastBatchEnded = MonotonicInstant.now()
 
     init(scheduler: JobScheduler) {
         self.scheduler = scheduler
@@ -70,12 +74,19 @@ final class EscapeeSweeper: LoopObject {
         arm()
     }
 
+    /// Milliseconds until the next batch (see `lastBatch`).
+    static func delay(lastBatch: Duration, since ended: Duration) -> UInt64 {
+        let spacing = 4 * lastBatch.timerMilliseconds
+        let waited = ended.timerMilliseconds
+        return min(max(1, spacing > waited ? spacing - waited : 1), 100)
+    }
+
     private func arm() {
         guard !armed, !inFlight else { return }
         armed = true
         uv_timer_start(timer, { handle in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: EscapeeSweeper.self).tick()
-        }, min(max(1, 4 * lastBatch.timerMilliseconds), 100), 0)
+        }, EscapeeSweeper.delay(lastBatch: lastBatch, since: MonotonicInstant.now() - lastBatchEnded), 0)
     }
 
     private func tick() {
@@ -108,7 +119,8 @@ final class EscapeeSweeper: LoopObject {
 
     private func finished(_ answers: [SweepAnswer], started: MonotonicInstant) {
         inFlight = false
-        lastBatch = MonotonicInstant.now() - started
+        lastBatchEnded = .now()
+        lastBatch = lastBatchEnded - started
         var again: [LoopJob] = []
         for answer in answers {
             guard let job = scheduler.job(answer.id) else {

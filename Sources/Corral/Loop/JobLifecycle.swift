@@ -80,6 +80,10 @@ struct JobLifecycle {
         /// After the leader: find what carries the id (killed, or listed
         /// when the job leaves its daemons running).
         case sweepAfterLeader
+        /// See whether anything is still waited for (`drained` follows):
+        /// the pipes may have ended before the leader, and a job that forked
+        /// nothing is not swept.
+        case checkDrained
         /// Close what is open, ask the inspector what the result needs.
         case beginDelivery(Ending)
         /// The result goes to the host (with the inspector's answer, if in).
@@ -208,7 +212,7 @@ struct JobLifecycle {
         case .running, .stopping, .killing:
             let ending: Ending = stopped.map(Ending.stopped) ?? .exited(status)
             state = .draining(ending)
-            return [reap, .stopTimer, .sweepAfterLeader, .armTimer(.drain)]
+            return [reap, .stopTimer, .sweepAfterLeader, .armTimer(.drain), .checkDrained]
         case .finishing, .handedOver, .finished:
             return [reap]
         case .spawning, .draining:
@@ -223,7 +227,7 @@ struct JobLifecycle {
         case .running, .stopping, .killing:
             let ending: Ending = stopReason.map(Ending.stopped) ?? .vanished
             state = .draining(ending)
-            return [.forgetLeader, .stopTimer, .sweepAfterLeader, .armTimer(.drain)]
+            return [.forgetLeader, .stopTimer, .sweepAfterLeader, .armTimer(.drain), .checkDrained]
         case .finishing, .handedOver, .finished:
             return [.forgetLeader]
         case .spawning, .draining:

@@ -247,6 +247,8 @@ final class JobScheduler: LoopObject {
     /// A spawn failed for want of descriptors or processes: no more are
     /// tried until a running job finishes (and frees its share).
     private var shortOfResources = false
+    /// Jobs that have left the table so far (freeing their descriptors).
+    private(set) var finishedJobs = 0
 
     /// Starts queued jobs while the limits and this iteration's slice allow.
     private func pump() {
@@ -283,7 +285,10 @@ final class JobScheduler: LoopObject {
     /// opened at spawn.
     private var readyLeaves: [JobID: Result<String, Errno>] = [:]
     private var leavesRequested = false
-    static let leavesAhead = 8
+    /// Enough that a burst of spawns does not wait on the inspector's
+    /// round trips (each behind whatever scan it is doing): 8 held W2b's
+    /// 5,000 spawns to 8 per scan of a host crowded with their processes.
+    static let leavesAhead = 64
 
     /// Asks the inspector for the leaves of the next queued jobs that have
     /// none (one batch out at a time). `mkdir` in cgroupfs waits for the
@@ -399,7 +404,10 @@ final class JobScheduler: LoopObject {
         case .failed(let failure):
             submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
         case .outOfResources(let error):
-            if jobs.isEmpty || shuttingDown || job.cancelledWhileSpawning {
+            // Nothing running will free anything, and nothing has since the
+            // spawn was handed over: report it rather than spin.
+            let nothingFreed = jobs.isEmpty && finishedJobs == job.finishedJobsAtStart
+            if nothingFreed || shuttingDown || job.cancelledWhileSpawning {
                 let failure = SpawnFailure(
                     errno: error.code, stage: .resources,
                     message: "cannot start the job: \(error) (no descriptors or processes left)")
@@ -409,7 +417,7 @@ final class JobScheduler: LoopObject {
                     submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
                 }
             } else {
-                shortOfResources = true
+                shortOfResources = !jobs.isEmpty
                 requeueAtHead(submission)  // retried when a running job frees its share
             }
         case .started:
@@ -436,6 +444,7 @@ final class JobScheduler: LoopObject {
     /// A job has delivered its result and closed every handle.
     func jobDidFinish(_ job: LoopJob) {
         jobs.removeValue(forKey: job.id)
+        finishedJobs += 1
         descriptorsInUse -= job.descriptorCount
         if !shuttingDown { pump() }
         finishShutdownIfIdle()

@@ -73,9 +73,8 @@ extension LoopJob {
         // Names are read before the kill (a dead process has none), for at
         // most `namedKillLimit` processes a call: a fork bomb's thousands
         // are listed by pid, so the loop's work stays bounded.
-        var known = Set(killed.map(\.pid))
         var named = 0
-        for member in members where known.insert(member).inserted {
+        for member in members where killedPIDs.insert(member).inserted {
             let command = named < LoopJob.namedKillLimit ? ProcFiles.command(of: member) : "?"
             named += 1
             killed.append(ProcessSummary(pid: member, command: command))

@@ -45,7 +45,9 @@ extension LoopJob {
             for finding in answer.findings {
                 if escapees.insert(finding.pid).inserted {
                     foundNew = true
-                    killed.append(ProcessSummary(pid: finding.pid, command: finding.command ?? "?"))
+                    if killedPIDs.insert(finding.pid).inserted {
+                        killed.append(ProcessSummary(pid: finding.pid, command: finding.command ?? "?"))
+                    }
                 }
                 _ = cc_pidfd_send_signal(finding.pidfd, signal)
                 if signal != SIGKILL { _ = cc_pidfd_send_signal(finding.pidfd, SIGCONT) }

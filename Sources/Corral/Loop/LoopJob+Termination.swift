@@ -34,7 +34,12 @@ extension LoopJob {
                 // After every job, in both tiers: whatever carries its id outside
                 // the killed group and leaf is killed (or, kept, listed), pass
                 // after pass in later loop iterations until a scan finds nothing new.
+                // Unless nothing at all was created on the host since the
+                // leader: then the job forked nothing, and there is nothing to find.
+                if forkedNothing { break }
                 if keepsDaemons { keepDaemons() } else { scheduler.sweeper.request(self) }
+            case .checkDrained:
+                drainProgressed()
             case .beginDelivery(let ending):
                 beginDelivery(ending)
             case .handOver:
@@ -50,6 +55,16 @@ extension LoopJob {
     func drainProgressed() {
         guard case .draining = lifecycle.state else { return }
         perform(lifecycle.drained(ready: readyToDeliver))
+    }
+
+    /// No process or thread was created in this pid namespace since the
+    /// leader (`ns_last_pid` is still its pid), so none of its own: one
+    /// read of a sysctl, which spares a job that ran alone on a quiet host
+    /// the sweep's /proc scan. (A job's fork in a child pid namespace gets
+    /// a pid in this one too. Only 32,768 forks wrapping the counter back
+    /// to the same pid could fool it.)
+    var forkedNothing: Bool {
+        !leaderVanished && ProcFiles.lastAllocatedPID() == pid
     }
 
     // MARK: Signals
@@ -189,7 +204,7 @@ extension LoopJob {
             let kills = spec.lingering == .kill || stopReason != nil
             if kills, containment == .cgroup, !answer.holders.isEmpty { killCgroup() }
             pipeHolders = answer.holders.map { holder in
-                let belongs = holder.belongs || escapees.contains(holder.pid) || killed.contains { $0.pid == holder.pid }
+                let belongs = holder.belongs || escapees.contains(holder.pid) || killedPIDs.contains(holder.pid)
                 if holder.pidfd >= 0 {
                     _ = cc_pidfd_send_signal(holder.pidfd, SIGKILL)
                     Syscalls.close(holder.pidfd)

@@ -71,7 +71,10 @@ final class LoopJob: LoopObject {
     var leafEmpty = false
     /// The watch being closed, and the cgroup.events it watched, closed with it.
     var closingCgroupWatch: (handle: UnsafeMutableRawPointer, eventsFD: Int32)?
+    /// What was killed, each process once (`killedPIDs` guards it: the
+    /// leaf's kill and the sweep may both find one).
     var killed: [ProcessSummary] = []
+    var killedPIDs: Set<pid_t> = []
     var escapees: Set<Int32> = []
     var pipeHolders: [PipeHolder] = []
     var leftRunning: [ProcessSummary] = []
@@ -99,6 +102,9 @@ final class LoopJob: LoopObject {
     var outputPaused = false
     /// Set from `start` until the spawn thread answers (`spawned`).
     var pending: PendingSpawn?
+    /// How many jobs had finished when the spawn was handed over: if one
+    /// has since, a spawn short of descriptors is worth another try.
+    var finishedJobsAtStart = 0
     /// Handed to the spawn thread and not yet answered: no pid yet.
     var isSpawning: Bool { lifecycle.isSpawning }
     /// Cancelled before the spawn thread answered.
@@ -228,6 +234,7 @@ final class LoopJob: LoopObject {
         }
         if let leaf { pending.childEnds.append(leaf.procsFD) }
         self.pending = pending
+        finishedJobsAtStart = scheduler.finishedJobs
 
         startedAt = .now()
         let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
