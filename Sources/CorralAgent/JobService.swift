@@ -206,9 +206,12 @@ final class JobService: Sendable {
                 spec,
                 onOutput: { live.output(id, $0) },
                 onStart: { live.started(id, $0) },
-                onCompletion: { result in
+                onCompletion: { [weak self] result in
                     let journaled = live.journaledBytes(id)
-                    live.finished(id, JobService.final(of: result, id: id, timeout: timeout, journaled: journaled))
+                    var reason: String?
+                    if case .cancelled = result.outcome { reason = self?.cancelReason(id) }
+                    live.finished(id, JobService.final(of: result, id: id, timeout: timeout, journaled: journaled,
+                                                       cancelReason: reason))
                 })
             live.attach(handle, to: id)
         } catch {
@@ -223,7 +226,8 @@ final class JobService: Sendable {
 
     /// The final record of a job; its output is stored once: `journaled`
     /// says how many bytes of each stream the journal's chunks hold.
-    static func final(of result: JobResult, id: String, timeout: Duration?, journaled: [String: Int]) -> JournalBatch.Final {
+    static func final(of result: JobResult, id: String, timeout: Duration?, journaled: [String: Int],
+                      cancelReason: String? = nil) -> JournalBatch.Final {
         let (exitCode, signal) = JobResultJSON.leaderEnd(result)
         let outputs = [
             ResultOutput(stream: "stdout", captured: result.stdout,
@@ -241,7 +245,7 @@ final class JobService: Sendable {
             jobID: id, state: JobState(result.outcome), finishedAt: .now(),
             startedAt: result.timing.spawned == nil ? nil : result.timing.startedAt,
             exitCode: exitCode, signal: signal, durationSeconds: JobResultJSON.durationSeconds(result),
-            resultJSON: JobResultJSON.encode(stored, id: id), message: JobResultJSON.errorMessage(result.outcome),
+            resultJSON: JobResultJSON.encode(stored, id: id), message: JobResultJSON.errorMessage(result.outcome) ?? cancelReason,
             outputs: outputs, overshootSeconds: overshoot, pipesForceClosed: result.pipesForceClosed)
     }
 
@@ -297,6 +301,17 @@ final class JobService: Sendable {
     }
 
     // MARK: Cancel
+
+    /// Who cancelled a job, for its `message`: a client, or the agent's
+    /// own shutdown or drain (bounded by its grace).
+    func cancelReason(_ id: String) -> String {
+        if live.cancelRequested(id) { return "cancelled by a client (DELETE /v1/jobs/\(id))" }
+        switch stopping.withLock({ $0?.draining }) {
+        case true?: return "stopped by the agent's drain: --drain-timeout passed before the job ended"
+        case false?: return "stopped by the agent's shutdown: --shutdown-grace passed before the job ended"
+        case nil: return "cancelled"
+        }
+    }
 
     func cancel(_ id: String) async throws(APIError) -> JobRecord {
         guard let record = try await read({ try await journal.summary(id) }) else { throw APIError.notFound(id) }

@@ -171,6 +171,11 @@ final class LiveJobs: Sendable {
         return answer
     }
 
+    /// Whether a client asked to cancel the job.
+    func cancelRequested(_ id: String) -> Bool {
+        state.withLock { $0.entries[id]?.cancelRequested ?? false }
+    }
+
     // MARK: The journal writer
 
     /// Everything not yet committed (the writer splits it into bounded parts).

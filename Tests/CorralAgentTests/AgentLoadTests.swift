@@ -102,7 +102,7 @@ final class AgentLoadTests: AgentTestCase {
         XCTAssertEqual(raw["stderr"] as? String, "a\"b\t\u{1}\\", "\(raw)")
         for text in ["", "plain", "q\"uote\\back\nnl\r\t\u{1}\u{1f}é€😀"] {
             var buffer = ByteBuffer()
-            ResultText.writeQuoted(Array(text.utf8), into: &buffer)
+            ResultText.writeQuoted(Array(text.utf8)[...], into: &buffer)
             XCTAssertEqual(buffer.readString(length: buffer.readableBytes), JSONWriter.quote(text))
         }
 
