@@ -31,6 +31,9 @@ final class JobService: Sendable {
     /// Set once a stop or a drain is asked for: until when running and
     /// queued jobs may go on, and whether it is a drain.
     private let stopping = Mutex<(deadline: ContinuousClock.Instant, draining: Bool)?>(nil)
+    /// A SIGTERM/SIGINT came (also one that cut a drain short): for the
+    /// message of the jobs it stops.
+    private let terminated = Mutex(false)
 
     /// Results are committed this long at most after the runner stopped
     /// (retrying a failing journal), so shutdown ends even when the
@@ -306,11 +309,9 @@ final class JobService: Sendable {
     /// own shutdown or drain (bounded by its grace).
     func cancelReason(_ id: String) -> String {
         if live.cancelRequested(id) { return "cancelled by a client (DELETE /v1/jobs/\(id))" }
-        switch stopping.withLock({ $0?.draining }) {
-        case true?: return "stopped by the agent's drain: --drain-timeout passed before the job ended"
-        case false?: return "stopped by the agent's shutdown: --shutdown-grace passed before the job ended"
-        case nil: return "cancelled"
-        }
+        if terminated.withLock({ $0 }) { return "stopped by the agent's shutdown: --shutdown-grace passed before the job ended" }
+        if stopping.withLock({ $0 != nil }) { return "stopped by the agent's drain: --drain-timeout passed before the job ended" }
+        return "cancelled"
     }
 
     func cancel(_ id: String) async throws(APIError) -> JobRecord {
@@ -354,6 +355,7 @@ final class JobService: Sendable {
     func requestStop(draining: Bool) {
         let bound = draining ? configuration.drainTimeout : configuration.shutdownGrace
         let deadline = ContinuousClock.now + bound
+        if !draining { terminated.withLock { $0 = true } }
         stopping.withLock { current in
             if let current, current.deadline <= deadline {
                 return

@@ -121,8 +121,8 @@ struct JobFilter: Sendable {
             }
         }
         if let given = query.get("q"), !given.isEmpty {
-            guard given.utf8.count <= JobFilter.maxText else {
-                throw APIError(.badRequest, "bad_query", "q: at most \(JobFilter.maxText) bytes", field: "q")
+            guard given.unicodeScalars.count <= JobFilter.maxText else {
+                throw APIError(.badRequest, "bad_query", "q: at most \(JobFilter.maxText) characters", field: "q")
             }
             text = given
         }

@@ -61,7 +61,7 @@ enum OpenAPIDocument {
           {"name": "state", "in": "query", "required": false, "schema": {"type": "string"},
            "description": "Comma-separated states (queued, running, exited, signaled, timed_out, cancelled, failed_to_start, lost), final (every final state), or failed (exited with a code other than 0, signaled, failed_to_start); a job matching any of them is listed."},
           {"name": "q", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 200},
-           "description": "Text the command or the name contains (ASCII letters compared without case); at most 200 bytes."},
+           "description": "Text the command or the name contains (ASCII letters compared without case); at most 200 characters."},
           {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
           {"name": "after", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^j[0-9]{1,18}$"},
            "description": "Cursor: jobs older than this id only; the `next` of the previous page."},
