@@ -211,6 +211,35 @@ final class AgentPageScenarioTests: AgentTestCase {
         XCTAssertTrue(header.contains("corral ") && header.contains("containment: "), header)
     }
 
+    func testArgvModeSplitsLikeAShellAndReRunSubmitsTheSameSpec() async throws {
+        try requireChromium()
+        let agent = try startAgent()
+        let line = #"printf '[%s]' 'a b' "c\"d \$x" e\ f '' "#
+        let shown = try await scenario(agent, "argv", [line])
+        XCTAssertTrue((shown["unclosed"] as? String ?? "").contains("quote is not closed"), "\(shown)")
+        let expected = ["printf", "[%s]", "a b", #"c"d $x"#, "e f", ""]
+        for id in ["j1", "j2"] {
+            let job = try agent.client.get("/v1/jobs/\(id)").json
+            XCTAssertEqual((job["spec"] as? [String: Any])?["argv"] as? [String], expected, "\(id): \(job)")
+        }
+        XCTAssertEqual(shown["output"] as? String, #"[a b][c"d $x][e f][]"#)
+        XCTAssertEqual(shown["rerun_output"] as? String, shown["output"] as? String)
+        XCTAssertEqual((try agent.client.get("/v1/jobs").json["jobs"] as? [Any])?.count, 2, "no job for the refused line")
+    }
+
+    func testRunningJobsDurationTicks() async throws {
+        try requireChromium()
+        let agent = try startAgent()
+        let id = try XCTUnwrap(try agent.client.post("/v1/jobs", json: #"{"argv":["sleep","3005"]}"#).json["id"] as? String)
+        XCTAssertTrue(waitForState(agent.client, id, "running"))
+        let shown = try await scenario(agent, "live", [id])
+        XCTAssertNotEqual(shown["first"] as? String, shown["later"] as? String, "\(shown)")
+        XCTAssertTrue((shown["later"] as? String ?? "").hasSuffix("s…"), "\(shown)")
+        XCTAssertEqual(shown["row"] as? String, "▶ running")
+        XCTAssertEqual(try agent.client.delete("/v1/jobs/\(id)").status, 202)
+        _ = try waitForFinal(agent.client, id)
+    }
+
     func testTokenPromptInsteadOfRawJSON() async throws {
         try requireChromium()
         let token = "page-token-\(UUID().uuidString)"

@@ -14,6 +14,8 @@ Scenarios:
   layout                  width, keyboard navigation of the table (1024 px)
   token TOKEN             the token prompt, then the page with the token
   banner PID              SIGTERM to the agent: the shutting-down, then unreachable banner
+  argv LINE               the form in argv mode (quoting), then Re-run
+  live JOB                a running job's duration ticks
 """
 import base64, json, os, signal, sys, time
 from devtools import Browser
@@ -193,6 +195,30 @@ elif scenario == "token":
          " && document.getElementById('conn').textContent.startsWith('updated')", "the page after the token")
     report["rows"] = row_ids()
     report["location"] = js("location.href")
+elif scenario == "argv":
+    # The form in argv mode: an unclosed quote is refused on the page; a
+    # quoted line is split as a shell would; then Re-run submits it again.
+    load(url)
+    loaded_table()
+    js("document.getElementById('mode').value = 'argv'; true")
+    js("document.getElementById('command').value = %s; document.getElementById('run').click(); true" % json.dumps("echo 'unclosed"))
+    report["unclosed"] = wait("document.getElementById('submit-error').textContent || null", "the quoting error")
+    js("document.getElementById('command').value = %s; document.getElementById('run').click(); true" % json.dumps(args[0]))
+    wait("location.hash === '#j1' && document.getElementById('output').dataset.done === 'j1'", "the argv job")
+    report["output"] = js("document.getElementById('output').textContent")
+    js("document.getElementById('rerun').click(); true")
+    wait("location.hash === '#j2' && document.getElementById('output').dataset.done === 'j2'", "the re-run job")
+    report["rerun_output"] = js("document.getElementById('output').textContent")
+elif scenario == "live":
+    # A running job's duration ticks in the view without a reload.
+    open_job_url = url + "#" + args[0]
+    load(open_job_url)
+    loaded_table()
+    wait("document.getElementById('job-duration').textContent.endsWith('…')", "a running duration")
+    first = js("document.getElementById('job-duration').textContent")
+    time.sleep(2.5)
+    report = {"first": first, "later": js("document.getElementById('job-duration').textContent"),
+              "row": js("document.querySelector('#jobs tr.job[data-id=%s] td:nth-child(4)').textContent" % json.dumps(args[0]))}
 elif scenario == "banner":
     load(url)
     loaded_table()
