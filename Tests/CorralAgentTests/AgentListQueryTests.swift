@@ -133,33 +133,9 @@ final class AgentListQueryTests: AgentTestCase {
     /// list (a page, a filtered page, a search, a `since` window refresh)
     /// stays cheap. Generous bounds; the figures are printed.
     func testListStaysResponsiveWith100000JobsInTheJournal() throws {
-        var agent = try startAgent()
-        XCTAssertEqual(try agent.client.post("/v1/jobs", json: #"{"argv":["true"]}"#).status, 201)
-        _ = try waitForFinal(agent.client, "j1")
-        agent.terminate()
-        XCTAssertNotNil(agent.waitForExit())
-        // Fill the journal directly: 100,000 final jobs, one in 50 failed.
-        let fill = """
-            import sqlite3, sys, time
-            now = int(time.time() * 1000)
-            db = sqlite3.connect(sys.argv[1])
-            rows = []
-            for n in range(2, 100002):
-                code = 1 if n % 50 == 0 else 0
-                rows.append((n, 'j%d' % n, '{"argv":["echo","%d"]}' % n, 'name-%d' % n, 'echo job %d' % n, now, now, now, code))
-            db.executemany("INSERT INTO jobs (seq, id, spec_json, name, command, state, run_id, submitted_ms, started_ms, finished_ms, exit_code, duration_s, result_json, result_form) VALUES (?, ?, ?, ?, ?, 'exited', 1, ?, ?, ?, ?, 1.0, '{}', 2)", rows)
-            db.execute("UPDATE sqlite_sequence SET seq = 100001 WHERE name = 'jobs'")
-            db.commit()
-            """
-        let script = scratch.appendingPathComponent("fill.py").path
-        try fill.write(toFile: script, atomically: true, encoding: .utf8)
-        let filled = Process()
-        filled.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        filled.arguments = [script, dataDirectory + "/journal.sqlite"]
-        try filled.run()
-        filled.waitUntilExit()
-        XCTAssertEqual(filled.terminationStatus, 0)
-        agent = try startAgent(["--keep-jobs", "1000000", "--keep-for", "1000h"])
+        try prepareJournal()
+        try fillJournal(jobs: 100_000)
+        let agent = try startAgent(["--keep-jobs", "1000000", "--keep-for", "1000h"])
         let client = agent.client
         func timed(_ path: String, count expected: Int) throws -> Double {
             var best = Double.infinity

@@ -240,6 +240,23 @@ final class AgentPageScenarioTests: AgentTestCase {
         _ = try waitForFinal(agent.client, id)
     }
 
+    /// Issue 15's scale check in the browser: 100,000 jobs in the journal.
+    /// Generous bounds; the figures are printed.
+    func testPageStaysResponsiveWith100000JobsInTheJournal() async throws {
+        try requireChromium()
+        try prepareJournal()
+        try fillJournal(jobs: 100_000)
+        let agent = try startAgent(["--keep-jobs", "1000000", "--keep-for", "1000h"])
+        let shown = try await scenario(agent, "scale", [])
+        print("page with 100,001 jobs: \(shown.filter { $0.key != "csp_violations" })")
+        XCTAssertEqual(shown["window_rows"] as? Int, 400)
+        XCTAssertLessThan(shown["first_table_ms"] as? Double ?? .infinity, 20_000)
+        for key in ["refresh_ms", "window_refresh_ms", "failed_refresh_ms"] {
+            let median = (shown[key] as? [Double] ?? [])[safe: 2] ?? .infinity
+            XCTAssertLessThan(median, 2_000, "\(key): \(shown[key] ?? "")")
+        }
+    }
+
     func testTokenPromptInsteadOfRawJSON() async throws {
         try requireChromium()
         let token = "page-token-\(UUID().uuidString)"
@@ -301,4 +318,8 @@ final class AgentPageScenarioTests: AgentTestCase {
         print("agent page \(name) screenshot: \(screenshot)")
         return report
     }
+}
+
+private extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

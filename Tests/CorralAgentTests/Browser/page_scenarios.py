@@ -16,6 +16,7 @@ Scenarios:
   banner PID              SIGTERM to the agent: the shutting-down, then unreachable banner
   argv LINE               the form in argv mode (quoting), then Re-run
   live JOB                a running job's duration ticks
+  scale                   load and refresh costs with a big journal
 """
 import base64, json, os, signal, sys, time
 from devtools import Browser
@@ -219,6 +220,29 @@ elif scenario == "live":
     time.sleep(2.5)
     report = {"first": first, "later": js("document.getElementById('job-duration').textContent"),
               "row": js("document.querySelector('#jobs tr.job[data-id=%s] td:nth-child(4)').textContent" % json.dumps(args[0]))}
+elif scenario == "scale":
+    # Costs with a big journal: the first table, a refresh of the newest
+    # page, and of a 400-row window after three "Load older".
+    started = time.time()
+    load(url)
+    loaded_table()
+    wait("document.querySelectorAll('#jobs tr.job').length === 100", "the first page")
+    report["first_table_ms"] = (time.time() - started) * 1000
+
+    def timed_refresh():
+        return js("""(async () => { while (refreshing) await new Promise(r => setTimeout(r, 5));
+            const t = performance.now(); await refresh(); return performance.now() - t })()""", awaitPromise=True)
+    report["refresh_ms"] = sorted(timed_refresh() for _ in range(5))
+    for clicks in range(3):
+        rows = len(row_ids())
+        js("document.getElementById('more').click(); true")
+        wait("!document.getElementById('more').disabled && document.querySelectorAll('#jobs tr.job').length > %d" % rows,
+             "older jobs")
+    report["window_rows"] = len(row_ids())
+    report["window_refresh_ms"] = sorted(timed_refresh() for _ in range(5))
+    js("document.getElementById('filter').value = 'failed'; document.getElementById('filter').dispatchEvent(new Event('change')); true")
+    wait("document.querySelectorAll('#jobs tr.job').length === 100", "the failed filter")
+    report["failed_refresh_ms"] = sorted(timed_refresh() for _ in range(5))
 elif scenario == "banner":
     load(url)
     loaded_table()
