@@ -43,8 +43,11 @@ struct JobRecord: Sendable {
     var message: String?
     /// The deadline the job was given, in milliseconds (nil: none).
     var timeoutMilliseconds: Int64?
-    /// The spec as submitted (only when read with `specColumns`).
+    /// The spec as submitted (read with `columns`, not the summary).
     var specJSON: String?
+    /// For a job not yet final: how many bytes of each stream the live
+    /// output keeps (its `max_output`), so a reader can tell it is cut.
+    var liveOutputLimit: Int?
 
     /// What a list shows: no result, so a page costs the same however
     /// much output its jobs wrote.

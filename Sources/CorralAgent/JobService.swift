@@ -327,7 +327,8 @@ final class JobService: Sendable {
     func job(_ id: String) async throws(APIError) -> JobRecord {
         // Taken first: chunks stay pending until committed, so nothing falls between.
         let pending = live.pendingOutput(id)
-        guard let record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
+        guard var record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
+        if !record.state.isFinal { record.liveOutputLimit = live.outputLimit(id) }
         return record
     }
 

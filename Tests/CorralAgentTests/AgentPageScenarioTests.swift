@@ -227,15 +227,20 @@ final class AgentPageScenarioTests: AgentTestCase {
         XCTAssertEqual((try agent.client.get("/v1/jobs").json["jobs"] as? [Any])?.count, 2, "no job for the refused line")
     }
 
-    func testRunningJobsDurationTicks() async throws {
+    func testRunningJobsDurationTicksAndItsCutLiveOutputIsSaid() async throws {
         try requireChromium()
         let agent = try startAgent()
-        let id = try XCTUnwrap(try agent.client.post("/v1/jobs", json: #"{"argv":["sleep","3005"]}"#).json["id"] as? String)
+        let id = try XCTUnwrap(try agent.client.post("/v1/jobs", json: #"""
+            {"shell":"head -c 3000 /dev/zero | tr '\\0' x; exec sleep 3005","max_output":1000}
+            """#).json["id"] as? String)
         XCTAssertTrue(waitForState(agent.client, id, "running"))
+        XCTAssertEqual(try agent.client.get("/v1/jobs/\(id)").json["live_output_limit"] as? Int, 1000)
         let shown = try await scenario(agent, "live", [id])
         XCTAssertNotEqual(shown["first"] as? String, shown["later"] as? String, "\(shown)")
         XCTAssertTrue((shown["later"] as? String ?? "").hasSuffix("s…"), "\(shown)")
         XCTAssertEqual(shown["row"] as? String, "▶ running")
+        XCTAssertEqual(shown["cut"] as? String,
+                       "Live output stops at the first 1000 bytes of stdout (max_output); the job goes on, and the kept tail is shown when it ends.")
         XCTAssertEqual(try agent.client.delete("/v1/jobs/\(id)").status, 202)
         _ = try waitForFinal(agent.client, id)
     }

@@ -20,6 +20,7 @@ extension JobRecord {
             buffer.writeString(",\"spec\":")
             buffer.writeString(specJSON.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))
         }
+        if let liveOutputLimit { buffer.writeString(",\"live_output_limit\":\(liveOutputLimit)") }
         buffer.writeString(",\"result\":")
         ResultText.write(result, output: output, into: &buffer)
         buffer.writeString("}")

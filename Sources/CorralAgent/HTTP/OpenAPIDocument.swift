@@ -279,6 +279,7 @@ enum OpenAPIDocument {
           "duration_s": {"type": ["number", "null"]},
           "message": {"type": ["string", "null"], "description": "Why it failed to start or was lost, or who cancelled it (a client, the agent's shutdown or drain)."},
           "timeout_s": {"type": ["number", "null"], "description": "The deadline it was given, seconds."},
+          "live_output_limit": {"type": "integer", "minimum": 0, "description": "Only in GET /v1/jobs/{id} of a job not yet final: the bytes per stream its live output keeps (max_output); what it writes beyond shows in the result's tail."},
           "spec": {"type": "object", "description": "Only in GET /v1/jobs/{id}, the submit answer and the result event: the spec as submitted (to re-run it)."},
           "result": {
             "description": "Once final: the result object of `corral batch` (docs/result.md), output included.",

@@ -156,6 +156,7 @@ enum WebPage {
         <a class="button secondary" id="download-stdout" download>Download stdout</a>
         <a class="button secondary" id="download-stderr" download>Download stderr</a></div>
       <div class="notice" id="binary" role="status" hidden></div>
+      <div class="notice" id="cut" role="status" hidden></div>
       <pre id="output" tabindex="0" aria-label="output"></pre>
     </div>
   </section>
@@ -568,6 +569,7 @@ function render_text(stream, text, into) {
 function appendBytes(stream, bytes) {
   const s = out[stream];
   s.seen += bytes.length;
+  cutNotice();
   if (s.binary) return binaryNotice();
   let text;
   try { text = s.decoder.decode(bytes, { stream: true }); } catch (error) { s.binary = true; return binaryNotice(); }
@@ -587,6 +589,15 @@ function binaryNotice() {
   $("binary").hidden = false;
   $("binary").textContent = which.join(" and ") + (which.length > 1 ? " are" : " is") + " not UTF-8 text (" +
     which.map((s) => out[s].seen + " bytes of " + s).join(", ") + " so far): not shown here. Use Download for the exact bytes.";
+}
+// A running job's live output stops at its max_output: said at once, not
+// left for the user to take for the end (the tail comes with the result).
+function cutNotice() {
+  const limit = current && !current.final ? current.live_output_limit : null;
+  const cut = limit ? ["stdout", "stderr"].filter((s) => out[s].seen >= limit) : [];
+  $("cut").hidden = !cut.length;
+  $("cut").textContent = cut.length ? "Live output stops at the first " + limit + " bytes of " + cut.join(" and ") +
+    " (max_output); the job goes on, and the kept tail is shown when it ends." : "";
 }
 function gapMarker(count, stream) {
   const el = document.createElement("span");
@@ -623,7 +634,7 @@ async function open(id) {
   if (source) { source.close(); source = null; }
   selected = id; current = null; out = newOutput();
   for (const row of rows.values()) { row.tr.classList.toggle("selected", row.tr.dataset.id === id); row.tr.setAttribute("aria-selected", row.tr.dataset.id === id ? "true" : "false"); }
-  $("output").replaceChildren(); $("binary").hidden = true;
+  $("output").replaceChildren(); $("binary").hidden = true; $("cut").hidden = true;
   try {
     showJob(await api("/v1/jobs/" + encodeURIComponent(id)));
   } catch (error) {
@@ -639,6 +650,7 @@ async function open(id) {
     if (out !== mine) return;
     const job = JSON.parse(event.data);
     showJob(job);
+    cutNotice();
     finishOutput(job.result);
     source.close(); source = null;
     $("output").dataset.done = id;

@@ -219,6 +219,7 @@ elif scenario == "live":
     first = js("document.getElementById('job-duration').textContent")
     time.sleep(2.5)
     report = {"first": first, "later": js("document.getElementById('job-duration').textContent"),
+              "cut": wait("document.getElementById('cut').hidden ? null : document.getElementById('cut').textContent", "the cut notice"),
               "row": js("document.querySelector('#jobs tr.job[data-id=%s] td:nth-child(4)').textContent" % json.dumps(args[0]))}
 elif scenario == "scale":
     # Costs with a big journal: the first table, a refresh of the newest
