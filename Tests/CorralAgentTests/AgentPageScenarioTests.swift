@@ -55,7 +55,7 @@ final class AgentPageScenarioTests: AgentTestCase {
         XCTAssertEqual(job["state"] as? String, "timed_out")
         XCTAssertEqual(job["timeout_s"] as? Double, 1)
 
-        let shown = try await scenario(agent, "note", [id])
+        let shown = try await scenario(agent, "note", [id], name: "note-timed-out")
         let note = shown["note"] as? [String] ?? []
         XCTAssertTrue(note.first?.hasPrefix("Timed out: the 1s timeout passed, and the stop sequence ran") == true, "\(shown)")
         let killed = try XCTUnwrap(note.first { $0.hasPrefix("Killed: ") }, "the processes stopped by name: \(shown)")
@@ -75,7 +75,7 @@ final class AgentPageScenarioTests: AgentTestCase {
         XCTAssertEqual(try client.delete("/v1/jobs/\(id)").status, 202)
         let job = try waitForFinal(client, id)
         XCTAssertEqual(job["message"] as? String, "cancelled by a client (DELETE /v1/jobs/\(id))")
-        let shown = try await scenario(agent, "note", [id])
+        let shown = try await scenario(agent, "note", [id], name: "note-cancelled")
         XCTAssertTrue((shown["note"] as? [String] ?? []).first?.hasPrefix("Cancelled by a client (DELETE /v1/jobs/\(id)); SIGTERM ended the leader") == true,
                       "\(shown)")
     }

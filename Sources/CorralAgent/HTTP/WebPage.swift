@@ -30,7 +30,7 @@ enum WebPage {
   #banner.warn { background:#fcf1dd; color:#5c3b06; border-bottom-color:var(--warn); }
   #login { max-width:520px; margin:40px auto; }
   #login form { grid-template-columns: 1fr auto; }
-  main { display:grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap:16px; padding:16px 20px; }
+  main { display:grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap:16px; padding:16px 20px; }
   section { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:14px 16px; min-width:0; }
   h2 { font-size:14px; margin:0 0 10px; color:var(--muted); text-transform:uppercase; letter-spacing:.6px; }
   form { display:grid; grid-template-columns: minmax(0, 1fr) auto auto auto auto; gap:8px; align-items:center; margin-bottom:14px; }
@@ -48,7 +48,7 @@ enum WebPage {
   .toolbar.below { margin-top:8px; }
   .tablewrap { max-height: calc(100vh - 250px); overflow-y:auto; overflow-x:hidden; border:1px solid var(--line); border-radius:6px; }
   table { border-collapse:collapse; width:100%; font-size:13px; table-layout:fixed; }
-  col.c-id { width:64px; } col.c-name { width:16%; } col.c-state { width:150px; } col.c-exit { width:64px; }
+  col.c-id { width:64px; } col.c-name { width:16%; } col.c-state { width:150px; } col.c-exit { width:80px; }
   col.c-started { width:100px; } col.c-duration { width:82px; }
   th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
   th { position:sticky; top:0; background:#fafbfc; color:var(--muted); font-weight:600; z-index:1; }
@@ -268,7 +268,7 @@ function updateRow(row, job) {
   setText(row.cells[1], job.name || ""); row.cells[1].title = job.name || "";
   setText(row.cells[2], job.command); row.cells[2].title = job.command;
   stateBadge(row.badge, job);
-  setText(row.cells[4], exitText(job));
+  setText(row.cells[4], exitText(job)); row.cells[4].title = job.signal ? "the leader ended by SIG" + job.signal : "";
   setText(row.cells[5], time(job.started_at));
   setText(row.cells[6], duration(job));
   row.tr.classList.toggle("selected", job.id === selected);
