@@ -112,6 +112,9 @@ final class AgentPageScenarioTests: AgentTestCase {
         }
         XCTAssertEqual((shown["headers"] as? [String])?.prefix(3).map { $0 }, ["Job", "Name", "Command"])
         XCTAssertEqual(shown["names"] as? [String], ["cannot-start", "self-killed", "exit-three"])
+        let widths = try XCTUnwrap(shown["widths"] as? [String: Int], "\(shown)")
+        XCTAssertLessThanOrEqual(widths["page_scroll"] ?? .max, widths["page_client"] ?? 0, "sideways scroll at 1400 px: \(widths)")
+        XCTAssertLessThanOrEqual(widths["table_scroll"] ?? .max, widths["table_client"] ?? 0, "the table scrolls sideways at 1400 px: \(widths)")
 
         let searched = try await scenario(agent, "filter", ["", "needle"], name: "search")
         XCTAssertEqual(searched["ids"] as? [String], [all[6], all[5]], "command and name, without case: \(searched)")

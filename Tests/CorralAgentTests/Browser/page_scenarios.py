@@ -101,7 +101,10 @@ elif scenario == "filter":
     report = {"ids": row_ids(), "options": js("Array.from(document.querySelectorAll('#filter option')).map(o => o.value)"),
               "empty": js("document.getElementById('nojobs').hidden ? null : document.getElementById('nojobs').textContent"),
               "headers": js("Array.from(document.querySelectorAll('thead th')).map(th => th.textContent)"),
-              "names": js("Array.from(document.querySelectorAll('#jobs tr.job td:nth-child(2)')).map(td => td.textContent)")}
+              "names": js("Array.from(document.querySelectorAll('#jobs tr.job td:nth-child(2)')).map(td => td.textContent)"),
+              "widths": js("""(() => { const w = document.querySelector('.tablewrap');
+                  return {page_scroll: document.documentElement.scrollWidth, page_client: document.documentElement.clientWidth,
+                          table_scroll: w.scrollWidth, table_client: w.clientWidth}; })()""")}
 elif scenario == "paging":
     new = int(args[0])
     load(url)
