@@ -353,6 +353,11 @@ def main():
     chosen = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
     if chosen:
         WORKLOADS[:] = [w for w in WORKLOADS if w[0] in chosen]
+    # BENCH_PROGRAMS=reference,corral: only the programs whose name starts
+    # with one of these (a focused run of Corral against its references).
+    wanted = [p for p in os.environ.get("BENCH_PROGRAMS", "").split(",") if p]
+    if wanted:
+        programs = {name: prefix for name, prefix in programs.items() if any(name.startswith(w) for w in wanted)}
     for workload_id, title, args, only in WORKLOADS:
         for name, prefix in programs.items():
             if only and name not in only:
@@ -375,9 +380,9 @@ def main():
             if args[0] == "stalldeadline":
                 limit = DEADLINE_LIMIT_S + float(args[3])
             if args[0] == "cpudeadline":
-                # Spawning 1,000 jobs among 100 CPU-bound ones takes minutes
-                # (each spawn waits for its child's exec, which competes
-                # with them): the bound is for a hang, not for that.
+                # Spawning 1,000 jobs among 100 CPU-bound ones is slow (each
+                # clone waits for its child's exec, which competes with
+                # them): the bound is for a hang, not for that.
                 limit = 180
             result = median_run(command, env, limit, deadline)
             if result is not None:

@@ -90,4 +90,26 @@ final class CancellationTests: CorralTestCase {
         }
         await small.shutdown()  // twice is fine
     }
+
+    /// Cancelled at every moment of the lifecycle: queued, handed to the
+    /// spawn thread and not yet answered, just spawned, running. Each of
+    /// 300 jobs is cancelled right after its submission: every result is
+    /// `cancelled`, and no process of any of them is left.
+    func testCancellingAtAnyMomentEndsEveryJobAndLeavesNothing() throws {
+        let results = ResultBox()
+        var ids = Set<JobID>()
+        for index in 0..<300 {
+            let handle = try runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"])), onCompletion: results.add)
+            ids.insert(handle.id)
+            if index % 3 == 0 { handle.cancel() }
+            if index % 3 == 1 { DispatchQueue.global().async { handle.cancel() } }
+            if index % 3 == 2 { DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(index)) { handle.cancel() } }
+        }
+        let all = results.wait(for: 300, upTo: .seconds(120))
+        XCTAssertEqual(all.count, 300)
+        XCTAssertEqual(Set(all.map(\.id)), ids)
+        XCTAssertEqual(all.filter { $0.outcome != .cancelled }.map(\.outcome), [])
+        for result in all { assertNothingLeft(result) }
+        print("cancelled at any moment: \(all.filter { $0.pid == nil }.count) before a spawn, \(all.filter { $0.pid != nil }.count) after")
+    }
 }

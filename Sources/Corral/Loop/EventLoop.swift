@@ -45,6 +45,11 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     let delivery: SerialWorker
     /// Where host-scale /proc and cgroupfs work runs: never on the loop thread.
     let inspector: SerialWorker
+    /// Where jobs are cloned: `vfork` returns once the child has exec'd,
+    /// and under CPU saturation the kernel takes one scheduling period
+    /// (≈100 ms with 100 runnable tasks on 2 cores) to run the child that
+    /// far. The loop hands each spawn over and serves its timers meanwhile.
+    let spawner: SerialWorker
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
@@ -56,9 +61,19 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
         delivery = try SerialWorker(name: "corral-delivery")
         do {
-            inspector = try SerialWorker(name: "corral-inspect")
+            // Above the jobs like the loop: a result waits for its answer
+            // (cpu.stat, who held the pipe), and 100 CPU-bound jobs on 2
+            // cores held that answer back by seconds at the host's priority.
+            inspector = try SerialWorker(name: "corral-inspect", priorityBoost: EventLoop.priorityBoost)
         } catch {
             delivery.finish {}
+            throw error
+        }
+        do {
+            spawner = try SerialWorker(name: "corral-spawn")
+        } catch {
+            delivery.finish {}
+            inspector.finish {}
             throw error
         }
         loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
@@ -67,6 +82,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             loop.deallocate()
             delivery.finish {}
             inspector.finish {}
+            spawner.finish {}
             throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
         }
         wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self)
@@ -84,6 +100,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             loop.deallocate()
             delivery.finish {}
             inspector.finish {}
+            spawner.finish {}
             throw error
         }
         if reapOrphans { orphanReaper = OrphanReaper(eventLoop: self) }
@@ -121,6 +138,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         // The inspector finishes what it was given (leaves to remove), then
         // removes the runner's directory; the loop is over, so waiting is fine.
         let tree = scheduler.configuration.cgroupTree
+        spawner.finish {}  // idle: every job it started has been delivered
         let inspectorDone = DispatchSemaphore(value: 0)
         inspector.finish {
             tree?.removeDirectory()
@@ -201,7 +219,18 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// loop's wake-up handle only once every answer is in.
     func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                    then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
-        inspector.run { [self] in
+        run(on: inspector, work, then: then)
+    }
+
+    /// Runs `work` on the spawn thread; `then` runs on the loop with its answer.
+    func spawn<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                 then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        run(on: spawner, work, then: then)
+    }
+
+    private func run<Answer: Sendable>(on worker: SerialWorker, _ work: @escaping @Sendable () -> Answer,
+                                       then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        worker.run { [self] in
             let answer = work()
             inbox.withLock { inbox in
                 // Too late: shutdown gave up on it and the loop is closing.

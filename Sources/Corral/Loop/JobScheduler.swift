@@ -108,7 +108,7 @@ final class JobScheduler: LoopObject {
     /// leader pins the group id, and its members get the group's signals).
     func unreapedLeaders() -> Set<pid_t> {
         var leaders = Set<pid_t>(minimumCapacity: jobs.count)
-        for job in jobs.values where !job.leaderReaped { leaders.insert(job.pid) }
+        for job in jobs.values where !job.leaderReaped && !job.isSpawning { leaders.insert(job.pid) }
         return leaders
     }
 
@@ -124,6 +124,14 @@ final class JobScheduler: LoopObject {
             then(scheduler, answer)
             scheduler.finishShutdownIfIdle()
         }
+    }
+
+    /// Runs a job's spawn on the spawn thread and `then` on the loop with
+    /// its answer. Not counted as an inspection: the job is in the table
+    /// until it answers, and shutdown waits for the table to empty.
+    func spawn<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                 then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        eventLoop.spawn(work, then: then)
     }
 
     /// Finish orders waiting for the inspector, and whether a batch is out:
@@ -157,7 +165,12 @@ final class JobScheduler: LoopObject {
                     }
                     continue
                 }
-                job.handOver(answer)
+                job.inspected(answer)
+            }
+            // Emptied leaves go after the answers: an `rmdir` in cgroupfs
+            // can wait for the kernel (RCU) and no result waits for it.
+            for order in batch where order.removeLeaf {
+                if let leaf = order.leaf { scheduler.removeCgroup(leaf) }
             }
             scheduler.sendFinishOrders()
         })
@@ -231,8 +244,14 @@ final class JobScheduler: LoopObject {
         return true
     }
 
+    /// A spawn failed for want of descriptors or processes: no more are
+    /// tried until a running job finishes (and frees its share).
+    private var shortOfResources = false
+
     /// Starts queued jobs while the limits and this iteration's slice allow.
     private func pump() {
+        if shortOfResources, !jobs.isEmpty { return }
+        shortOfResources = false
         while queueHead < queue.count, jobs.count < configuration.maxJobsInFlight, !sliceUsedUp() {
             guard let next = queue[queueHead] else {
                 queueHead += 1
@@ -364,6 +383,40 @@ final class JobScheduler: LoopObject {
             }
         }
         return true
+    }
+
+    /// The spawn thread could not start a job handed to it: it leaves the
+    /// table, and fails or (short of resources, with others running to free
+    /// some) goes back to the head of the queue.
+    func jobDidNotStart(_ job: LoopJob, _ reason: LoopJob.StartResult, plan: LaunchPlan) {
+        assertOnLoopThread()
+        jobs.removeValue(forKey: job.id)
+        undelivered -= 1
+        descriptorsInUse -= job.descriptorCount
+        var submission = job.submission
+        submission.plan = .success(plan)
+        switch reason {
+        case .failed(let failure):
+            submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
+        case .outOfResources(let error):
+            if jobs.isEmpty || shuttingDown || job.cancelledWhileSpawning {
+                let failure = SpawnFailure(
+                    errno: error.code, stage: .resources,
+                    message: "cannot start the job: \(error) (no descriptors or processes left)")
+                if job.cancelledWhileSpawning || shuttingDown {
+                    deliver(cancelledBeforeStart: submission)
+                } else {
+                    submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
+                }
+            } else {
+                shortOfResources = true
+                requeueAtHead(submission)  // retried when a running job frees its share
+            }
+        case .started:
+            preconditionFailure("jobDidNotStart with .started")
+        }
+        if !shuttingDown { pump() }
+        finishShutdownIfIdle()
     }
 
     private func deliver(cancelledBeforeStart submission: Submission) {

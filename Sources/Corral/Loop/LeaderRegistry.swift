@@ -1,4 +1,3 @@
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,28 +5,41 @@ import Glibc
 /// Every live job leader of every runner in this process. The orphan reaper
 /// must never reap a leader (that is the pidfd's job) and cannot tell one
 /// from an adopted orphan by the kernel's view alone: after exec, every
-/// child reports with SIGCHLD. Spawning and registering happen under one
-/// lock, and the reaper decides under the same lock, so no leader is ever
-/// seen unregistered.
+/// child reports with SIGCHLD.
+///
+/// Spawns run on spawn threads and may take long (a `vfork` waits for the
+/// child to be scheduled), so the lock is not held across one: a spawn is
+/// announced first, its leader registered after, and the reaper skips its
+/// pass while any spawn is announced and unregistered (a child born in
+/// that window cannot be told from an orphan yet). The lock is only ever
+/// held for bookkeeping, so the loop never waits on it long.
 enum LeaderRegistry {
-    private static let leaders = Locked<Set<pid_t>>([])
+    private struct State {
+        var leaders: Set<pid_t> = []
+        var spawning = 0
+    }
 
-    /// Runs `spawn` under the lock and registers the pid it returns.
+    private static let state = Locked(State())
+
+    /// Runs `spawn` (off the loop) and registers the pid it returns.
     static func spawn<Failure: Error>(_ spawn: () -> Result<Spawner.Spawned, Failure>) -> Result<Spawner.Spawned, Failure> {
-        leaders.withLock { leaders in
-            let result = spawn()
-            if case .success(let child) = result { leaders.insert(child.pid) }
-            return result
+        state.withLock { $0.spawning += 1 }
+        let result = spawn()
+        state.withLock { state in
+            if case .success(let child) = result { state.leaders.insert(child.pid) }
+            state.spawning -= 1
         }
+        return result
     }
 
     /// Forgets a leader once it has been reaped.
     static func remove(_ pid: pid_t) {
-        _ = leaders.withLock { $0.remove(pid) }
+        _ = state.withLock { $0.leaders.remove(pid) }
     }
 
-    /// Calls `body` with the registered leaders, under the lock.
-    static func withLeaders<T>(_ body: (Set<pid_t>) -> T) -> T {
-        leaders.withLock { body($0) }
+    /// Calls `body` with the registered leaders, under the lock; nil (and
+    /// `body` not called) while a spawn is under way.
+    static func withLeaders<T>(_ body: (Set<pid_t>) -> T) -> T? {
+        state.withLock { state in state.spawning > 0 ? nil : body(state.leaders) }
     }
 }

@@ -58,7 +58,7 @@ extension LoopJob {
 
     private func cgroupChanged() {
         guard let leaf, !readPopulated(leaf) else { return }
-        if delivered { removeLeaf() } else if readyToDeliver { deliver() }
+        if delivered { removeLeaf() } else { drainProgressed() }
     }
 
     /// cgroup.kill; records who was in the leaf. True if anything besides
@@ -122,7 +122,8 @@ struct FinishOrder: Sendable {
     /// Whether what belongs to the job among the pipe holders is killed.
     let kills: Bool
     let leaf: String?
-    /// The leaf is empty for good: read its cpu.stat, then remove it.
+    /// The leaf is empty for good: its cpu.stat is read, and the loop has it
+    /// removed once the answer is in (`JobScheduler.sendFinishOrders`).
     let removeLeaf: Bool
     let listing: KeptListing?
 
@@ -171,7 +172,6 @@ struct FinishOrder: Sendable {
         }
         if let leaf {
             answer.cpuTime = CgroupLeaf.cpuTime(leaf)
-            if removeLeaf { CgroupLeaf.removeTree(leaf) }
         }
         answer.listing = listing?.run()
         return answer

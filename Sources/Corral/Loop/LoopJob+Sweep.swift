@@ -141,11 +141,8 @@ extension LoopJob {
     /// on killing what they found) may leave the table.
     private func sweepEnded() {
         sweepPending = false
-        if !delivered, readyToDeliver {
-            deliver()
-        } else if resultHandedOver, openHandles == 0 {
-            scheduler.jobDidFinish(self)
-        }
+        drainProgressed()
+        perform(lifecycle.settled(handlesOpen: openHandles, sweepPending: sweepPending))
     }
 
     /// The most processes a result names in `leftRunning` (it counts them all).

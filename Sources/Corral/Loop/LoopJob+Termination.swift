@@ -5,24 +5,54 @@ import Glibc
 #endif
 
 extension LoopJob {
-    // MARK: Stop sequence
+    // MARK: Performing the lifecycle's actions
 
-    /// Stop signal to the whole group (with SIGCONT, so a stopped job can act
-    /// on it), then SIGKILL after the grace.
-    func beginStop(_ reason: StopReason) {
-        stopReason = reason
-        if spec.stopSignal.rawValue == SIGKILL {
-            killEverything()
-            startTimer(.reapWait, after: spec.drainTimeout)
-        } else {
-            signalGroup(spec.stopSignal.rawValue)
-            signalGroup(SIGCONT)
-            // The cgroup tier's backstop sweep waits for the grace's SIGKILL
-            // (and the leader's exit): a burst of deadlines costs no extra scans.
-            if containment == .processGroup { scheduler.sweeper.requestSignal(self, spec.stopSignal.rawValue) }
-            startTimer(.grace, after: spec.killGrace)
+    /// Performs what `JobLifecycle` answered, in order. An action may lead
+    /// to another event at once (a delivery that needs no inspection hands
+    /// over): its actions are performed before the rest of these.
+    func perform(_ actions: [JobLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .armTimer(let wait):
+                startTimer(wait)
+            case .stopTimer:
+                stopTimer()
+            case .sendStopSignal:
+                // With SIGCONT, so a stopped job can act on it. The cgroup
+                // tier's backstop sweep waits for the grace's SIGKILL (and the
+                // leader's exit): a burst of deadlines costs no extra scans.
+                signalGroup(spec.stopSignal.rawValue)
+                signalGroup(SIGCONT)
+                if containment == .processGroup { scheduler.sweeper.requestSignal(self, spec.stopSignal.rawValue) }
+            case .killEverything:
+                killEverything()
+            case .reapLeader(let killingTheRest):
+                reapExitedLeader(killingTheRest: killingTheRest)
+            case .forgetLeader:
+                forgetVanishedLeader()
+            case .sweepAfterLeader:
+                // After every job, in both tiers: whatever carries its id outside
+                // the killed group and leaf is killed (or, kept, listed), pass
+                // after pass in later loop iterations until a scan finds nothing new.
+                if keepsDaemons { keepDaemons() } else { scheduler.sweeper.request(self) }
+            case .beginDelivery(let ending):
+                beginDelivery(ending)
+            case .handOver:
+                handOver()
+            case .leaveTable:
+                scheduler.jobDidFinish(self)
+            }
         }
     }
+
+    /// Something the result waits for ended (a pipe, the leaf, the sweep):
+    /// delivers if nothing else is waited for.
+    func drainProgressed() {
+        guard case .draining = lifecycle.state else { return }
+        perform(lifecycle.drained(ready: readyToDeliver))
+    }
+
+    // MARK: Signals
 
     /// Signals the job's process group. Only called while the leader is
     /// alive or an unreaped zombie, so the group id cannot have been reused.
@@ -42,56 +72,39 @@ extension LoopJob {
         }
     }
 
-    // MARK: Leader exit
+    // MARK: Leader
 
-    enum LeaderState {
-        case running
-        case exited(TerminationStatus)
-        /// Reaped by someone else: the pidfd is readable, waitid says ECHILD.
-        case vanished
-    }
-
+    /// The pidfd became readable.
     func leaderMayHaveExited() {
-        switch peekLeader() {
+        switch observeLeader() {
         case .running: break
-        case .exited(let status): leaderExited(status)
-        case .vanished: leaderDisappeared()
+        case .exited(let status): perform(lifecycle.leaderExited(status, lingering: lingering))
+        case .vanished: perform(lifecycle.leaderVanished(lingering: lingering))
         }
     }
 
-    /// The leader's state, read without reaping it.
-    func peekLeader() -> LeaderState {
+    /// The leader's state, read without reaping it; an exit is recorded.
+    func observeLeader() -> JobLifecycle.LeaderNow {
         var info = cc_exit_info()
         let status = cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOWAIT | cc_WNOHANG, &info)
         if status == -ECHILD { return .vanished }
         guard status == 0, info.pid != 0 else { return .running }
-        if info.code == cc_CLD_EXITED { return .exited(.exited(info.status)) }
-        return .exited(.signaled(Signal(rawValue: info.status), coreDumped: info.code == cc_CLD_DUMPED))
+        let exit: TerminationStatus = info.code == cc_CLD_EXITED
+            ? .exited(info.status)
+            : .signaled(Signal(rawValue: info.status), coreDumped: info.code == cc_CLD_DUMPED)
+        if leaderStatus == nil {
+            leaderStatus = exit
+            leaderExitedAt = .now()
+        }
+        return .exited(exit)
     }
 
-    /// Someone else reaped the leader. Its status is lost, and its group may
-    /// no longer be pinned, so no more group signals: drain and deliver.
-    func leaderDisappeared() {
-        leaderVanished = true
-        leaderReaped = true
-        leaderExitedAt = .now()
-        watchdogForgetGroup()
-        LeaderRegistry.remove(pid)
+    /// The leader exited and is still pinned by being unreaped: kill what
+    /// remains of its group and leaf (unless kept), reap it, and see
+    /// whether anything of the group was left.
+    private func reapExitedLeader(killingTheRest: Bool) {
         if let poll { uv_poll_stop(poll) }
-        closePoll()
-        guard !delivered else { return }
-        stopTimer()
-        if keepsDaemons { keepDaemons() } else { scheduler.sweeper.request(self) }
-        if readyToDeliver { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
-    }
-
-    func leaderExited(_ status: TerminationStatus) {
-        leaderStatus = status
-        leaderExitedAt = .now()
-        if let poll { uv_poll_stop(poll) }
-        if spec.lingering == .kill || stopReason != nil {
-            // Still pinned by the unreaped leader: kill what remains, reap,
-            // then see whether anything of the group was left.
+        if killingTheRest {
             let containedLeft = containment == .cgroup && killCgroup()
             signalGroup(SIGKILL)
             reapLeader()
@@ -101,17 +114,22 @@ extension LoopJob {
             reapLeader()
         }
         closePoll()
-        guard !delivered else { return }  // delivered without it (reap wait); now it is reaped too
-        stopTimer()
-        // After every job, in both tiers: whatever carries its id outside the
-        // killed group and leaf is killed (or, kept, listed), pass after pass
-        // in later loop iterations until a scan finds nothing new.
-        if keepsDaemons { keepDaemons() } else { scheduler.sweeper.request(self) }
-        if readyToDeliver { deliver() } else { startTimer(.drain, after: spec.drainTimeout) }
+    }
+
+    /// Someone else reaped the leader: its status is lost, and its group
+    /// may no longer be pinned.
+    private func forgetVanishedLeader() {
+        leaderVanished = true
+        leaderReaped = true
+        leaderExitedAt = .now()
+        watchdogForgetGroup()
+        LeaderRegistry.remove(pid)
+        if let poll { uv_poll_stop(poll) }
+        closePoll()
     }
 
     func outputDidEnd() {
-        if !delivered, readyToDeliver { deliver() }
+        drainProgressed()
     }
 
     /// The leader is reaped, every pipe is at end-of-file, and (cgroup tier)
@@ -125,14 +143,12 @@ extension LoopJob {
 
     /// Begins delivery (once): closes what is still open, then has the
     /// inspector find what the result still needs — who holds force-closed
-    /// pipes, the leaf's CPU time (and removes the emptied leaf), what a
-    /// `.leaveRunning` job left — and hands the result over when it answers,
-    /// or after `finishTimeout` without those if it does not.
-    func deliver() {
+    /// pipes, the leaf's CPU time (the emptied leaf is removed after), what
+    /// a `.leaveRunning` job left — and hands the result over when it
+    /// answers, or after `finishTimeout` without those if it does not.
+    private func beginDelivery(_ ending: JobLifecycle.Ending) {
         scheduler.assertOnLoopThread()
-        guard !delivered else { return }
-        delivered = true
-        stopTimer()
+        self.ending = ending
         input?.close()
         var inodes: Set<UInt64> = []
         if outputs.contains(where: \.isOpen) {
@@ -142,19 +158,21 @@ extension LoopJob {
         for output in outputs where output.isOpen { output.close() }
         var removeLeaf = false
         if leaf != nil, !leafPopulated() {
-            removeLeaf = true  // empty for good: the inspector removes it after reading cpu.stat
+            removeLeaf = true  // empty for good: removed once cpu.stat is read
         }
         let order = FinishOrder(
             id: id, inodes: inodes, kills: spec.lingering == .kill || stopReason != nil,
             leaf: leaf?.path, removeLeaf: removeLeaf,
             listing: sweepPending && keepsDaemons ? keptListing() : nil)  // the drain timeout came first: as it is now
         if removeLeaf { releaseLeaf() }
-        guard order.needsInspection else {
-            handOver(nil)
-            return
-        }
-        startTimer(.finishing, after: LoopJob.finishTimeout)
-        scheduler.finish(order)
+        if order.needsInspection { scheduler.finish(order) }
+        perform(lifecycle.deliveryBegan(askedInspector: order.needsInspection))
+    }
+
+    /// The inspector's answer for this job's result.
+    func inspected(_ answer: FinishAnswer) {
+        finishAnswer = answer
+        perform(lifecycle.inspectorAnswered())
     }
 
     /// How long a result waits for the inspector's last answer before it
@@ -165,12 +183,9 @@ extension LoopJob {
 
     /// Hands the result over, with what the inspector found (nil: it did
     /// not answer in time).
-    func handOver(_ answer: FinishAnswer?) {
-        guard !resultHandedOver else { return }
-        resultHandedOver = true
-        stopTimer()
+    private func handOver() {
         closeTimer()
-        if let answer {
+        if let answer = finishAnswer {
             let kills = spec.lingering == .kill || stopReason != nil
             if kills, containment == .cgroup, !answer.holders.isEmpty { killCgroup() }
             pipeHolders = answer.holders.map { holder in
@@ -193,7 +208,7 @@ extension LoopJob {
         releaseWatchdogSlot()
         submission.onCompletion(result())
         scheduler.jobDidDeliver()
-        if openHandles == 0, !sweepPending { scheduler.jobDidFinish(self) }
+        perform(lifecycle.settled(handlesOpen: openHandles, sweepPending: sweepPending))
     }
 
     /// Gives up on a leader that did not die even after SIGKILL (shutdown
@@ -251,15 +266,16 @@ extension LoopJob {
     /// The result, its kept output moved out of the pipes unassembled.
     func result() -> PendingResult {
         let outcome: Outcome
-        switch (stopReason, leaderStatus) {
-        case (.deadline?, _): outcome = .timedOut
-        case (.cancel?, _): outcome = .cancelled
-        case (nil, .exited(let code)?): outcome = .exited(code)
-        case (nil, .signaled(let signal, let core)?): outcome = .signaled(signal, coreDumped: core)
-        case (nil, nil) where leaderVanished:
+        switch ending {
+        case .stopped(.deadline)?: outcome = .timedOut
+        case .stopped(.cancel)?: outcome = .cancelled
+        case .exited(.exited(let code))?: outcome = .exited(code)
+        case .exited(.signaled(let signal, let core))?: outcome = .signaled(signal, coreDumped: core)
+        case .vanished?:
             outcome = .lost(reason: "the leader (pid \(pid)) was reaped by someone else in this process "
                 + "(waitpid(-1) or SIGCHLD ignored); its exit status is unknown")
-        case (nil, nil): outcome = .cancelled  // unreachable: delivery without an exit needs a stop
+        case nil:
+            preconditionFailure("a result before delivery began")
         }
         var stdout = KeptOutput.empty
         var stderr = KeptOutput.empty

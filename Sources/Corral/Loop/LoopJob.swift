@@ -4,26 +4,16 @@ import CLibUV
 import Glibc
 #endif
 
-/// One spawned job on the loop: its leader (watched through a pidfd), its
-/// output pipes, its stdin pipe and one timer that serves each phase in
-/// turn (deadline, grace, drain, reap wait). Loop thread only.
+/// One job on the loop: the effects of its lifecycle. Which state it is in
+/// and what each event leads to is `JobLifecycle` (one state machine, in one
+/// file); this class holds what the job owns — its leader (watched through a
+/// pidfd), its output pipes, its stdin pipe, its leaf and one timer — and
+/// performs the machine's actions on them (`perform`). Loop thread only.
 ///
 /// The job stays in the scheduler's table until it has delivered its result
 /// and every handle has closed; the handles point at it unretained.
 final class LoopJob: LoopObject {
-    enum TimerPhase {
-        case idle
-        case deadline     // the job's timeout
-        case grace        // stop signal sent; SIGKILL when it fires
-        case drain        // leader gone; force-close pipes when it fires
-        case reapWait     // SIGKILL sent; deliver without the leader when it fires
-        case finishing    // delivery began; hand over without the inspector's answer when it fires
-    }
-
-    enum StopReason {
-        case deadline
-        case cancel
-    }
+    typealias StopReason = JobLifecycle.StopReason
 
     enum StartResult {
         case started
@@ -43,20 +33,28 @@ final class LoopJob: LoopObject {
     /// The poll handle being closed: its pidfd is closed with it.
     var closingPoll: UnsafeMutableRawPointer?
     var timer: UnsafeMutablePointer<uv_timer_t>?
-    var timerPhase = TimerPhase.idle
+    /// What the armed timer waits for (nil: not armed).
+    var timerWait: JobLifecycle.Wait?
     var outputs: [OutputPipe] = []
     var input: InputWriter?
     var openHandles = 0
 
-    var stopReason: StopReason?
+    /// The job's state (`JobLifecycle`).
+    var lifecycle = JobLifecycle()
+    var stopReason: StopReason? { lifecycle.stopReason }
+    /// Delivery has begun: nothing more is read or waited for.
+    var delivered: Bool { lifecycle.hasBegunDelivery }
+    /// The result has gone to the host.
+    var resultHandedOver: Bool { lifecycle.hasHandedOver }
+    /// How the run ended, once delivery began (the outcome).
+    var ending: JobLifecycle.Ending?
+    /// The inspector's answer for the result, once in.
+    var finishAnswer: FinishAnswer?
+
     var leaderStatus: TerminationStatus?
     var leaderReaped = false
     /// The leader was reaped by someone else: its pgid is no longer pinned.
     var leaderVanished = false
-    /// Delivery has begun (`deliver`): nothing more is read or waited for.
-    var delivered = false
-    /// The result has gone to the host (`handOver`).
-    var resultHandedOver = false
     var pipesForceClosed = false
     var lingeringKilled = false
     var spawnedAt: MonotonicInstant?
@@ -99,6 +97,12 @@ final class LoopJob: LoopObject {
     /// Output handed to the host's callback and not yet consumed.
     var outputInFlight = 0
     var outputPaused = false
+    /// Set from `start` until the spawn thread answers (`spawned`).
+    var pending: PendingSpawn?
+    /// Handed to the spawn thread and not yet answered: no pid yet.
+    var isSpawning: Bool { lifecycle.isSpawning }
+    /// Cancelled before the spawn thread answered.
+    var cancelledWhileSpawning: Bool { lifecycle.state == .spawning(cancelled: true) }
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
@@ -125,15 +129,48 @@ final class LoopJob: LoopObject {
 
     // MARK: Start
 
-    /// Starts the job; `made` is its leaf, made ahead on the inspector (cgroup tier).
+    /// What a job holds between handing its spawn over and the answer.
+    struct PendingSpawn {
+        /// Every end of every pipe, closed if the spawn fails.
+        var parentEnds: [Int32] = []
+        /// The child's ends (and the leaf's `cgroup.procs`): closed once the
+        /// spawn is over, whatever its outcome (the spawn thread uses them).
+        var childEnds: [Int32] = []
+        var outputEnds: [(OutputChunk.Stream, Int32)] = []
+        var inputEnd: Int32?
+        var input: [UInt8] = []
+        /// Given back with the submission if it is requeued.
+        var plan: LaunchPlan
+    }
+
+    /// What the spawn thread is given: values only, no job.
+    struct SpawnRequest: @unchecked Sendable {  // LaunchPlan's C strings are read only
+        let plan: LaunchPlan
+        let command: Command
+        let workingDirectory: String?
+        let stdio: (Int32, Int32, Int32)
+        let nofileSoft: UInt64?
+        let cgroupProcs: Int32?
+        let nice: Int32?
+
+        func run() -> Result<Spawner.Spawned, Spawner.Failure> {
+            LeaderRegistry.spawn {
+                Spawner.spawn(plan, command: command, workingDirectory: workingDirectory, stdio: stdio,
+                              nofileSoft: nofileSoft, cgroupProcs: cgroupProcs, nice: nice)
+            }
+        }
+    }
+
+    /// Prepares the job (its leaf, made ahead on the inspector in the cgroup
+    /// tier, and its pipes) and hands the spawn to the spawn thread;
+    /// `spawned` completes it on the loop. `.started` means handed over.
     func start(_ plan: LaunchPlan, leaf made: Result<String, Errno>?) -> StartResult {
         scheduler.assertOnLoopThread()
-        var parentEnds: [Int32] = []
-        var childEnds: [Int32] = []
-        func closeAll() { (parentEnds + childEnds).forEach(Syscalls.close) }
+        var pending = PendingSpawn(plan: plan)
+        func closeAll() { (pending.parentEnds + pending.childEnds).forEach(Syscalls.close) }
         func makePipe() -> Result<(read: Int32, write: Int32), Errno> {
             let made = Syscalls.pipe()
-            if case .success(let ends) = made { parentEnds.append(ends.read); childEnds.append(ends.write) }
+            if case .success(let ends) = made { pending.parentEnds.append(ends.read); pending.childEnds.append(ends.write) }
             return made
         }
 
@@ -151,16 +188,15 @@ final class LoopJob: LoopObject {
             break
         }
         var stdio = (scheduler.devNullRead, scheduler.devNullWrite, scheduler.devNullWrite)
-        var outputEnds: [(OutputChunk.Stream, Int32)] = []
-        var inputEnd: Int32?
         if spec.input == .inherit { stdio.0 = STDIN_FILENO }
         do throws(Errno) {
             if !plan.input.isEmpty {
                 let ends = try Syscalls.pipe().get()
-                parentEnds.append(ends.write)
-                childEnds.append(ends.read)
+                pending.parentEnds.append(ends.write)
+                pending.childEnds.append(ends.read)
                 stdio.0 = ends.read
-                inputEnd = ends.write
+                pending.inputEnd = ends.write
+                pending.input = plan.input
             }
             switch spec.output.kind {
             case .separate:
@@ -168,12 +204,12 @@ final class LoopJob: LoopObject {
                 let err = try makePipe().get()
                 stdio.1 = out.write
                 stdio.2 = err.write
-                outputEnds = [(.stdout, out.read), (.stderr, err.read)]
+                pending.outputEnds = [(.stdout, out.read), (.stderr, err.read)]
             case .combined:
                 let both = try makePipe().get()
                 stdio.1 = both.write
                 stdio.2 = both.write
-                outputEnds = [(.combined, both.read)]
+                pending.outputEnds = [(.combined, both.read)]
             case .discarded:
                 break
             case .inherit:
@@ -190,25 +226,38 @@ final class LoopJob: LoopObject {
             if error.code == EMFILE || error.code == ENFILE { return .outOfResources(error) }
             return .failed(SpawnFailure(errno: error.code, stage: .resources, message: "cannot create a pipe: \(error)"))
         }
+        if let leaf { pending.childEnds.append(leaf.procsFD) }
+        self.pending = pending
 
         startedAt = .now()
-        let spawned = LeaderRegistry.spawn {
-            Spawner.spawn(plan, command: spec.command, workingDirectory: spec.workingDirectory,
-                          stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                          cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
-        }
-        childEnds.forEach(Syscalls.close)
-        childEnds = []
-        if let leaf { Syscalls.close(leaf.procsFD) }
+        let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
+                                   stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
+                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
+        let id = id
+        scheduler.spawn({ request.run() }, then: { scheduler, spawned in
+            scheduler.job(id)?.spawned(spawned)
+        })
+        return .started
+    }
+
+    /// The spawn thread's answer: the job runs (and is watched from now on),
+    /// or it goes back to the scheduler, failed or short of resources.
+    private func spawned(_ spawned: Result<Spawner.Spawned, Spawner.Failure>) {
+        guard let pending else { return }
+        self.pending = nil
+        pending.childEnds.forEach(Syscalls.close)
+        let closeParentEnds = { pending.parentEnds.forEach(Syscalls.close) }
         switch spawned {
         case .failure(.transient(let error)):
-            closeAll()
+            closeParentEnds()
             discardLeaf()
-            return .outOfResources(error)
+            scheduler.jobDidNotStart(self, .outOfResources(error), plan: pending.plan)
+            return
         case .failure(.failed(let failure)):
-            closeAll()
+            closeParentEnds()
             discardLeaf()
-            return .failed(failure)
+            scheduler.jobDidNotStart(self, .failed(failure), plan: pending.plan)
+            return
         case .success(let child):
             pid = child.pid
             pidfd = child.pidfd
@@ -223,22 +272,21 @@ final class LoopJob: LoopObject {
         }
 
         watchLeader()
-        for (stream, fd) in outputEnds {
+        for (stream, fd) in pending.outputEnds {
             openHandles += 1
             if let pipe = OutputPipe(job: self, stream: stream, fd: fd, limit: spec.outputLimit,
                                      onOutput: submission.onOutput) {
                 outputs.append(pipe)
             }
         }
-        if let inputEnd {
+        if let inputEnd = pending.inputEnd {
             openHandles += 1
-            input = InputWriter(job: self, fd: inputEnd, bytes: plan.input)
+            input = InputWriter(job: self, fd: inputEnd, bytes: pending.input)
         }
         timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self, owner: self)
         uv_timer_init(scheduler.loop, timer)
         openHandles += 1
-        if let timeout = spec.timeout { startTimer(.deadline, after: timeout) }
-        return .started
+        perform(lifecycle.spawned(hasTimeout: spec.timeout != nil, stopSignalIsKill: stopSignalIsKill))
     }
 
     private func watchLeader() {
@@ -253,43 +301,41 @@ final class LoopJob: LoopObject {
 
     // MARK: Timer
 
-    func startTimer(_ phase: TimerPhase, after delay: Duration) {
+    /// How long the timer waits in each state that waits.
+    private func delay(for wait: JobLifecycle.Wait) -> Duration {
+        switch wait {
+        case .deadline: spec.timeout ?? .zero
+        case .grace: spec.killGrace
+        case .reapWait, .drain: spec.drainTimeout
+        case .finish: LoopJob.finishTimeout
+        }
+    }
+
+    func startTimer(_ wait: JobLifecycle.Wait) {
         guard let timer else { return }
-        timerPhase = phase
+        timerWait = wait
         uv_update_time(scheduler.loop)  // count from now, not from the start of this loop iteration
         uv_timer_start(timer, { handle in
             unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: LoopJob.self).timerFired()
-        }, delay.timerMilliseconds, 0)
+        }, delay(for: wait).timerMilliseconds, 0)
     }
 
     func stopTimer() {
         guard let timer else { return }
-        timerPhase = .idle
+        timerWait = nil
         uv_timer_stop(timer)
     }
 
     private func timerFired() {
-        let phase = timerPhase
-        timerPhase = .idle
-        switch phase {
-        case .idle:
-            break
-        case .deadline:
-            // Exits that raced the deadline in this loop iteration count as exits.
-            switch peekLeader() {
-            case .running: beginStop(.deadline)
-            case .exited(let status): leaderExited(status)
-            case .vanished: leaderDisappeared()
-            }
-        case .grace:
-            killEverything()
-            startTimer(.reapWait, after: spec.drainTimeout)
-        case .drain, .reapWait:
-            deliver()
-        case .finishing:
-            handOver(nil)
-        }
+        guard let wait = timerWait else { return }
+        timerWait = nil
+        // At the deadline, an exit that raced it in this loop iteration counts as the exit.
+        let leader = wait == .deadline ? observeLeader() : .running
+        perform(lifecycle.timerFired(wait, leader: leader, lingering: lingering, stopSignalIsKill: stopSignalIsKill))
     }
+
+    var lingering: JobLifecycle.Lingering { spec.lingering == .kill ? .kill : .keep }
+    var stopSignalIsKill: Bool { spec.stopSignal.rawValue == SIGKILL }
 
     override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
         if handle == closingPoll {
@@ -304,7 +350,7 @@ final class LoopJob: LoopObject {
         openHandles -= 1
         // A job delivered before its sweep was conclusive stays until it is:
         // passes go on killing what carries its id.
-        if openHandles == 0, resultHandedOver, !sweepPending { scheduler.jobDidFinish(self) }
+        perform(lifecycle.settled(handlesOpen: openHandles, sweepPending: sweepPending))
     }
 
     // MARK: Output flow
@@ -332,14 +378,10 @@ final class LoopJob: LoopObject {
     // MARK: Cancellation
 
     /// Cancels the job: the stop sequence if the leader still runs; if it has
-    /// exited and only the pipes are draining, they are closed at once.
+    /// exited and only the pipes are draining, they are closed at once; if
+    /// its spawn is still out, it is stopped as soon as it runs.
     func cancel() {
         scheduler.assertOnLoopThread()
-        guard !delivered else { return }
-        if leaderStatus != nil || leaderVanished {
-            deliver()
-        } else if stopReason == nil {
-            beginStop(.cancel)
-        }
+        perform(lifecycle.cancel(stopSignalIsKill: stopSignalIsKill))
     }
 }

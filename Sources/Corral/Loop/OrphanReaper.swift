@@ -21,6 +21,7 @@ final class OrphanReaper: LoopObject {
     private let signal: UnsafeMutablePointer<uv_signal_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
     private var passScheduled = false
+    private var stopped = false
     private(set) var reaped = 0
     static let coalescing: UInt64 = 50  // ms
 
@@ -44,6 +45,7 @@ final class OrphanReaper: LoopObject {
     }
 
     func stop() {
+        stopped = true
         reapAll()
         UVHandle.close(signal)
         UVHandle.close(timer)
@@ -60,12 +62,15 @@ final class OrphanReaper: LoopObject {
     }
 
     func reapAll() {
-        LeaderRegistry.withLeaders { leaders in
+        let done = LeaderRegistry.withLeaders { leaders in
+            var reaped = 0
             for child in ChildList.current() where !leaders.contains(child) {
                 var info = cc_exit_info()
                 if cc_wait_pid(child, cc_WEXITED | cc_WNOHANG, &info) == 0, info.pid != 0 { reaped += 1 }
             }
+            return reaped
         }
+        if let done { reaped += done } else if !stopped { schedulePass() }  // a spawn is under way: after it
     }
 }
 

@@ -26,10 +26,13 @@ final class SerialWorker: Sendable {
     private let state = Locked(State())
     private let available = DispatchSemaphore(value: 0)
     private let name: String
+    private let priorityBoost: Int32
 
-    /// Starts the thread, named `name` (at most 15 bytes, as Linux keeps it).
-    init(name: String) throws(CorralError) {
+    /// Starts the thread, named `name` (at most 15 bytes, as Linux keeps it),
+    /// `priorityBoost` nice steps above the host's when the kernel allows.
+    init(name: String, priorityBoost: Int32 = 0) throws(CorralError) {
         self.name = name
+        self.priorityBoost = priorityBoost
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -60,6 +63,10 @@ final class SerialWorker: Sendable {
 
     private func threadMain() {
         cc_name_this_thread(name)
+        if priorityBoost > 0 {
+            var hostNice: Int32 = 0
+            _ = cc_raise_this_thread_priority(priorityBoost, &hostNice)  // unprivileged: the host's, as the jobs'
+        }
         while true {
             available.wait()
             let next = state.withLock { state -> (work: (@Sendable () -> Void)?, done: (@Sendable () -> Void)?) in
