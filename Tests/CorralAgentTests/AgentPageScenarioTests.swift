@@ -147,7 +147,7 @@ final class AgentPageScenarioTests: AgentTestCase {
         let agent = try startAgent()
         let client = agent.client
         let made = try client.post("/v1/jobs", json: #"""
-            {"shell":"printf '\\033]0;title\\007\\033[31mRED\\033[0m plain \\033[1;32mGREEN\\033[0m \\033[38;5;208mORANGE\\033[0m \\033[38;2;10;20;30mDARK\\033[0m \\033[4;44mUNDER\\033[0m \\033[2Kdone\\n'; printf '\\033[33mWARN\\033[0m\\n' >&2"}
+            {"shell":"printf '\\033]0;title\\007\\033[31mRED\\033[0m plain \\033[1;32mGREEN\\033[0m \\033[38;5;208mORANGE\\033[0m \\033[38;2;10;20;30mDARK\\033[0m \\033[4;44mUNDER\\033[0m \\033[2Kdone\\n'; printf '\\033[33mWARN\\033[0m\\n' >&2; printf '\\033[3'; sleep 0.4; printf '5mSPLIT\\033[0m \\342\\202'; sleep 0.4; printf '\\254uro\\n'"}
             """#).json
         let id = try XCTUnwrap(made["id"] as? String)
         _ = try waitForFinal(client, id)
@@ -164,6 +164,9 @@ final class AgentPageScenarioTests: AgentTestCase {
         XCTAssertNotEqual(spans["plain"]?["color"] as? String, spans["RED"]?["color"] as? String, "the reset resets")
         XCTAssertEqual(shown["raw_escape"] as? Bool, false, "no escape sequence shown raw: \(shown["text"] ?? "")")
         XCTAssertTrue((shown["text"] as? String ?? "").contains("RED plain GREEN ORANGE DARK UNDER done"), "\(shown)")
+        // An escape sequence and a character each split across output chunks.
+        XCTAssertEqual(spans["SPLIT"]?["color"] as? String, "rgb(212, 126, 232)", "\(spans)")
+        XCTAssertTrue((shown["text"] as? String ?? "").contains("SPLIT €uro"), "\(shown)")
     }
 
     func testBinaryOutputIsNoticedAndItsDownloadIsTheExactBytes() async throws {
