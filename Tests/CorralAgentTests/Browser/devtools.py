@@ -1,7 +1,7 @@
 """Headless Chromium driven over the DevTools protocol, for the agent's
 browser tests. Standard library only (a minimal WebSocket client), so it
 runs on a fresh Debian machine."""
-import base64, json, os, socket, struct, subprocess, sys, tempfile, time, urllib.request
+import base64, json, os, shutil, socket, struct, subprocess, sys, tempfile, time, urllib.request
 
 
 class Browser:
@@ -42,15 +42,20 @@ class Browser:
         """Prints `{"error": message}`, stops the browser, exits 1."""
         print(json.dumps({"error": message}))
         self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
         sys.exit(1)
 
     def close(self):
+        """Stops the browser and removes its profile directory."""
         self.sock.close()
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
 
     def _recv_exact(self, count):
         data = b""
