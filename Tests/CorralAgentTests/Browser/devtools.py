@@ -43,7 +43,7 @@ class Browser:
         print(json.dumps({"error": message}))
         self.process.kill()
         self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        self._remove_profile()
         sys.exit(1)
 
     def close(self):
@@ -55,7 +55,17 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        self._remove_profile()
+
+    def _remove_profile(self):
+        # A helper process of chromium may still write a file just after the
+        # main one exited: removed again, for at most 2 s.
+        deadline = time.time() + 2
+        while True:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not os.path.exists(self.profile) or time.time() > deadline:
+                return
+            time.sleep(0.2)
 
     def _recv_exact(self, count):
         data = b""
