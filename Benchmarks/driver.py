@@ -205,7 +205,8 @@ def batch_command(corral, args, scratch):
                 pick = lambda p: overs[int((len(overs) - 1) * p + 0.5)]
                 report["overshoot_ms"] = {"p50": pick(0.5), "p99": pick(0.99), "max": overs[-1]}
         if kind == "throughput" and lines:
-            total = len(lines[0].get("stdout", "")) + lines[0].get("stdout_dropped", 0)
+            first = lines[0]  # the head, the bytes dropped, the tail (docs/result.md)
+            total = len(first.get("stdout", "")) + first.get("stdout_dropped", 0) + len(first.get("stdout_tail", ""))
             report["mb_per_s"] = total / 1e6 / wall
         return report
     output = os.path.join(scratch, "results.fifo") if kind == "stalldeadline" else results

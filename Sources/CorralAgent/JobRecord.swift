@@ -6,6 +6,17 @@ import GRDB
 struct KeptOutput: Sendable {
     var stdout: [UInt8]
     var stderr: [UInt8]
+    /// Where each stream's dropped bytes were, as an index into its kept
+    /// bytes (the length of the head); the whole count when none were.
+    var stdoutHead: Int
+    var stderrHead: Int
+
+    init(stdout: [UInt8], stderr: [UInt8], stdoutHead: Int? = nil, stderrHead: Int? = nil) {
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutHead = min(stdoutHead ?? stdout.count, stdout.count)
+        self.stderrHead = min(stderrHead ?? stderr.count, stderr.count)
+    }
 }
 
 /// A job as the journal holds it and the API shows it.
@@ -30,11 +41,18 @@ struct JobRecord: Sendable {
     /// For form 2, the result's output as `Journal.resolved` read it back.
     var output: KeptOutput?
     var message: String?
+    /// The deadline the job was given, in milliseconds (nil: none).
+    var timeoutMilliseconds: Int64?
+    /// The spec as submitted (read with `columns`, not the summary).
+    var specJSON: String?
+    /// For a job not yet final: how many bytes of each stream the live
+    /// output keeps (its `max_output`), so a reader can tell it is cut.
+    var liveOutputLimit: Int?
 
     /// What a list shows: no result, so a page costs the same however
     /// much output its jobs wrote.
-    static let summaryColumns = "seq, id, name, command, state, submitted_ms, started_ms, finished_ms, pid, exit_code, signal, duration_s, message"
-    static let columns = summaryColumns + ", result_json, result_form"
+    static let summaryColumns = "seq, id, name, command, state, submitted_ms, started_ms, finished_ms, pid, exit_code, signal, duration_s, message, timeout_ms"
+    static let columns = summaryColumns + ", result_json, result_form, spec_json"
 
     init(row: Row) {
         seq = row["seq"]
@@ -54,6 +72,8 @@ struct JobRecord: Sendable {
             resultForm = row["result_form"]
         }
         message = row["message"]
+        timeoutMilliseconds = row["timeout_ms"]
+        if row.hasColumn("spec_json") { specJSON = row["spec_json"] }
     }
 
     /// The API's summary fields (what a list shows). With its result, the
@@ -73,6 +93,7 @@ struct JobRecord: Sendable {
         json.add("signal", signal)
         if let durationSeconds { json.add("duration_s", durationSeconds) } else { json.addRaw("duration_s", "null") }
         json.add("message", message)
+        if let timeoutMilliseconds { json.add("timeout_s", Double(timeoutMilliseconds) / 1000) } else { json.addRaw("timeout_s", "null") }
         return json.text
     }
 }

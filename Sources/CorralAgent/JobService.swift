@@ -31,6 +31,9 @@ final class JobService: Sendable {
     /// Set once a stop or a drain is asked for: until when running and
     /// queued jobs may go on, and whether it is a drain.
     private let stopping = Mutex<(deadline: ContinuousClock.Instant, draining: Bool)?>(nil)
+    /// A SIGTERM/SIGINT came (also one that cut a drain short): for the
+    /// message of the jobs it stops.
+    private let terminated = Mutex(false)
 
     /// Results are committed this long at most after the runner stopped
     /// (retrying a failing journal), so shutdown ends even when the
@@ -206,9 +209,12 @@ final class JobService: Sendable {
                 spec,
                 onOutput: { live.output(id, $0) },
                 onStart: { live.started(id, $0) },
-                onCompletion: { result in
+                onCompletion: { [weak self] result in
                     let journaled = live.journaledBytes(id)
-                    live.finished(id, JobService.final(of: result, id: id, timeout: timeout, journaled: journaled))
+                    var reason: String?
+                    if case .cancelled = result.outcome { reason = self?.cancelReason(id) }
+                    live.finished(id, JobService.final(of: result, id: id, timeout: timeout, journaled: journaled,
+                                                       cancelReason: reason))
                 })
             live.attach(handle, to: id)
         } catch {
@@ -223,7 +229,8 @@ final class JobService: Sendable {
 
     /// The final record of a job; its output is stored once: `journaled`
     /// says how many bytes of each stream the journal's chunks hold.
-    static func final(of result: JobResult, id: String, timeout: Duration?, journaled: [String: Int]) -> JournalBatch.Final {
+    static func final(of result: JobResult, id: String, timeout: Duration?, journaled: [String: Int],
+                      cancelReason: String? = nil) -> JournalBatch.Final {
         let (exitCode, signal) = JobResultJSON.leaderEnd(result)
         let outputs = [
             ResultOutput(stream: "stdout", captured: result.stdout,
@@ -241,7 +248,7 @@ final class JobService: Sendable {
             jobID: id, state: JobState(result.outcome), finishedAt: .now(),
             startedAt: result.timing.spawned == nil ? nil : result.timing.startedAt,
             exitCode: exitCode, signal: signal, durationSeconds: JobResultJSON.durationSeconds(result),
-            resultJSON: JobResultJSON.encode(stored, id: id), message: JobResultJSON.errorMessage(result.outcome),
+            resultJSON: JobResultJSON.encode(stored, id: id), message: JobResultJSON.errorMessage(result.outcome) ?? cancelReason,
             outputs: outputs, overshootSeconds: overshoot, pipesForceClosed: result.pipesForceClosed)
     }
 
@@ -298,6 +305,15 @@ final class JobService: Sendable {
 
     // MARK: Cancel
 
+    /// Who cancelled a job, for its `message`: a client, or the agent's
+    /// own shutdown or drain (bounded by its grace).
+    func cancelReason(_ id: String) -> String {
+        if live.cancelRequested(id) { return "cancelled by a client (DELETE /v1/jobs/\(id))" }
+        if terminated.withLock({ $0 }) { return "stopped by the agent's shutdown: --shutdown-grace passed before the job ended" }
+        if stopping.withLock({ $0 != nil }) { return "stopped by the agent's drain: --drain-timeout passed before the job ended" }
+        return "cancelled"
+    }
+
     func cancel(_ id: String) async throws(APIError) -> JobRecord {
         guard let record = try await read({ try await journal.summary(id) }) else { throw APIError.notFound(id) }
         switch live.cancel(id) {
@@ -311,7 +327,8 @@ final class JobService: Sendable {
     func job(_ id: String) async throws(APIError) -> JobRecord {
         // Taken first: chunks stay pending until committed, so nothing falls between.
         let pending = live.pendingOutput(id)
-        guard let record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
+        guard var record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
+        if !record.state.isFinal { record.liveOutputLimit = live.outputLimit(id) }
         return record
     }
 
@@ -339,6 +356,7 @@ final class JobService: Sendable {
     func requestStop(draining: Bool) {
         let bound = draining ? configuration.drainTimeout : configuration.shutdownGrace
         let deadline = ContinuousClock.now + bound
+        if !draining { terminated.withLock { $0 = true } }
         stopping.withLock { current in
             if let current, current.deadline <= deadline {
                 return

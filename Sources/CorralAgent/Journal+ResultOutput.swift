@@ -31,7 +31,64 @@ extension Journal {
         }
         for output in outputs where !output.tail.isEmpty { kept[output.stream]?.append(contentsOf: output.tail) }
         var record = record
-        record.output = KeptOutput(stdout: kept["stdout"]!, stderr: kept["stderr"]!)
+        // Form 2 stores the tail of a stream that dropped bytes apart from
+        // its head (`ResultOutput`): the split is where they were dropped.
+        record.output = KeptOutput(stdout: kept["stdout"]!, stderr: kept["stderr"]!,
+                                   stdoutHead: outputs.first { $0.stream == "stdout" }.map { $0.head },
+                                   stderrHead: outputs.first { $0.stream == "stderr" }.map { $0.head })
         return record
+    }
+}
+
+/// What `GET /v1/jobs/{id}/output` adds after the journaled chunks of a
+/// final job: per stream, the kept tail past those chunks, and how many
+/// bytes were dropped before it (shown as a marker line).
+struct OutputEnding: Sendable {
+    let stream: String
+    let dropped: Int
+    let tail: [UInt8]
+
+    /// The marker between what was kept before dropped bytes and after.
+    static func marker(_ dropped: Int, stream: String) -> String {
+        "… \(dropped) bytes of \(stream) dropped …"
+    }
+}
+
+extension Journal {
+    /// The endings of a final job's streams (see `OutputEnding`); empty for
+    /// a job that is not final, dropped nothing, or has a form 1 result.
+    /// A stream's kept tail starts `head + dropped` bytes into it, and its
+    /// journaled chunks hold its first `journaled` bytes: the gap between
+    /// is what no copy kept; a tail overlapping the chunks is cut.
+    func endings(of id: String) async throws -> [OutputEnding] {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT result_json, result_form FROM jobs WHERE id = ?", arguments: [id]),
+                  let json = row["result_json"] as String?, (row["result_form"] as Int) == 2 else { return [] }
+            var journaled: [String: Int] = [:]
+            for counted in try Row.fetchAll(db, sql: "SELECT stream, SUM(length(data)) AS n FROM output WHERE job_id = ? GROUP BY stream",
+                                            arguments: [id]) {
+                let stream = ResultOutput.carries(counted["stream"], into: "stderr") ? "stderr" : "stdout"
+                journaled[stream, default: 0] += counted["n"] as Int
+            }
+            var endings: [OutputEnding] = []
+            for part in try Row.fetchAll(db, sql: "SELECT stream, head, tail FROM result_output WHERE job_id = ? ORDER BY stream DESC",
+                                         arguments: [id]) {
+                let stream: String = part["stream"]
+                let head: Int = part["head"]
+                let tail = [UInt8](part["tail"] as Data)
+                let dropped = Journal.droppedCount(stream, in: json)
+                let gap = head + dropped - journaled[stream, default: 0]
+                let rest = gap >= 0 ? tail : Array(tail.dropFirst(-gap))
+                if gap > 0 || !rest.isEmpty { endings.append(OutputEnding(stream: stream, dropped: max(gap, 0), tail: rest)) }
+            }
+            return endings
+        }
+    }
+
+    /// `stdout_dropped`/`stderr_dropped` of a stored result (written by
+    /// `JobResultJSON`: a key, a colon, digits).
+    static func droppedCount(_ stream: String, in json: String) -> Int {
+        guard let key = json.range(of: "\"\(stream)_dropped\":") else { return 0 }
+        return Int(json[key.upperBound...].prefix { $0.isASCII && $0.isNumber }) ?? 0
     }
 }

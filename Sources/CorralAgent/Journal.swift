@@ -145,7 +145,7 @@ final class Journal: Sendable {
                timeout: Duration?, runID: Int64) async throws -> Admission {
         try await pool.write { db in
             if let key = idempotencyKey,
-               let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns), spec_json FROM jobs WHERE idempotency_key = ?", arguments: [key]) {
+               let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE idempotency_key = ?", arguments: [key]) {
                 let record = try Journal.resolved(JobRecord(row: row), db, pending: [])
                 return (row["spec_json"] as String) == specJSON ? .existing(record) : .conflict(record)
             }
@@ -184,29 +184,43 @@ final class Journal: Sendable {
 
     func job(idempotencyKey key: String) async throws -> (record: JobRecord, specJSON: String)? {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns), spec_json FROM jobs WHERE idempotency_key = ?",
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE idempotency_key = ?",
                                              arguments: [key]) else { return nil }
             return (try Journal.resolved(JobRecord(row: row), db, pending: []), row["spec_json"])
         }
     }
 
-    /// Newest first; `after` is the `seq` of the last job of the previous
-    /// page. Only the summary columns: never a result or its output.
-    func jobs(states: [JobState], limit: Int, before: Int64?) async throws -> [JobRecord] {
+    /// Newest first, as `filter` says. Only the summary columns: never a
+    /// result or its output.
+    func jobs(_ filter: JobFilter) async throws -> [JobRecord] {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: StatementArguments = []
-            if !states.isEmpty {
-                conditions.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
-                for state in states { _ = arguments.append(contentsOf: [state.rawValue]) }
+            var either: [String] = []
+            if !filter.states.isEmpty {
+                either.append("state IN (\(filter.states.map { _ in "?" }.joined(separator: ",")))")
+                for state in filter.states { _ = arguments.append(contentsOf: [state.rawValue]) }
             }
-            if let before {
+            if filter.failed {
+                either.append("(state = 'exited' AND exit_code <> 0) OR state IN ('signaled', 'failed_to_start')")
+            }
+            if !either.isEmpty { conditions.append("(" + either.joined(separator: " OR ") + ")") }
+            if let text = filter.text {
+                // instr, not LIKE: the text has no wildcards. Case folds ASCII only.
+                conditions.append("(instr(lower(command), lower(?)) > 0 OR instr(lower(COALESCE(name, '')), lower(?)) > 0)")
+                _ = arguments.append(contentsOf: [text, text])
+            }
+            if let before = filter.before {
                 conditions.append("seq < ?")
                 _ = arguments.append(contentsOf: [before])
             }
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            _ = arguments.append(contentsOf: [limit])
-            return try Row.fetchAll(db, sql: Journal.listQuery(filter: filter),
+            if let since = filter.since {
+                conditions.append("seq >= ?")
+                _ = arguments.append(contentsOf: [since])
+            }
+            let sql = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            _ = arguments.append(contentsOf: [filter.limit])
+            return try Row.fetchAll(db, sql: Journal.listQuery(filter: sql),
                                     arguments: arguments).map(JobRecord.init(row:))
         }
     }

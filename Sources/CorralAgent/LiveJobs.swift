@@ -171,6 +171,17 @@ final class LiveJobs: Sendable {
         return answer
     }
 
+    /// The bytes per stream a live job's output chunks keep (its
+    /// `max_output`); nil once it is no longer live here.
+    func outputLimit(_ id: String) -> Int? {
+        state.withLock { $0.entries[id]?.limit }
+    }
+
+    /// Whether a client asked to cancel the job.
+    func cancelRequested(_ id: String) -> Bool {
+        state.withLock { $0.entries[id]?.cancelRequested ?? false }
+    }
+
     // MARK: The journal writer
 
     /// Everything not yet committed (the writer splits it into bounded parts).

@@ -48,10 +48,14 @@ public enum JobResultJSON {
         let (exitCode, signal) = leaderEnd(result)
         json.add("exit_code", exitCode)
         json.add("signal", signal)
-        add(result.stdout, as: "stdout", to: &json)
-        add(result.stderr, as: "stderr", to: &json)
+        add(head(of: result.stdout), as: "stdout", to: &json)
+        add(head(of: result.stderr), as: "stderr", to: &json)
         json.add("stdout_dropped", result.stdout.droppedBytes)
         json.add("stderr_dropped", result.stderr.droppedBytes)
+        // Where bytes were dropped, the tail is its own field, after the
+        // count: nothing glues the two ends together.
+        if result.stdout.droppedBytes > 0 { add(tail(of: result.stdout), as: "stdout_tail", to: &json) }
+        if result.stderr.droppedBytes > 0 { add(tail(of: result.stderr), as: "stderr_tail", to: &json) }
         json.add("pipes_force_closed", result.pipesForceClosed)
         json.add("lingering_killed", result.lingeringKilled)
         json.add("leader_reaped", result.leaderReaped)
@@ -120,11 +124,26 @@ public enum JobResultJSON {
         }.joined(separator: ",") + "]"
     }
 
+    /// What a result's `stdout`/`stderr` field holds: all that was kept,
+    /// or, when bytes were dropped, the kept head (the bytes before them).
+    public static func head(of output: CapturedOutput) -> ArraySlice<UInt8> {
+        output.droppedBytes > 0 ? output.bytes[..<min(output.headCount, output.bytes.count)] : output.bytes[...]
+    }
+
+    /// The `stdout_tail`/`stderr_tail` field: the kept bytes after the dropped ones.
+    public static func tail(of output: CapturedOutput) -> ArraySlice<UInt8> {
+        output.droppedBytes > 0 ? output.bytes[min(output.headCount, output.bytes.count)...] : []
+    }
+
     private static func add(_ output: CapturedOutput, as name: String, to json: inout JSONWriter) {
-        if let text = String(validating: output.bytes, as: UTF8.self) {
+        add(output.bytes[...], as: name, to: &json)
+    }
+
+    private static func add(_ bytes: ArraySlice<UInt8>, as name: String, to json: inout JSONWriter) {
+        if let text = String(validating: bytes, as: UTF8.self) {
             json.add(name, text)
         } else {
-            json.add(name + "_base64", Data(output.bytes).base64EncodedString())
+            json.add(name + "_base64", Data(bytes).base64EncodedString())
         }
     }
 }

@@ -53,6 +53,7 @@ final class AgentDrainTests: AgentTestCase {
         let job = try startAgent().client.get("/v1/jobs/\(id)").json
         XCTAssertEqual(job["final"] as? Bool, true, "\(job)")
         XCTAssertNotEqual(job["state"] as? String, "lost", "\(job)")
+        XCTAssertEqual(job["message"] as? String, "stopped by the agent's drain: --drain-timeout passed before the job ended", "\(job)")
     }
 
     func testSigtermCutsADrainShort() throws {
@@ -69,6 +70,7 @@ final class AgentDrainTests: AgentTestCase {
         let job = try startAgent().client.get("/v1/jobs/\(id)").json
         XCTAssertEqual(job["final"] as? Bool, true, "\(job)")
         XCTAssertNotEqual(job["state"] as? String, "lost", "\(job)")
+        XCTAssertEqual(job["message"] as? String, "stopped by the agent's shutdown: --shutdown-grace passed before the job ended", "\(job)")
     }
 
     func testDrainWithoutAnAgentSaysSo() async throws {

@@ -48,7 +48,11 @@ final class AgentLoadTests: AgentTestCase {
         XCTAssertLessThan(timedOut["duration_s"] as? Double ?? 99, 3.0, "\(timedOut)")
         let job = try client.get("/v1/jobs/\(big)").json
         XCTAssertEqual((job["result"] as? [String: Any])?["stdout_dropped"] as? Int, AgentLoadTests.stalledClientWrites - 8 << 20)
-        XCTAssertEqual(try client.get("/v1/jobs/\(big)/output?stream=stdout").body.count, 8 << 20)
+        // The journaled first 8 MiB, the marker line, the kept 4 MiB tail.
+        let output = try client.get("/v1/jobs/\(big)/output?stream=stdout")
+        let gap = AgentLoadTests.stalledClientWrites - 12 << 20
+        XCTAssertEqual(output.headers["x-corral-dropped-bytes"], "\(gap)")
+        XCTAssertEqual(output.body.count, 8 << 20 + "\n… \(gap) bytes of stdout dropped …\n".utf8.count + 4 << 20)
         // A resume after the drop gets what follows (here: past the last chunk, the result).
         let resumed = SSE.parse(try client.events("/v1/jobs/\(big)/events", headers: ["Last-Event-ID": "1000000"]).text)
         XCTAssertEqual(resumed.map(\.event), ["result"])
@@ -85,15 +89,19 @@ final class AgentLoadTests: AgentTestCase {
         let combined = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"echo out; sleep 0.1; echo err >&2; sleep 0.1; echo out again","combine_output":true}"#).json["id"] as? String)
 
         let result = try XCTUnwrap(try waitForFinal(client, overflow)["result"] as? [String: Any])
-        let kept = Array((result["stdout"] as? String ?? "").utf8)
+        let head = Array((result["stdout"] as? String ?? "").utf8)
+        let tail = Array((result["stdout_tail"] as? String ?? "").utf8)
         let dropped = result["stdout_dropped"] as? Int ?? -1
         let expected = Array(full.utf8)
-        XCTAssertEqual(kept.count, 1024)
-        XCTAssertEqual(kept.count + dropped, expected.count)
-        XCTAssertTrue((0...kept.count).contains { head in
-            kept[..<head].elementsEqual(expected[..<head]) && kept[head...].elementsEqual(expected.suffix(kept.count - head))
-        }, "not a head and a tail of the output: \(String(decoding: kept, as: UTF8.self))")
-        XCTAssertEqual(try client.get("/v1/jobs/\(overflow)/output").body.count, 1024, "the chunks keep the first 1 KiB")
+        XCTAssertEqual(head.count + tail.count, 1024)
+        XCTAssertEqual(head.count + dropped + tail.count, expected.count)
+        XCTAssertTrue(head.elementsEqual(expected.prefix(head.count)), "the head: \(String(decoding: head, as: UTF8.self))")
+        XCTAssertTrue(tail.elementsEqual(expected.suffix(tail.count)), "the tail: \(String(decoding: tail, as: UTF8.self))")
+        // The chunks keep the first 1 KiB; the marker; the tail.
+        let gap = head.count + dropped - 1024
+        XCTAssertEqual(try client.get("/v1/jobs/\(overflow)/output").body,
+                       Array(expected.prefix(1024)) + (expected[1023] == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")])
+                       + Array("… \(gap) bytes of stdout dropped …\n".utf8) + tail)
 
         let bytes = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"printf '\\377\\376'; printf 'a\"b\\t\\001\\\\' >&2"}"#).json["id"] as? String)
         let raw = try XCTUnwrap(try waitForFinal(client, bytes)["result"] as? [String: Any])
@@ -102,7 +110,7 @@ final class AgentLoadTests: AgentTestCase {
         XCTAssertEqual(raw["stderr"] as? String, "a\"b\t\u{1}\\", "\(raw)")
         for text in ["", "plain", "q\"uote\\back\nnl\r\t\u{1}\u{1f}é€😀"] {
             var buffer = ByteBuffer()
-            ResultText.writeQuoted(Array(text.utf8), into: &buffer)
+            ResultText.writeQuoted(Array(text.utf8)[...], into: &buffer)
             XCTAssertEqual(buffer.readString(length: buffer.readableBytes), JSONWriter.quote(text))
         }
 

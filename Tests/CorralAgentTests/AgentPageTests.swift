@@ -26,7 +26,7 @@ final class AgentPageTests: AgentTestCase {
             return XCTFail("browser driver: \(result.outcome)\n\(result.stdout.text)\n\(result.stderr.text)")
         }
         let shown = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.bytes)) as? [String: Any])
-        XCTAssertEqual(shown["state"] as? String, "exited")
+        XCTAssertEqual(shown["state"] as? String, "✓ exited ok")
         XCTAssertEqual((shown["csp_violations"] as? [String])?.count, 0, "the page breaks its own policy: \(shown)")
         XCTAssertTrue((shown["output"] as? String ?? "").contains("hello from the page\nsecond line"), "\(shown)")
         let job = try XCTUnwrap((shown["job"] as? String)?.split(separator: " ").first.map(String.init))

@@ -85,8 +85,10 @@ final class RunCommandTests: CLITestCase {
         let object = try XCTUnwrap(jsonLines(result.stdout).first)
         XCTAssertEqual(object["outcome"] as? String, "timed_out")
         XCTAssertEqual(object["signal"] as? String, "TERM")
-        XCTAssertEqual(object["stdout"] as? String, "abcdevwxyz")
+        XCTAssertEqual(object["stdout"] as? String, "abcde", "the head, before the dropped bytes")
         XCTAssertEqual(object["stdout_dropped"] as? Int, 16)
+        XCTAssertEqual(object["stdout_tail"] as? String, "vwxyz", "the tail, after them")
+        XCTAssertNil(object["stderr_tail"], "nothing of stderr was dropped")
     }
 
     func testInterruptStopsTheJobReportsAndExits130() async throws {

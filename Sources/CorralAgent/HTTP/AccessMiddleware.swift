@@ -35,6 +35,15 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             if let setCookie { response.headers[.setCookie] = setCookie }
             return response
         } catch let error as APIError {
+            // A browser opening the page without the token gets the page
+            // (static: no job data in it), which asks for the token; the API
+            // calls it makes stay refused until it is given.
+            if error.status == .unauthorized, request.uri.path == "/", request.method == .get,
+               request.headers[.accept]?.contains("text/html") == true {
+                var headers = HTTPFields()
+                headers[.contentType] = "text/html; charset=utf-8"
+                return Response(status: .unauthorized, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: WebPage.html)))
+            }
             return error.response
         } catch let error as HTTPResponseError {
             switch error.status {

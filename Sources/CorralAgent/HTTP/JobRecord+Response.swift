@@ -14,6 +14,13 @@ extension JobRecord {
                                + (output.map { $0.stdout.count + $0.stderr.count } ?? 0))
         buffer.writeString(prefix)
         buffer.writeString(String(summary.dropLast()))  // without its closing brace
+        if let specJSON {
+            // Valid JSON (the decoder checked it): a raw line break can only
+            // be whitespace between tokens, and must not split an SSE line.
+            buffer.writeString(",\"spec\":")
+            buffer.writeString(specJSON.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))
+        }
+        if let liveOutputLimit { buffer.writeString(",\"live_output_limit\":\(liveOutputLimit)") }
         buffer.writeString(",\"result\":")
         ResultText.write(result, output: output, into: &buffer)
         buffer.writeString("}")
@@ -26,17 +33,24 @@ extension JobRecord {
 enum ResultText {
     /// Writes `json`, replacing the empty `"stdout":""` and `"stderr":""`
     /// it was stored with by the kept output (inside a JSON string every
-    /// quote is escaped, so the first match is the key). Output that is not
-    /// UTF-8 becomes `stdout_base64`, as `JobResultJSON` writes it.
+    /// quote is escaped, so the first match is the key), and, for a stream
+    /// that dropped bytes, the empty `"stdout_tail":""` by the kept tail.
+    /// Output that is not UTF-8 becomes `stdout_base64` (`stdout_tail_base64`),
+    /// as `JobResultJSON` writes it.
     static func write(_ json: String, output: KeptOutput?, into buffer: inout ByteBuffer) {
         guard let output else {
             buffer.writeString(json)
             return
         }
         let text = Array(json.utf8)  // small: the result without its output
-        var pieces: [(at: Range<Int>, stream: String, bytes: [UInt8])] = []
-        for (stream, bytes) in [("stdout", output.stdout), ("stderr", output.stderr)] where !bytes.isEmpty {
-            if let range = find(Array("\"\(stream)\":\"\"".utf8), in: text) { pieces.append((range, stream, bytes)) }
+        var pieces: [(at: Range<Int>, stream: String, bytes: ArraySlice<UInt8>)] = []
+        for (stream, bytes, head) in [("stdout", output.stdout, output.stdoutHead), ("stderr", output.stderr, output.stderrHead)] {
+            let tailKey = find(Array("\"\(stream)_tail\":\"\"".utf8), in: text)
+            let split = tailKey == nil ? bytes.count : head
+            if split > 0, let range = find(Array("\"\(stream)\":\"\"".utf8), in: text) {
+                pieces.append((range, stream, bytes[..<split]))
+            }
+            if let tailKey, split < bytes.count { pieces.append((tailKey, stream + "_tail", bytes[split...])) }
         }
         pieces.sort { $0.at.lowerBound < $1.at.lowerBound }
         var cursor = 0
@@ -56,9 +70,9 @@ enum ResultText {
     }
 
     /// A JSON string of UTF-8 bytes, escaped as `JSONWriter.quote` does.
-    static func writeQuoted(_ bytes: [UInt8], into buffer: inout ByteBuffer) {
+    static func writeQuoted(_ bytes: ArraySlice<UInt8>, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        var start = 0
+        var start = bytes.startIndex
         for index in bytes.indices {
             let byte = bytes[index]
             guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
@@ -79,7 +93,7 @@ enum ResultText {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+    static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
         if bytes.allSatisfy({ $0 < 0x80 }) { return true }
         var iterator = bytes.makeIterator()
         var parser = Unicode.UTF8.ForwardParser()

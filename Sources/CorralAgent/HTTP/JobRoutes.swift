@@ -37,46 +37,29 @@ struct JobRoutes: Sendable {
     }
 
     private func list(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
-        var states: [JobState] = []
-        if let given = query.get("state"), !given.isEmpty {
-            for name in given.split(separator: ",") {
-                if name == "final" { states += JobState.finalStates; continue }
-                guard let state = JobState(rawValue: String(name)) else {
-                    throw APIError(.badRequest, "bad_query", "state: unknown state \"\(name)\"; one of queued, running, final, "
-                        + JobState.finalStates.map(\.rawValue).joined(separator: ", "), field: "state")
-                }
-                states.append(state)
-            }
-        }
-        var limit = 50
-        if let given = query.get("limit") {
-            guard let number = Int(given), (1...1000).contains(number) else {
-                throw APIError(.badRequest, "bad_query", "limit: expected a number from 1 to 1000", field: "limit")
-            }
-            limit = number
-        }
-        var before: Int64?
-        if let after = query.get("after") {
-            guard after.hasPrefix("j"), let seq = Int64(after.dropFirst()) else {
-                throw APIError(.badRequest, "bad_query", "after: expected a job id like j42", field: "after")
-            }
-            before = seq
-        }
-        let records = try await service.read { try await service.journal.jobs(states: states, limit: limit, before: before) }
+        let filter = try JobFilter(query: request.uri.queryParameters)
+        let records = try await service.read { try await service.journal.jobs(filter) }
         let counts = service.live.counts
         var page = JSONWriter()
         page.addRaw("jobs", "[" + records.map { $0.summaryJSON() }.joined(separator: ",") + "]")
-        page.add("next", records.count == limit ? records.last.map { "j\($0.seq)" } : nil)
+        page.add("next", records.count == filter.limit ? records.last.map { "j\($0.seq)" } : nil)
         page.add("running", counts.running)
         page.add("queued", counts.queued)
         return json(page.text)
     }
 
     private func output(_ request: Request, id: String) async throws -> Response {
-        let stream = request.uri.queryParameters.get("stream") ?? "combined"
+        let query = request.uri.queryParameters
+        let stream = query.get("stream") ?? "combined"
         guard ["stdout", "stderr", "combined"].contains(stream) else {
             throw APIError(.badRequest, "bad_query", "stream: expected stdout, stderr or combined", field: "stream")
+        }
+        var download = false
+        if let given = query.get("download") {
+            guard given == "1" || given == "0" else {
+                throw APIError(.badRequest, "bad_query", "download: expected 1 or 0", field: "download")
+            }
+            download = given == "1"
         }
         // What is committed, then what is not yet: everything kept so far.
         // Pending chunks stay until their commit (even a result may be
@@ -84,11 +67,84 @@ struct JobRoutes: Sendable {
         // no gap (the seq filter drops what both hold).
         let pending = service.live.pendingOutput(id)
         let record = try await service.summary(id)
-        let bytes = try await service.read { try await service.journal.output(of: id, stream: stream, pending: pending) }
+        var bytes = try await service.read { try await service.journal.output(of: id, stream: stream, pending: pending) }
+        // A final job's kept tail follows, after a marker line where bytes
+        // were dropped: the reader sees that, and where.
+        var dropped = 0
+        if record.state.isFinal {
+            for ending in try await service.read({ try await service.journal.endings(of: id) })
+            where stream == "combined" || ending.stream == stream {
+                if ending.dropped > 0 {
+                    if let last = bytes.last, last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+                    bytes += Array((OutputEnding.marker(ending.dropped, stream: ending.stream) + "\n").utf8)
+                    dropped += ending.dropped
+                }
+                bytes += ending.tail
+            }
+        }
         var headers = HTTPFields()
-        headers[.contentType] = "text/plain; charset=utf-8"
+        headers[.contentType] = download ? "application/octet-stream" : "text/plain; charset=utf-8"
+        if download { headers[.contentDisposition] = "attachment; filename=\"\(id)-\(stream).out\"" }
         headers[HTTPField.Name("X-Corral-Job-State")!] = record.state.rawValue
+        headers[HTTPField.Name("X-Corral-Dropped-Bytes")!] = String(dropped)
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// The list's query, validated: `state` (states, `final`, `failed`), `q`
+/// (text in the command or name), `limit`, and the cursors `after` (jobs
+/// older than that id: the `next` of the previous page) and `since` (that
+/// id and newer only: a page re-reads exactly the window it shows).
+struct JobFilter: Sendable {
+    var states: [JobState] = []
+    /// `failed`: exited with a code other than 0, signaled, or failed to start.
+    var failed = false
+    var text: String?
+    var limit = 50
+    var before: Int64?
+    var since: Int64?
+
+    static let maxText = 200
+
+    init() {}
+
+    init(query: Parameters) throws(APIError) {
+        if let given = query.get("state"), !given.isEmpty {
+            for name in given.split(separator: ",", omittingEmptySubsequences: false) {
+                if name == "final" { states += JobState.finalStates; continue }
+                if name == "failed" { failed = true; continue }
+                guard let state = JobState(rawValue: String(name)) else {
+                    throw APIError(.badRequest, "bad_query", "state: unknown state \"\(name.prefix(40))\"; one of queued, running, final, failed, "
+                        + JobState.finalStates.map(\.rawValue).joined(separator: ", "), field: "state")
+                }
+                states.append(state)
+            }
+        }
+        if let given = query.get("q"), !given.isEmpty {
+            guard given.unicodeScalars.count <= JobFilter.maxText else {
+                throw APIError(.badRequest, "bad_query", "q: at most \(JobFilter.maxText) characters", field: "q")
+            }
+            text = given
+        }
+        if let given = query.get("limit") {
+            guard let number = Int(given), (1...1000).contains(number) else {
+                throw APIError(.badRequest, "bad_query", "limit: expected a number from 1 to 1000", field: "limit")
+            }
+            limit = number
+        }
+        before = try JobFilter.cursor(query.get("after"), "after")
+        since = try JobFilter.cursor(query.get("since"), "since")
+    }
+
+    /// A job id as a cursor: `j` and 1 to 18 digits.
+    private static func cursor(_ given: String?, _ name: String) throws(APIError) -> Int64? {
+        guard let given else { return nil }
+        let digits = given.dropFirst()
+        guard given.hasPrefix("j"), (1...18).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let seq = Int64(digits) else {
+            throw APIError(.badRequest, "bad_query", "\(name): expected a job id like j42", field: name)
+        }
+        return seq
     }
 }
 

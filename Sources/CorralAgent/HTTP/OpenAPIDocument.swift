@@ -59,10 +59,14 @@ enum OpenAPIDocument {
         "summary": "Jobs, newest first",
         "parameters": [
           {"name": "state", "in": "query", "required": false, "schema": {"type": "string"},
-           "description": "Comma-separated states (queued, running, exited, signaled, timed_out, cancelled, failed_to_start, lost) or final."},
+           "description": "Comma-separated states (queued, running, exited, signaled, timed_out, cancelled, failed_to_start, lost), final (every final state), or failed (exited with a code other than 0, signaled, failed_to_start); a job matching any of them is listed."},
+          {"name": "q", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 200},
+           "description": "Text the command or the name contains (ASCII letters compared without case); at most 200 characters."},
           {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
-          {"name": "after", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^j[0-9]+$"},
-           "description": "The `next` of the previous page."}
+          {"name": "after", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^j[0-9]{1,18}$"},
+           "description": "Cursor: jobs older than this id only; the `next` of the previous page."},
+          {"name": "since", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^j[0-9]{1,18}$"},
+           "description": "Jobs from this id up (newer or equal) only: re-reads exactly the window a client shows."}
         ],
         "responses": {
           "200": {"description": "A page of jobs",
@@ -104,12 +108,17 @@ enum OpenAPIDocument {
         "summary": "The output kept so far",
         "parameters": [
           {"name": "stream", "in": "query", "required": false,
-           "schema": {"type": "string", "enum": ["stdout", "stderr", "combined"], "default": "combined"}}
+           "schema": {"type": "string", "enum": ["stdout", "stderr", "combined"], "default": "combined"}},
+          {"name": "download", "in": "query", "required": false, "schema": {"type": "string", "enum": ["0", "1"], "default": "0"},
+           "description": "1: the same bytes as application/octet-stream with Content-Disposition: attachment."}
         ],
         "responses": {
-          "200": {"description": "The bytes kept so far, committed and not yet committed",
-                  "headers": {"X-Corral-Job-State": {"schema": {"$ref": "#/components/schemas/JobState"}}},
-                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+          "200": {"description": "The bytes kept so far, committed and not yet committed; for a final job that dropped bytes, then a line `… N bytes of STREAM dropped …` and the kept tail.",
+                  "headers": {"X-Corral-Job-State": {"schema": {"$ref": "#/components/schemas/JobState"}},
+                              "X-Corral-Dropped-Bytes": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                                                         "description": "Bytes dropped where the marker lines are (0: none)."}},
+                  "content": {"text/plain": {"schema": {"type": "string"}},
+                              "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
           "400": {"$ref": "#/components/responses/Error"},
           "401": {"$ref": "#/components/responses/Error"},
           "404": {"$ref": "#/components/responses/Error"},
@@ -268,7 +277,10 @@ enum OpenAPIDocument {
           "exit_code": {"type": ["integer", "null"]},
           "signal": {"type": ["string", "null"]},
           "duration_s": {"type": ["number", "null"]},
-          "message": {"type": ["string", "null"]},
+          "message": {"type": ["string", "null"], "description": "Why it failed to start or was lost, or who cancelled it (a client, the agent's shutdown or drain)."},
+          "timeout_s": {"type": ["number", "null"], "description": "The deadline it was given, seconds."},
+          "live_output_limit": {"type": "integer", "minimum": 0, "description": "Only in GET /v1/jobs/{id} of a job not yet final: the bytes per stream its live output keeps (max_output); what it writes beyond shows in the result's tail."},
+          "spec": {"type": "object", "description": "Only in GET /v1/jobs/{id}, the submit answer and the result event: the spec as submitted (to re-run it)."},
           "result": {
             "description": "Once final: the result object of `corral batch` (docs/result.md), output included.",
             "oneOf": [{"type": "null"}, {"type": "object", "required": ["outcome"], "properties": {"outcome": {"type": "string"}}}]

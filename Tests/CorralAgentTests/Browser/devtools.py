@@ -1,7 +1,7 @@
 """Headless Chromium driven over the DevTools protocol, for the agent's
 browser tests. Standard library only (a minimal WebSocket client), so it
 runs on a fresh Debian machine."""
-import base64, json, os, socket, struct, subprocess, sys, tempfile, time, urllib.request
+import base64, json, os, shutil, socket, struct, subprocess, sys, tempfile, time, urllib.request
 
 
 class Browser:
@@ -42,15 +42,30 @@ class Browser:
         """Prints `{"error": message}`, stops the browser, exits 1."""
         print(json.dumps({"error": message}))
         self.process.kill()
+        self.process.wait()
+        self._remove_profile()
         sys.exit(1)
 
     def close(self):
+        """Stops the browser and removes its profile directory."""
         self.sock.close()
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self._remove_profile()
+
+    def _remove_profile(self):
+        # A helper process of chromium may still write a file just after the
+        # main one exited: removed again, for at most 2 s.
+        deadline = time.time() + 2
+        while True:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not os.path.exists(self.profile) or time.time() > deadline:
+                return
+            time.sleep(0.2)
 
     def _recv_exact(self, count):
         data = b""

@@ -18,7 +18,7 @@ browser.evaluate("document.getElementById('command').value = %s; document.getEle
 output = browser.wait_for("(() => { const o = document.getElementById('output').textContent;"
                           " return o.includes(%s) ? o : null })()" % json.dumps(expected), "the job's output")
 state = browser.wait_for("(() => { const s = document.getElementById('job-state').textContent;"
-                         " return s === 'exited' ? s : null })()", "the job's final state")
+                         " return s.includes('exited') ? s : null })()", "the job's final state")
 browser.wait_for("document.querySelectorAll('#jobs tr.job').length > 0", "the job in the table")
 rows = browser.evaluate("Array.from(document.querySelectorAll('#jobs tr.job')).map(r => r.innerText)")
 time.sleep(0.3)
