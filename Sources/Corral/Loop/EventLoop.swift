@@ -49,7 +49,11 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// and under CPU saturation the kernel takes one scheduling period
     /// (≈100 ms with 100 runnable tasks on 2 cores) to run the child that
     /// far. The loop hands each spawn over and serves its timers meanwhile.
-    let spawner: SerialWorker
+    /// `spawnThreads` of them, taken in turn, so that many children can
+    /// wait for a CPU at once (a fixed number, whatever the jobs).
+    let spawners: [SerialWorker]
+    private var nextSpawner = 0
+    static let spawnThreads = 4
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
@@ -69,20 +73,23 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             delivery.finish {}
             throw error
         }
+        var spawners: [SerialWorker] = []
         do {
-            spawner = try SerialWorker(name: "corral-spawn")
+            for index in 0..<EventLoop.spawnThreads { spawners.append(try SerialWorker(name: "corral-spawn\(index)")) }
         } catch {
             delivery.finish {}
             inspector.finish {}
+            spawners.forEach { $0.finish {} }
             throw error
         }
+        self.spawners = spawners
         loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         let status = uv_loop_init(loop)
         guard status == 0 else {
             loop.deallocate()
             delivery.finish {}
             inspector.finish {}
-            spawner.finish {}
+            spawners.forEach { $0.finish {} }
             throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
         }
         wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self)
@@ -100,7 +107,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             loop.deallocate()
             delivery.finish {}
             inspector.finish {}
-            spawner.finish {}
+            spawners.forEach { $0.finish {} }
             throw error
         }
         if reapOrphans { orphanReaper = OrphanReaper(eventLoop: self) }
@@ -138,7 +145,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         // The inspector finishes what it was given (leaves to remove), then
         // removes the runner's directory; the loop is over, so waiting is fine.
         let tree = scheduler.configuration.cgroupTree
-        spawner.finish {}  // idle: every job it started has been delivered
+        spawners.forEach { $0.finish {} }  // idle: every job they started has been delivered
         let inspectorDone = DispatchSemaphore(value: 0)
         inspector.finish {
             tree?.removeDirectory()
@@ -222,9 +229,13 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         run(on: inspector, work, then: then)
     }
 
-    /// Runs `work` on the spawn thread; `then` runs on the loop with its answer.
+    /// Runs `work` on the next spawn thread; `then` runs on the loop with its
+    /// answer. Loop thread only.
     func spawn<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                  then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        assertOnLoopThread()
+        let spawner = spawners[nextSpawner]
+        nextSpawner = (nextSpawner + 1) % spawners.count
         run(on: spawner, work, then: then)
     }
 
