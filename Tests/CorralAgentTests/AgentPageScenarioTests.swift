@@ -12,14 +12,10 @@ import XCTest
 /// or vanished agent is announced.
 final class AgentPageScenarioTests: AgentTestCase {
     func testTruncatedOutputShowsTheMarkerAndTheTail() async throws {
-        try requireChromium()
-        let agent = try startAgent()
-        let client = agent.client
         // 3,000,000 bytes of numbered lines; the last line is END-OF-OUTPUT.
-        let made = try client.post("/v1/jobs", json: #"""
+        let (agent, client, id) = try agentRunning(#"""
             {"argv":["python3","-c","import sys\nw=sys.stdout.write\nw('START\\n')\nw(''.join('line %07d\\n' % n for n in range(1, 240000))[:3000000-20])\nw('\\nEND-OF-OUTPUT\\n')"]}
-            """#).json
-        let id = try XCTUnwrap(made["id"] as? String)
+            """#)
         let job = try waitForFinal(client, id)
         let result = try XCTUnwrap(job["result"] as? [String: Any])
         let limit = 1 << 20, total = 3_000_000 - 20 + 6 + 15
@@ -43,14 +39,10 @@ final class AgentPageScenarioTests: AgentTestCase {
     }
 
     func testTimedOutJobsNoteNamesTheTimeoutAndWhatWasStopped() async throws {
-        try requireChromium()
-        let agent = try startAgent()
-        let client = agent.client
         // A process that leaves the job's group (setsid), and one that stays.
-        let made = try client.post("/v1/jobs", json: #"""
+        let (agent, client, id) = try agentRunning(#"""
             {"shell":"setsid sleep 3001 & sleep 3002 & echo up; wait","timeout":"1s","id":"slow-one"}
-            """#).json
-        let id = try XCTUnwrap(made["id"] as? String)
+            """#)
         let job = try waitForFinal(client, id)
         XCTAssertEqual(job["state"] as? String, "timed_out")
         XCTAssertEqual(job["timeout_s"] as? Double, 1)
@@ -143,13 +135,9 @@ final class AgentPageScenarioTests: AgentTestCase {
     }
 
     func testANSIColoursRenderAsColours() async throws {
-        try requireChromium()
-        let agent = try startAgent()
-        let client = agent.client
-        let made = try client.post("/v1/jobs", json: #"""
+        let (agent, client, id) = try agentRunning(#"""
             {"shell":"printf '\\033]0;title\\007\\033[31mRED\\033[0m plain \\033[1;32mGREEN\\033[0m \\033[38;5;208mORANGE\\033[0m \\033[38;2;10;20;30mDARK\\033[0m \\033[4;44mUNDER\\033[0m \\033[2Kdone\\n'; printf '\\033[33mWARN\\033[0m\\n' >&2; printf '\\033[3'; sleep 0.4; printf '5mSPLIT\\033[0m \\342\\202'; sleep 0.4; printf '\\254uro\\n'"}
-            """#).json
-        let id = try XCTUnwrap(made["id"] as? String)
+            """#)
         _ = try waitForFinal(client, id)
         let shown = try await scenario(agent, "ansi", [id])
         let spans = try XCTUnwrap(shown["spans"] as? [String: [String: Any]], "\(shown)")
@@ -170,13 +158,9 @@ final class AgentPageScenarioTests: AgentTestCase {
     }
 
     func testBinaryOutputIsNoticedAndItsDownloadIsTheExactBytes() async throws {
-        try requireChromium()
-        let agent = try startAgent()
-        let client = agent.client
-        let made = try client.post("/v1/jobs", json: #"""
+        let (agent, client, id) = try agentRunning(#"""
             {"argv":["python3","-c","import sys; sys.stdout.buffer.write(bytes(range(256)) * 64 + b'\\xff\\xfe')"]}
-            """#).json
-        let id = try XCTUnwrap(made["id"] as? String)
+            """#)
         _ = try waitForFinal(client, id)
         let shown = try await scenario(agent, "download", [id])
         let expected = [UInt8]((0..<64).flatMap { _ in (0...255).map { UInt8($0) } } + [0xFF, 0xFE])
@@ -333,4 +317,17 @@ final class AgentPageScenarioTests: AgentTestCase {
 
 private extension Array {
     subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+extension AgentPageScenarioTests {
+    /// Chromium is required; an agent is started and given one job: the
+    /// agent, its client and the job's id.
+    func agentRunning(_ spec: String, file: StaticString = #filePath, line: UInt = #line)
+        throws -> (AgentProcess, HTTPClient, String) {
+        try requireChromium()
+        let agent = try startAgent()
+        let client = agent.client
+        let made = try client.post("/v1/jobs", json: spec).json
+        return (agent, client, try XCTUnwrap(made["id"] as? String, file: file, line: line))
+    }
 }

@@ -168,13 +168,7 @@ extension EscapeeSweepTests {
         spec.drainTimeout = .seconds(60)
 
         let result = try await runner.run(spec)
-        defer {
-            killAll(result.id)
-            if let directory = runner.containment.directory {
-                let daemons = URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/daemons/" + result.id.rawValue
-                _ = ProcessTable.wait { rmdir(daemons) == 0 || errno == ENOENT }
-            }
-        }
+        defer { removeKept(result) }
         XCTAssertEqual(result.outcome, .exited(0))
         XCTAssertTrue(FileManager.default.fileExists(atPath: done), "the count waited for the forking to stop")
         let alive = ProcessTable.processes(of: result.id, group: nil).filter { $0.state != "Z" }
@@ -199,17 +193,22 @@ extension EscapeeSweepTests {
         spec.drainTimeout = .seconds(60)
 
         let result = try await runner.run(spec)
-        defer {
-            killAll(result.id)
-            if let directory = runner.containment.directory {
-                let daemons = URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/daemons/" + result.id.rawValue
-                _ = ProcessTable.wait { rmdir(daemons) == 0 || errno == ENOENT }
-            }
-        }
+        defer { removeKept(result) }
         XCTAssertEqual(result.outcome, .exited(0))
         XCTAssertEqual(result.leftRunningCount, 1, "\(result.leftRunning)")
         XCTAssertTrue(result.killed.isEmpty)
         XCTAssertLessThan(result.timing.duration.seconds, 30, "counted long before the 60 s drain timeout")
+    }
+}
+
+extension EscapeeSweepTests {
+    /// Kills what a `.leaveRunning` job left and removes its daemon cgroup.
+    func removeKept(_ result: JobResult) {
+        killAll(result.id)
+        if let directory = runner.containment.directory {
+            let daemons = URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/daemons/" + result.id.rawValue
+            _ = ProcessTable.wait { rmdir(daemons) == 0 || errno == ENOENT }
+        }
     }
 }
 
