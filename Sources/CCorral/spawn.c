@@ -201,8 +201,8 @@ static int cc_child_main(void *arg) {
 
     /* Die with the runner (the watchdog kills the rest of the job). After
        the credential changes above, which clear the setting. It fires when
-       the *thread* that cloned us exits: the loop thread, which lives as
-       long as the runner. If the runner died before this, nobody will ever
+       the *thread* that cloned us exits: one of the runner's spawn threads,
+       which live as long as its loop. If the runner died before this, nobody will ever
        send it: check that the parent is still the one that cloned us. */
     if (request->parent_pid > 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) cc_child_fail(context, CC_STAGE_PARENT_DEATH);

@@ -41,8 +41,7 @@ final class CgroupContainmentTests: ContainmentTestCase {
         XCTAssertLessThan(result.timing.duration.seconds, 1 + 2 + 1)
         XCTAssertTrue(survivors(result).isEmpty, "left: \(survivors(result))")
         XCTAssertTrue(result.killed.contains { $0.command == "sleep" }, "\(result.killed)")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + result.id.rawValue),
-                       "leaf removed")
+        assertLeafRemoved(result.id)
         XCTAssertNotNil(result.cpuTime)
         assertNothingLeft(result)
     }
@@ -107,7 +106,7 @@ final class CgroupContainmentTests: ContainmentTestCase {
         XCTAssertTrue(result.lingeringKilled)
         XCTAssertTrue(result.killed.contains { $0.pid == job.sleeper }, "\(result.killed)")
         XCTAssertLessThan(result.timing.duration.seconds, 60, "seen through cgroup.events, not the drain timeout")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + job.id.rawValue))
+        assertLeafRemoved(job.id)
         assertNothingLeft(result)
     }
 
@@ -144,7 +143,7 @@ final class CgroupContainmentTests: ContainmentTestCase {
         XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(daemon.pid)?.command == "sleep" })
         let cgroup = try String(contentsOfFile: "/proc/\(daemon.pid)/cgroup", encoding: .utf8)
         XCTAssertTrue(cgroup.contains("/corral/daemons"), cgroup)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.containment.directory! + "/" + result.id.rawValue))
+        assertLeafRemoved(result.id)
         kill(daemon.pid, SIGKILL)
         assertNothingLeft(result)
     }
@@ -342,5 +341,14 @@ final class ProcessGroupContainmentTests: ContainmentTestCase {
         XCTAssertEqual(missing.containment.tier, .processGroup)
         XCTAssertTrue(missing.containment.note?.contains("/proc/corral-nowhere") ?? false)
         await missing.shutdown()
+    }
+}
+
+extension CgroupContainmentTests {
+    /// The job's emptied leaf is removed on the inspector right after its
+    /// result goes out (no result waits for an rmdir): waited for.
+    func assertLeafRemoved(_ id: JobID, file: StaticString = #filePath, line: UInt = #line) {
+        let leaf = runner.containment.directory! + "/" + id.rawValue
+        XCTAssertTrue(ProcessTable.wait { !FileManager.default.fileExists(atPath: leaf) }, "leaf removed", file: file, line: line)
     }
 }

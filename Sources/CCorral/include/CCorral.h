@@ -44,8 +44,8 @@ typedef struct cc_spawn_request {
     int cgroup_procs_fd;         /* >= 0: the child writes "0" here (joins that cgroup) first */
     pid_t parent_pid;            /* > 0: the child gets SIGKILL when the spawning thread dies (PR_SET_PDEATHSIG),
                                     and gives up if this process is already gone */
-    bool set_nice;               /* the spawning thread runs at a raised priority: the child */
-    int nice;                    /* takes this nice value (the host's) as its first step */
+    bool set_nice;               /* the child takes this nice value (the host's) as its first */
+    int nice;                    /* step, in case the spawning thread runs at a raised priority */
 } cc_spawn_request;
 
 typedef struct cc_spawn_result {

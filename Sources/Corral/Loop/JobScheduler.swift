@@ -247,8 +247,11 @@ final class JobScheduler: LoopObject {
     /// A spawn failed for want of descriptors or processes: no more are
     /// tried until a running job finishes (and frees its share).
     private var shortOfResources = false
-    /// Jobs that have left the table so far (freeing their descriptors).
-    private(set) var finishedJobs = 0
+    /// Times descriptors were given back so far: a job left the table, or
+    /// a start short of them closed what it had opened (a start being
+    /// prepared on the loop and a spawn on a spawn thread can take the last
+    /// few at once, and the one that fails frees them for the other).
+    private(set) var resourcesReleased = 0
 
     /// Starts queued jobs while the limits and this iteration's slice allow.
     private func pump() {
@@ -373,10 +376,12 @@ final class JobScheduler: LoopObject {
         case .started:
             jobs[submission.id] = job
             undelivered += 1
-            descriptorsInUse += job.descriptorCount
+            // Its share, and until the spawn answers the child's ends it holds too.
+            descriptorsInUse += job.descriptorCount + job.spawnDescriptors
         case .failed(let failure):
             submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
         case .outOfResources(let error):
+            resourcesReleased += 1  // what it had opened is closed again
             if jobs.isEmpty {
                 // Nothing running will free anything: report it, do not spin.
                 submission.onCompletion(PendingResult(LoopJob.failedResult(submission, SpawnFailure(
@@ -397,16 +402,19 @@ final class JobScheduler: LoopObject {
         assertOnLoopThread()
         jobs.removeValue(forKey: job.id)
         undelivered -= 1
-        descriptorsInUse -= job.descriptorCount
+        descriptorsInUse -= job.descriptorCount + job.spawnDescriptors
         var submission = job.submission
         submission.plan = .success(plan)
         switch reason {
+        case .failed where job.cancelledWhileSpawning:
+            deliver(cancelledBeforeStart: submission)  // the cancel came first
         case .failed(let failure):
             submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
         case .outOfResources(let error):
             // Nothing running will free anything, and nothing has since the
             // spawn was handed over: report it rather than spin.
-            let nothingFreed = jobs.isEmpty && finishedJobs == job.finishedJobsAtStart
+            let nothingFreed = jobs.isEmpty && resourcesReleased == job.resourcesReleasedAtStart
+            resourcesReleased += 1
             if nothingFreed || shuttingDown || job.cancelledWhileSpawning {
                 let failure = SpawnFailure(
                     errno: error.code, stage: .resources,
@@ -444,10 +452,16 @@ final class JobScheduler: LoopObject {
     /// A job has delivered its result and closed every handle.
     func jobDidFinish(_ job: LoopJob) {
         jobs.removeValue(forKey: job.id)
-        finishedJobs += 1
+        resourcesReleased += 1
+        shortOfResources = false  // it freed its share: worth another try
         descriptorsInUse -= job.descriptorCount
         if !shuttingDown { pump() }
         finishShutdownIfIdle()
+    }
+
+    /// A job's spawn answered: the child's ends it held are closed.
+    func spawnDescriptorsClosed(_ count: Int) {
+        descriptorsInUse -= count
     }
 
     /// A job delivered its result (its leader may still await reaping).

@@ -17,13 +17,23 @@ enum LeaderRegistry {
     private struct State {
         var leaders: Set<pid_t> = []
         var spawning = 0
+        /// The reaper is waiting for the spawns under way: new ones wait
+        /// for its pass (on their spawn thread), so a steady stream of
+        /// spawns cannot put its passes off for ever.
+        var reaperWaiting = false
     }
 
     private static let state = Locked(State())
 
     /// Runs `spawn` (off the loop) and registers the pid it returns.
     static func spawn<Failure: Error>(_ spawn: () -> Result<Spawner.Spawned, Failure>) -> Result<Spawner.Spawned, Failure> {
-        state.withLock { $0.spawning += 1 }
+        // Off the loop: waiting here is allowed, and bounded by the
+        // reaper's next pass (a few milliseconds after the spawns under way).
+        while !state.withLock({ state in
+            guard !state.reaperWaiting else { return false }
+            state.spawning += 1
+            return true
+        }) { usleep(500) }
         let result = spawn()
         state.withLock { state in
             if case .success(let child) = result { state.leaders.insert(child.pid) }
@@ -37,9 +47,32 @@ enum LeaderRegistry {
         _ = state.withLock { $0.leaders.remove(pid) }
     }
 
+    /// Runs `reap` (a non-blocking waitid) under the lock and, if it
+    /// reaped, forgets the leader in the same hold.
+    static func reap(_ pid: pid_t, _ reap: () -> Bool) -> Bool {
+        state.withLock { state in
+            guard reap() else { return false }
+            state.leaders.remove(pid)
+            return true
+        }
+    }
+
     /// Calls `body` with the registered leaders, under the lock; nil (and
-    /// `body` not called) while a spawn is under way.
+    /// `body` not called) while a spawn is under way, and then no new spawn
+    /// starts until the next call (the reaper retries within milliseconds).
     static func withLeaders<T>(_ body: (Set<pid_t>) -> T) -> T? {
-        state.withLock { state in state.spawning > 0 ? nil : body(state.leaders) }
+        state.withLock { state in
+            guard state.spawning == 0 else {
+                state.reaperWaiting = true
+                return nil
+            }
+            state.reaperWaiting = false
+            return body(state.leaders)
+        }
+    }
+
+    /// The reaper stopped (its runner is closing): spawns need not wait for it.
+    static func reaperGaveUp() {
+        state.withLock { $0.reaperWaiting = false }
     }
 }

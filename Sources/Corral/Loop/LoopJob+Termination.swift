@@ -63,9 +63,10 @@ extension LoopJob {
     /// the sweep's /proc scan. (A job's fork in a child pid namespace gets
     /// a pid in this one too. Only 32,768 forks wrapping the counter back
     /// to the same pid could fool it.)
-    var forkedNothing: Bool {
-        !leaderVanished && ProcFiles.lastAllocatedPID() == pid
-    }
+    /// Read when the exit is first seen, before the reap: while the leader
+    /// is an unreaped zombie its pid cannot be handed out again, so an
+    /// equal `ns_last_pid` is the leader's own.
+    var forkedNothing: Bool { forkedNothingAtExit == true }
 
     // MARK: Signals
 
@@ -110,6 +111,7 @@ extension LoopJob {
         if leaderStatus == nil {
             leaderStatus = exit
             leaderExitedAt = .now()
+            forkedNothingAtExit = ProcFiles.lastAllocatedPID() == pid
         }
         return .exited(exit)
     }
@@ -241,13 +243,14 @@ extension LoopJob {
     /// Reaps the leader, which has exited (WNOHANG: never blocks the loop).
     func reapLeader() {
         watchdogForgetGroup()  // before the group id can be freed
-        var info = cc_exit_info()
-        let status = cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOHANG, &info)
-        // ECHILD: reaped by someone else just now; its status was already read.
-        if (status == 0 && info.pid != 0) || status == -ECHILD {
-            leaderReaped = true
-            LeaderRegistry.remove(pid)
-        }
+        // Reaped and forgotten under the registry's lock: a spawn thread
+        // cannot register a new leader that took this pid in between.
+        leaderReaped = LeaderRegistry.reap(pid) { [pidfd] in
+            var info = cc_exit_info()
+            let status = cc_wait_pidfd(pidfd, cc_WEXITED | cc_WNOHANG, &info)
+            // ECHILD: reaped by someone else just now; its status was already read.
+            return (status == 0 && info.pid != 0) || status == -ECHILD
+        } || leaderReaped
     }
 
     /// The watchdog stops signalling the job's group (the leader is being

@@ -52,6 +52,9 @@ final class LoopJob: LoopObject {
     var finishAnswer: FinishAnswer?
 
     var leaderStatus: TerminationStatus?
+    /// Nothing was created on the host between the leader's spawn and its
+    /// exit (`forkedNothing`); nil until the exit is seen.
+    var forkedNothingAtExit: Bool?
     var leaderReaped = false
     /// The leader was reaped by someone else: its pgid is no longer pinned.
     var leaderVanished = false
@@ -102,9 +105,13 @@ final class LoopJob: LoopObject {
     var outputPaused = false
     /// Set from `start` until the spawn thread answers (`spawned`).
     var pending: PendingSpawn?
-    /// How many jobs had finished when the spawn was handed over: if one
-    /// has since, a spawn short of descriptors is worth another try.
-    var finishedJobsAtStart = 0
+    /// The child's ends (and the leaf's `cgroup.procs`) held while the
+    /// spawn is out, counted in the descriptor budget until it answers.
+    var spawnDescriptors: Int { pending?.childEnds.count ?? 0 }
+    /// `JobScheduler.resourcesReleased` when the spawn was handed over: if
+    /// descriptors were given back since, a spawn short of them is worth
+    /// another try.
+    var resourcesReleasedAtStart = 0
     /// Handed to the spawn thread and not yet answered: no pid yet.
     var isSpawning: Bool { lifecycle.isSpawning }
     /// Cancelled before the spawn thread answered.
@@ -234,7 +241,7 @@ final class LoopJob: LoopObject {
         }
         if let leaf { pending.childEnds.append(leaf.procsFD) }
         self.pending = pending
-        finishedJobsAtStart = scheduler.finishedJobs
+        resourcesReleasedAtStart = scheduler.resourcesReleased
 
         startedAt = .now()
         let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
@@ -251,8 +258,9 @@ final class LoopJob: LoopObject {
     /// or it goes back to the scheduler, failed or short of resources.
     private func spawned(_ spawned: Result<Spawner.Spawned, Spawner.Failure>) {
         guard let pending else { return }
-        self.pending = nil
         pending.childEnds.forEach(Syscalls.close)
+        scheduler.spawnDescriptorsClosed(pending.childEnds.count)
+        self.pending = nil
         let closeParentEnds = { pending.parentEnds.forEach(Syscalls.close) }
         switch spawned {
         case .failure(.transient(let error)):

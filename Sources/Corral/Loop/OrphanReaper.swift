@@ -51,6 +51,17 @@ final class OrphanReaper: LoopObject {
         UVHandle.close(timer)
     }
 
+    /// A pass put off by spawns under way runs again in 1 ms: new spawns
+    /// wait for it meanwhile.
+    private func retryPass() {
+        passScheduled = true
+        uv_timer_start(timer, { handle in
+            let reaper = LoopObject.owner(of: handle!.pointee.data) as! OrphanReaper
+            reaper.passScheduled = false
+            reaper.reapAll()
+        }, 1, 0)
+    }
+
     private func schedulePass() {
         guard !passScheduled else { return }
         passScheduled = true
@@ -70,7 +81,13 @@ final class OrphanReaper: LoopObject {
             }
             return reaped
         }
-        if let done { reaped += done } else if !stopped { schedulePass() }  // a spawn is under way: after it
+        if let done {
+            reaped += done
+        } else if !stopped {
+            retryPass()  // spawns under way: right after them (new ones wait)
+        } else {
+            LeaderRegistry.reaperGaveUp()
+        }
     }
 }
 
