@@ -5,13 +5,14 @@ import Glibc
 #endif
 
 /// One thread that runs closures one at a time, in the order they were
-/// given. A runner has six: its delivery thread, which runs the host's
+/// given. A runner has three: its delivery thread, which runs the host's
 /// callbacks (output chunks, starts, results, so no host code runs on the
 /// loop); its inspector, which does the /proc and cgroupfs work that could
 /// take long or block in the kernel (sweep scans, pipe-holder searches,
-/// `cpu.stat`, `mkdir`/`rmdir` of leaves); and four spawn threads, which
-/// clone the jobs (a `vfork` returns only once the child has exec'd).
-/// Six threads per runner besides the loop, whatever the number of jobs.
+/// `cpu.stat`, `mkdir`/`rmdir` of leaves); and its spawn thread
+/// (`EventLoop.spawnThreads`), which clones the jobs (a `vfork` returns
+/// only once the child has exec'd). Three threads per runner besides the
+/// loop, whatever the number of jobs.
 ///
 /// `run` only appends to a queue (O(1), never blocks), so the loop can
 /// hand work over. Written here rather than on Dispatch: a serial queue
