@@ -384,9 +384,7 @@ final class JobScheduler: LoopObject {
             resourcesReleased += 1  // what it had opened is closed again
             if jobs.isEmpty {
                 // Nothing running will free anything: report it, do not spin.
-                submission.onCompletion(PendingResult(LoopJob.failedResult(submission, SpawnFailure(
-                    errno: error.code, stage: .resources,
-                    message: "cannot start the job: \(error) (no descriptors or processes left)"), containment: tier)))
+                deliver(outOfResources: error, submission)
             } else {
                 requeueAtHead(submission)  // retried when a running job frees its share
                 return false
@@ -402,7 +400,7 @@ final class JobScheduler: LoopObject {
         assertOnLoopThread()
         jobs.removeValue(forKey: job.id)
         undelivered -= 1
-        descriptorsInUse -= job.descriptorCount + job.spawnDescriptors
+        descriptorsInUse -= job.descriptorCount  // the child's ends went back in `spawned`
         var submission = job.submission
         submission.plan = .success(plan)
         switch reason {
@@ -415,15 +413,10 @@ final class JobScheduler: LoopObject {
             // spawn was handed over: report it rather than spin.
             let nothingFreed = jobs.isEmpty && resourcesReleased == job.resourcesReleasedAtStart
             resourcesReleased += 1
-            if nothingFreed || shuttingDown || job.cancelledWhileSpawning {
-                let failure = SpawnFailure(
-                    errno: error.code, stage: .resources,
-                    message: "cannot start the job: \(error) (no descriptors or processes left)")
-                if job.cancelledWhileSpawning || shuttingDown {
-                    deliver(cancelledBeforeStart: submission)
-                } else {
-                    submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
-                }
+            if job.cancelledWhileSpawning || shuttingDown {
+                deliver(cancelledBeforeStart: submission)
+            } else if nothingFreed {
+                deliver(outOfResources: error, submission)
             } else {
                 shortOfResources = !jobs.isEmpty
                 requeueAtHead(submission)  // retried when a running job frees its share
@@ -433,6 +426,14 @@ final class JobScheduler: LoopObject {
         }
         if !shuttingDown { pump() }
         finishShutdownIfIdle()
+    }
+
+    /// A start that found no descriptors or processes, with nothing running
+    /// that could free some: a clear failure rather than a spin.
+    private func deliver(outOfResources error: Errno, _ submission: Submission) {
+        submission.onCompletion(PendingResult(LoopJob.failedResult(submission, SpawnFailure(
+            errno: error.code, stage: .resources,
+            message: "cannot start the job: \(error) (no descriptors or processes left)"), containment: tier)))
     }
 
     private func deliver(cancelledBeforeStart submission: Submission) {
