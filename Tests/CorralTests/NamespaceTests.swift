@@ -83,6 +83,14 @@ final class NamespaceTests: CorralTestCase {
             OrphanedJobs.jobProcesses(marker, excluding: ["sh", "tail", "unshare"]).filter { !$0.hasSuffix(" sleep") }.isEmpty
         }, "host and watchdog gone: \(EndToEnd.markedProcesses(marker))")
         XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 1), "the escapee outlived them")
+        // Its lock is free only once every thread of the host has exited:
+        // the leader can be a zombie (its environment already unreadable,
+        // so it is no longer "marked") while another thread still holds
+        // the descriptor table. Its sh reaps it only after the last thread.
+        for entry in hostPIDs {
+            let pid = pid_t(entry[0])!
+            XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(pid) == nil }, "host \(pid) reaped: \(ProcessTable.entry(pid)?.description ?? "gone")")
+        }
 
         let cleaner = try Runner(configuration: configuration)
         await cleaner.shutdown()
@@ -90,6 +98,9 @@ final class NamespaceTests: CorralTestCase {
             OrphanedJobs.jobProcesses(marker, excluding: ["sh", "tail", "unshare"]).isEmpty
         }, "the dead runner's leftovers were killed: \(EndToEnd.markedProcesses(marker))")
         XCTAssertFalse(FileManager.default.fileExists(atPath: theirs), "and its directory removed")
+        if FileManager.default.fileExists(atPath: theirs) {
+            print("locks held: \((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "?")")
+        }
         XCTAssertNotEqual(ProcessTable.entry(ourSleep)?.state, "Z", "ours still runs")
         XCTAssertNotNil(ProcessTable.entry(ourSleep))
 

@@ -50,13 +50,11 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// (≈100 ms with 100 runnable tasks on 2 cores) to run the child that
     /// far. The loop hands each spawn over and serves its timers meanwhile.
     /// `spawnThreads` of them, taken in turn (a fixed number, whatever the
-    /// jobs). One for now: with four, four children could wait for a CPU at
-    /// once (W7's library rows finished in 58-102 s instead of not within
-    /// 180 s), but `NamespaceTests` then failed about one run in three (a
-    /// dead namespaced runner's directory not cleaned; not understood yet).
+    /// jobs): four children can wait for a CPU at once (with one, W7's
+    /// library rows did not finish within 180 s; with four, in 58-102 s).
     let spawners: [SerialWorker]
     private var nextSpawner = 0
-    static let spawnThreads = 1
+    static let spawnThreads = 4
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
     private let wakeup: UnsafeMutablePointer<uv_async_t>
