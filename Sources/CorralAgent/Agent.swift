@@ -21,6 +21,8 @@ public enum Agent {
 
         let router = Router(context: AgentRequestContext.self)
         let routes = KnownRoutes()
+        _ = RequestMetrics.registry  // MetricsSystem bootstrapped before the middleware records
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestLog(logger: logger))
         router.add(middleware: SecurityHeaders())
         router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),

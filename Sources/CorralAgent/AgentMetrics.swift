@@ -53,6 +53,7 @@ final class AgentMetrics: Sendable {
         queued.record(queuedNow)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
+        RequestMetrics.render(into: &buffer)
         return String(decoding: buffer, as: UTF8.self)
     }
 }

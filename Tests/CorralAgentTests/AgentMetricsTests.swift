@@ -39,4 +39,25 @@ final class AgentMetricsTests: AgentTestCase {
             XCTAssertTrue(text.contains(line), "missing \(line) in:\n\(text)")
         }
     }
+
+    /// Requests counted by Hummingbird's metrics middleware, by route,
+    /// method and status, with Prometheus-safe names.
+    func testRequestsAreCountedByRouteMethodAndStatus() throws {
+        let agent = try startAgent()
+        let client = agent.client
+        for _ in 0..<3 { XCTAssertEqual(try client.get("/healthz").status, 200) }
+        XCTAssertEqual(try client.get("/v1/jobs/j999999").status, 404)
+        XCTAssertEqual(try client.post("/v1/jobs", json: #"{"argv":[]}"#).status, 400)
+
+        let text = try client.get("/metrics").text
+        for line in [
+            #"hb_requests{http_route="/healthz",http_request_method="GET",http_response_status_code="200"} 3"#,
+            #"hb_requests{http_route="/v1/jobs/{id}",http_request_method="GET",http_response_status_code="404"} 1"#,
+            #"hb_requests{http_route="/v1/jobs",http_request_method="POST",http_response_status_code="400"} 1"#,
+            "# TYPE http_server_request_duration histogram",
+        ] {
+            XCTAssertTrue(text.contains(line), "missing \(line) in:\n\(text)")
+        }
+        XCTAssertFalse(text.contains("hb.requests"), "names are Prometheus-safe")
+    }
 }
