@@ -7,10 +7,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -221,6 +224,77 @@ static int cc_child_main(void *arg) {
     return 127;
 }
 
+/* The watch's states. The spawn thread moves CLONING -> RETURNED once its
+   clone is back; the loop moves CLONING -> ABORTING -> ABORTED around its
+   kill (or back to CLONING when the pidfd is not written yet). The spawn
+   thread never touches the pidfd while the loop may be using it: it waits
+   out ABORTING (two syscalls of the loop) before it goes on. */
+enum { CC_WATCH_IDLE = 0, CC_WATCH_CLONING, CC_WATCH_ABORTING, CC_WATCH_ABORTED, CC_WATCH_RETURNED };
+
+struct cc_spawn_watch {
+    int state;
+    int pidfd;            /* written by the kernel (CLONE_PIDFD) before the child runs */
+    long long since_ns;   /* CLOCK_MONOTONIC when the clone began */
+};
+
+static long long cc_monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+cc_spawn_watch *cc_spawn_watch_create(void) {
+    cc_spawn_watch *watch = calloc(1, sizeof *watch);
+    if (watch) watch->pidfd = -1;
+    return watch;
+}
+
+void cc_spawn_watch_destroy(cc_spawn_watch *watch) { free(watch); }
+
+long long cc_spawn_watch_cloning_ns(cc_spawn_watch *watch) {
+    int state = __atomic_load_n(&watch->state, __ATOMIC_ACQUIRE);
+    if (state != CC_WATCH_CLONING && state != CC_WATCH_ABORTING && state != CC_WATCH_ABORTED) return -1;
+    return cc_monotonic_ns() - __atomic_load_n(&watch->since_ns, __ATOMIC_RELAXED);
+}
+
+int cc_spawn_abort(cc_spawn_watch *watch) {
+    int expected = CC_WATCH_CLONING;
+    if (!__atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_ABORTING, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return expected == CC_WATCH_ABORTED ? 1 : 0;
+    }
+    int pidfd = __atomic_load_n(&watch->pidfd, __ATOMIC_ACQUIRE);
+    if (pidfd < 0) {
+        __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
+        return -1;
+    }
+    (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
+    __atomic_store_n(&watch->state, CC_WATCH_ABORTED, __ATOMIC_RELEASE);
+    return 1;
+}
+
+static void cc_watch_begin(cc_spawn_watch *watch) {
+    if (!watch) return;
+    __atomic_store_n(&watch->pidfd, -1, __ATOMIC_RELAXED);
+    __atomic_store_n(&watch->since_ns, cc_monotonic_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
+}
+
+/* The clone is back: whether the loop killed the child meanwhile. */
+static bool cc_watch_end(cc_spawn_watch *watch) {
+    if (!watch) return false;
+    for (;;) {
+        int expected = CC_WATCH_CLONING;
+        if (__atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_RETURNED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return false;
+        if (expected == CC_WATCH_ABORTED) {
+            __atomic_store_n(&watch->state, CC_WATCH_RETURNED, __ATOMIC_RELEASE);
+            return true;
+        }
+        sched_yield();  /* ABORTING: the loop is between its check and its kill */
+    }
+}
+
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     /* The child runs on this buffer while this thread is suspended. */
     char stack[CC_CHILD_STACK_SIZE] __attribute__((aligned(16)));
@@ -250,6 +324,20 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
         close(report[1]);
         if (pid > 0) {
             pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (request->watch) {
+                cc_watch_begin(request->watch);
+                __atomic_store_n(&request->watch->pidfd, pidfd, __ATOMIC_RELEASE);
+            }
+            /* Until the child reports, execs (end-of-file) or dies: a
+               sibling forked meanwhile by another spawn thread holds this
+               pipe's write end too until its own exec, so the child's death
+               is watched on its pidfd rather than by end-of-file alone (a
+               child killed before its exec, cc_spawn_abort, would otherwise
+               wait for a stuck sibling). The child writes its failure
+               before it exits, so what it wrote is there to read. */
+            struct pollfd ready[2] = { { .fd = report[0], .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+            while (poll(ready, pidfd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR) {}
+            (void)fcntl(report[0], F_SETFL, O_NONBLOCK);
             int failure[2];
             ssize_t got;
             while ((got = read(report[0], failure, sizeof failure)) < 0 && errno == EINTR) {}
@@ -260,10 +348,17 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
         }
         close(report[0]);
     }
+    bool aborted = pid > 0 && cc_watch_end(request->watch);
 #else
+    /* With a watch, the kernel writes the pidfd where the loop can read it
+       while this thread waits in the clone. */
+    cc_watch_begin(request->watch);
     pid_t pid = clone(cc_child_main, stack + sizeof stack,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context, &pidfd);
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context,
+                      request->watch ? &request->watch->pidfd : &pidfd);
     int clone_errno = errno;
+    bool aborted = cc_watch_end(request->watch);
+    if (request->watch) pidfd = __atomic_load_n(&request->watch->pidfd, __ATOMIC_ACQUIRE);
 #endif
 
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
@@ -272,6 +367,7 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     result->pidfd = -1;
     result->error = 0;
     result->stage = CC_STAGE_NONE;
+    result->aborted = aborted;
 
     if (pid < 0) {
         result->error = clone_errno;

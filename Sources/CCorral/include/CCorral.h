@@ -26,7 +26,26 @@ typedef enum cc_spawn_stage {
 
 /// Everything the child needs, prepared by the parent. No field is read
 /// after cc_spawn returns.
+/// What a spawn thread inside cc_spawn shares with the loop, so the loop can
+/// SIGKILL a child stuck between clone and exec (a frozen cgroup, a hung
+/// filesystem under its working directory or binary): the spawning thread
+/// waits in the clone until the child execs or exits, and nothing else can
+/// reach the child. Opaque; one per spawn, used by one spawn at a time.
+typedef struct cc_spawn_watch cc_spawn_watch;
+
+cc_spawn_watch *cc_spawn_watch_create(void);
+void cc_spawn_watch_destroy(cc_spawn_watch *watch);
+/// How long the spawn has been waiting for its child to exec, in
+/// nanoseconds; -1 when it is not (not begun, or returned).
+long long cc_spawn_watch_cloning_ns(cc_spawn_watch *watch);
+/// SIGKILL to the child of a spawn waiting for its exec. 1: sent (or sent
+/// before); 0: the spawn is not waiting (not begun, or returned); -1: the
+/// child is not reachable yet (its pidfd not yet written): try again.
+/// Never waits for the spawn thread.
+int cc_spawn_abort(cc_spawn_watch *watch);
+
 typedef struct cc_spawn_request {
+    cc_spawn_watch *watch;       /* NULL, or shared with the loop (cc_spawn_abort) */
     const char *path;            /* absolute or relative path for execve */
     char *const *argv;           /* NULL-terminated */
     char *const *envp;           /* NULL-terminated */
@@ -53,6 +72,7 @@ typedef struct cc_spawn_result {
     int pidfd;                   /* >= 0 on success, O_CLOEXEC */
     int error;                   /* errno on failure */
     cc_spawn_stage stage;        /* stage that failed */
+    bool aborted;                /* the loop SIGKILLed the child before its exec (cc_spawn_abort) */
 } cc_spawn_result;
 
 /// Spawn a child with a vfork-style clone: it runs in a new session and

@@ -5,7 +5,9 @@
 /// events. Read it top to bottom:
 ///
 ///     spawning ──spawned──▶ running ──deadline/cancel──▶ stopping ──grace──▶ killing
-///        │ cancelled           │                            │                   │
+///        │ cancelled, or stuck │                            │                   │
+///        │ before exec past    │                            │                   │
+///        │ its deadline        │                            │                   │
 ///        └──────────▶ (stopped as soon as it runs)          │                   │ reap wait
 ///                              └──────leader ended──────────┴───────────────────┤
 ///                                            ▼                                  ▼
@@ -30,8 +32,10 @@ struct JobLifecycle {
     }
 
     enum State: Equatable {
-        /// Handed to the spawn thread; no pid yet, nothing to signal.
-        case spawning(cancelled: Bool)
+        /// Handed to the spawn thread; no pid yet, nothing to signal. A
+        /// stop that came meanwhile (a cancel, or the deadline passing while
+        /// the child was stuck before its exec) acts once the spawn answers.
+        case spawning(stop: StopReason?)
         /// The leader runs (the deadline timer is armed if there is a timeout).
         case running
         /// The stop signal went to the group; SIGKILL when the grace ends.
@@ -92,7 +96,7 @@ struct JobLifecycle {
         case leaveTable
     }
 
-    private(set) var state: State = .spawning(cancelled: false)
+    private(set) var state: State = .spawning(stop: nil)
 
     /// Why the job was stopped, if it was.
     var stopReason: StopReason? {
@@ -124,10 +128,18 @@ struct JobLifecycle {
     /// The spawn thread answered: the leader runs. A job cancelled while its
     /// spawn was out is stopped at once; otherwise its deadline counts from now.
     mutating func spawned(hasTimeout: Bool, stopSignalIsKill: Bool) -> [Action] {
-        guard case .spawning(let cancelled) = state else { preconditionFailure("spawned twice") }
+        guard case .spawning(let reason) = state else { preconditionFailure("spawned twice") }
         state = .running
-        if cancelled { return stop(.cancel, stopSignalIsKill: stopSignalIsKill) }
+        if let reason { return stop(reason, stopSignalIsKill: stopSignalIsKill) }
         return hasTimeout ? [.armTimer(.deadline)] : []
+    }
+
+    /// The child was killed before its exec (`StuckSpawns`): stopped for
+    /// `reason` once the spawn answers. A cancel that came first stays the reason.
+    mutating func spawnAborted(_ reason: StopReason) -> [Action] {
+        guard case .spawning(let earlier) = state else { return [] }
+        state = .spawning(stop: earlier ?? reason)
+        return []
     }
 
     // MARK: Stop
@@ -135,8 +147,8 @@ struct JobLifecycle {
     /// Cancellation from the host, in any state.
     mutating func cancel(stopSignalIsKill: Bool) -> [Action] {
         switch state {
-        case .spawning:
-            state = .spawning(cancelled: true)  // no pid, no group yet
+        case .spawning(let earlier):
+            state = .spawning(stop: earlier ?? .cancel)  // no pid, no group yet
             return []
         case .running:
             return stop(.cancel, stopSignalIsKill: stopSignalIsKill)

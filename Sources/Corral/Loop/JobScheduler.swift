@@ -101,6 +101,16 @@ final class JobScheduler: LoopObject {
         return created
     }
 
+    private var stuckSpawnWatch: StuckSpawns?
+
+    /// Kills children stuck before their exec (created on first use).
+    var stuckSpawns: StuckSpawns {
+        if let stuckSpawnWatch { return stuckSpawnWatch }
+        let created = StuckSpawns(scheduler: self)
+        stuckSpawnWatch = created
+        return created
+    }
+
     /// A job in flight (started, not yet finished), by id.
     func job(_ id: JobID) -> LoopJob? { jobs[id] }
 
@@ -476,6 +486,7 @@ final class JobScheduler: LoopObject {
         if jobs.isEmpty, inspectionsInFlight == 0 {
             closedOwnHandles = true
             escapeeSweeper?.close()
+            stuckSpawnWatch?.close()
             if let abandonTimer { UVHandle.close(abandonTimer) }
             abandonTimer = nil
             if let pumpIdle { UVHandle.close(pumpIdle) }

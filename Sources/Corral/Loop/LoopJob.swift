@@ -115,7 +115,17 @@ final class LoopJob: LoopObject {
     /// Handed to the spawn thread and not yet answered: no pid yet.
     var isSpawning: Bool { lifecycle.isSpawning }
     /// Cancelled before the spawn thread answered.
-    var cancelledWhileSpawning: Bool { lifecycle.state == .spawning(cancelled: true) }
+    var cancelledWhileSpawning: Bool { lifecycle.state == .spawning(stop: .cancel) }
+    /// Shared with the spawn thread while the spawn is out (`StuckSpawns`).
+    var spawnWatch: SpawnWatch?
+
+    /// Its spawn has waited for the child's exec past the job's deadline,
+    /// or it was cancelled meanwhile: the child is killed (`StuckSpawns`),
+    /// and the job is stopped for that reason once the spawn answers.
+    func spawnAborted(_ reason: StopReason) {
+        scheduler.assertOnLoopThread()
+        perform(lifecycle.spawnAborted(reason))
+    }
 
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
@@ -165,11 +175,12 @@ final class LoopJob: LoopObject {
         let nofileSoft: UInt64?
         let cgroupProcs: Int32?
         let nice: Int32?
+        let watch: SpawnWatch?
 
         func run() -> Result<Spawner.Spawned, Spawner.Failure> {
             LeaderRegistry.spawn {
                 Spawner.spawn(plan, command: command, workingDirectory: workingDirectory, stdio: stdio,
-                              nofileSoft: nofileSoft, cgroupProcs: cgroupProcs, nice: nice)
+                              nofileSoft: nofileSoft, cgroupProcs: cgroupProcs, nice: nice, watch: watch)
             }
         }
     }
@@ -244,9 +255,11 @@ final class LoopJob: LoopObject {
         resourcesReleasedAtStart = scheduler.resourcesReleased
 
         startedAt = .now()
+        spawnWatch = SpawnWatch()
         let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
                                    stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice)
+                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice, watch: spawnWatch)
+        scheduler.stuckSpawns.watch(self)
         let id = id
         scheduler.spawn({ request.run() }, then: { scheduler, spawned in
             scheduler.job(id)?.spawned(spawned)
@@ -258,6 +271,7 @@ final class LoopJob: LoopObject {
     /// or it goes back to the scheduler, failed or short of resources.
     private func spawned(_ spawned: Result<Spawner.Spawned, Spawner.Failure>) {
         guard let pending else { return }
+        spawnWatch = nil
         pending.childEnds.forEach(Syscalls.close)
         scheduler.spawnDescriptorsClosed(pending.childEnds.count)
         self.pending = nil

@@ -32,8 +32,9 @@ enum Spawner {
 
     static func spawn(_ plan: LaunchPlan, command: Command, workingDirectory: String?,
                       stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil,
-                      nice: Int32? = nil) -> Result<Spawned, Failure> {
+                      nice: Int32? = nil, watch: SpawnWatch? = nil) -> Result<Spawned, Failure> {
         var request = cc_spawn_request()
+        request.watch = watch?.pointer
         if let nice {
             request.set_nice = true
             request.nice = nice

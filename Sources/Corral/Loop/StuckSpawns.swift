@@ -1,0 +1,62 @@
+import CLibUV
+
+/// Watches the spawns that are out: a spawn thread waits in the clone
+/// until the child execs, so a child stuck before its exec (a frozen
+/// cgroup, a hung filesystem under its working directory or binary) would
+/// hold its job in `spawning` with no deadline running and no way to stop
+/// it. Every `interval` while spawns are out, a job whose child has waited
+/// for its exec longer than the job's timeout, or that was cancelled, has
+/// the child killed through its pidfd (`SpawnWatch.abort`); the spawn then
+/// answers and the job is stopped for that reason (timed out, cancelled).
+/// A spawn still queued behind others is not stuck: only the time waiting
+/// for the exec counts. Bounded work per tick: one atomic read per spawn out.
+final class StuckSpawns: LoopObject {
+    static let interval: UInt64 = 50  // milliseconds
+
+    private unowned let scheduler: JobScheduler
+    private let timer: UnsafeMutablePointer<uv_timer_t>
+    private var watched: Set<JobID> = []
+    private var armed = false
+
+    init(scheduler: JobScheduler) {
+        self.scheduler = scheduler
+        timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self)
+        super.init()
+        UVHandle.setOwner(timer, self)
+        uv_timer_init(scheduler.loop, timer)
+    }
+
+    /// The job's spawn was handed to a spawn thread.
+    func watch(_ job: LoopJob) {
+        watched.insert(job.id)
+        guard !armed else { return }
+        armed = true
+        uv_timer_start(timer, { handle in
+            unsafeDowncast(LoopObject.owner(of: handle!.pointee.data), to: StuckSpawns.self).tick()
+        }, StuckSpawns.interval, StuckSpawns.interval)
+    }
+
+    private func tick() {
+        for id in watched {
+            guard let job = scheduler.job(id), job.lifecycle.isSpawning, let watch = job.spawnWatch else {
+                watched.remove(id)  // answered (or gone)
+                continue
+            }
+            let reason: JobLifecycle.StopReason
+            if case .spawning(let stop?) = job.lifecycle.state, stop == .cancel {
+                reason = .cancel
+            } else if let timeout = job.spec.timeout, let waited = watch.waitingForExec, waited >= timeout {
+                reason = .deadline
+            } else {
+                continue
+            }
+            if case .killed = watch.abort() { job.spawnAborted(reason) }
+        }
+        if watched.isEmpty {
+            armed = false
+            uv_timer_stop(timer)
+        }
+    }
+
+    func close() { UVHandle.close(timer) }
+}
