@@ -40,6 +40,100 @@ typedef struct cc_child_context {
     int report_fd;  /* -1, or (fork builds) where the child reports a failure */
 } cc_child_context;
 
+/* The watch's states. The spawn thread moves IDLE -> CLONING when it
+   begins (or finds CANCELLED: the loop withdrew the spawn while it was
+   queued, and nothing is cloned) and CLONING -> RETURNED once its clone is
+   back; the loop moves CLONING -> ABORTING -> ABORTED around its kill (or
+   back to CLONING while the child has not run yet). The spawn thread never
+   touches the pidfd while the loop may be using it: it waits out ABORTING
+   (two syscalls of the loop) before it goes on. */
+enum { CC_WATCH_IDLE = 0, CC_WATCH_CLONING, CC_WATCH_ABORTING, CC_WATCH_ABORTED, CC_WATCH_RETURNED,
+       CC_WATCH_CANCELLED };
+
+struct cc_spawn_watch {
+    int state;
+    int pidfd;            /* written by the kernel (CLONE_PIDFD) during the clone */
+    pid_t child;          /* written by the child as its first act: it runs, and its pidfd is installed */
+    long long since_ns;   /* CLOCK_MONOTONIC when the clone began */
+};
+
+static long long cc_monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+cc_spawn_watch *cc_spawn_watch_create(void) {
+    cc_spawn_watch *watch = calloc(1, sizeof *watch);
+    if (watch) watch->pidfd = -1;
+    return watch;
+}
+
+void cc_spawn_watch_destroy(cc_spawn_watch *watch) { free(watch); }
+
+long long cc_spawn_watch_cloning_ns(cc_spawn_watch *watch) {
+    int state = __atomic_load_n(&watch->state, __ATOMIC_ACQUIRE);
+    if (state != CC_WATCH_CLONING && state != CC_WATCH_ABORTING && state != CC_WATCH_ABORTED) return -1;
+    return cc_monotonic_ns() - __atomic_load_n(&watch->since_ns, __ATOMIC_RELAXED);
+}
+
+pid_t cc_spawn_watch_child(cc_spawn_watch *watch) {
+    return __atomic_load_n(&watch->child, __ATOMIC_ACQUIRE);
+}
+
+int cc_spawn_abort(cc_spawn_watch *watch) {
+    int expected = CC_WATCH_CLONING;
+    if (!__atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_ABORTING, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return expected == CC_WATCH_ABORTED ? 1 : 0;
+    }
+    /* Only once the child has run is its pidfd installed (the kernel writes
+       the number earlier, and after a failed clone that number is free). */
+    int pidfd = __atomic_load_n(&watch->pidfd, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&watch->child, __ATOMIC_ACQUIRE) == 0 || pidfd < 0) {
+        __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
+        return -1;
+    }
+    if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U) < 0 && errno != ESRCH) {
+        __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
+        return -1;
+    }
+    __atomic_store_n(&watch->state, CC_WATCH_ABORTED, __ATOMIC_RELEASE);  /* killed, or already dead */
+    return 1;
+}
+
+int cc_spawn_withdraw(cc_spawn_watch *watch) {
+    int expected = CC_WATCH_IDLE;
+    return __atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_CANCELLED, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ? 1 : 0;
+}
+
+/* The spawn begins: false if the loop withdrew it first. */
+static bool cc_watch_begin(cc_spawn_watch *watch) {
+    if (!watch) return true;
+    __atomic_store_n(&watch->pidfd, -1, __ATOMIC_RELAXED);
+    __atomic_store_n(&watch->child, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&watch->since_ns, cc_monotonic_ns(), __ATOMIC_RELAXED);
+    int expected = CC_WATCH_IDLE;
+    return __atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_CLONING, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* The clone is back: whether the loop killed the child meanwhile. */
+static bool cc_watch_end(cc_spawn_watch *watch) {
+    if (!watch) return false;
+    for (;;) {
+        int expected = CC_WATCH_CLONING;
+        if (__atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_RETURNED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return false;
+        if (expected == CC_WATCH_ABORTED) {
+            __atomic_store_n(&watch->state, CC_WATCH_RETURNED, __ATOMIC_RELEASE);
+            return true;
+        }
+        sched_yield();  /* ABORTING: the loop is between its check and its kill */
+    }
+}
+
 static void cc_child_fail(cc_child_context *context, cc_spawn_stage stage) {
     int failure[2] = { errno, (int)stage };
     context->error = failure[0];
@@ -139,6 +233,13 @@ static int cc_child_main(void *arg) {
     cc_child_context *context = arg;
     const cc_spawn_request *request = context->request;
 
+    /* First: it runs (so its pidfd is installed), and this is its pid. The
+       orphan reaper leaves it alone from here, and the loop may kill it
+       (cc_spawn_abort). The fork build's parent says so itself. */
+#ifndef CC_SPAWN_WITH_FORK
+    if (request->watch) __atomic_store_n(&request->watch->child, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
+#endif
+
     /* The loop thread runs at a raised priority and this child inherited
        it: the job gets the host's nice value back, first, so that nothing
        of the job ever runs above the host's priority. (The loop waits for
@@ -224,77 +325,6 @@ static int cc_child_main(void *arg) {
     return 127;
 }
 
-/* The watch's states. The spawn thread moves CLONING -> RETURNED once its
-   clone is back; the loop moves CLONING -> ABORTING -> ABORTED around its
-   kill (or back to CLONING when the pidfd is not written yet). The spawn
-   thread never touches the pidfd while the loop may be using it: it waits
-   out ABORTING (two syscalls of the loop) before it goes on. */
-enum { CC_WATCH_IDLE = 0, CC_WATCH_CLONING, CC_WATCH_ABORTING, CC_WATCH_ABORTED, CC_WATCH_RETURNED };
-
-struct cc_spawn_watch {
-    int state;
-    int pidfd;            /* written by the kernel (CLONE_PIDFD) before the child runs */
-    long long since_ns;   /* CLOCK_MONOTONIC when the clone began */
-};
-
-static long long cc_monotonic_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
-cc_spawn_watch *cc_spawn_watch_create(void) {
-    cc_spawn_watch *watch = calloc(1, sizeof *watch);
-    if (watch) watch->pidfd = -1;
-    return watch;
-}
-
-void cc_spawn_watch_destroy(cc_spawn_watch *watch) { free(watch); }
-
-long long cc_spawn_watch_cloning_ns(cc_spawn_watch *watch) {
-    int state = __atomic_load_n(&watch->state, __ATOMIC_ACQUIRE);
-    if (state != CC_WATCH_CLONING && state != CC_WATCH_ABORTING && state != CC_WATCH_ABORTED) return -1;
-    return cc_monotonic_ns() - __atomic_load_n(&watch->since_ns, __ATOMIC_RELAXED);
-}
-
-int cc_spawn_abort(cc_spawn_watch *watch) {
-    int expected = CC_WATCH_CLONING;
-    if (!__atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_ABORTING, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        return expected == CC_WATCH_ABORTED ? 1 : 0;
-    }
-    int pidfd = __atomic_load_n(&watch->pidfd, __ATOMIC_ACQUIRE);
-    if (pidfd < 0) {
-        __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
-        return -1;
-    }
-    (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0U);
-    __atomic_store_n(&watch->state, CC_WATCH_ABORTED, __ATOMIC_RELEASE);
-    return 1;
-}
-
-static void cc_watch_begin(cc_spawn_watch *watch) {
-    if (!watch) return;
-    __atomic_store_n(&watch->pidfd, -1, __ATOMIC_RELAXED);
-    __atomic_store_n(&watch->since_ns, cc_monotonic_ns(), __ATOMIC_RELAXED);
-    __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
-}
-
-/* The clone is back: whether the loop killed the child meanwhile. */
-static bool cc_watch_end(cc_spawn_watch *watch) {
-    if (!watch) return false;
-    for (;;) {
-        int expected = CC_WATCH_CLONING;
-        if (__atomic_compare_exchange_n(&watch->state, &expected, CC_WATCH_RETURNED, false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return false;
-        if (expected == CC_WATCH_ABORTED) {
-            __atomic_store_n(&watch->state, CC_WATCH_RETURNED, __ATOMIC_RELEASE);
-            return true;
-        }
-        sched_yield();  /* ABORTING: the loop is between its check and its kill */
-    }
-}
-
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     /* The child runs on this buffer while this thread is suspended. */
     char stack[CC_CHILD_STACK_SIZE] __attribute__((aligned(16)));
@@ -311,7 +341,10 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     int report[2];
     pid_t pid = -1;
     int clone_errno = 0;
-    if (pipe2(report, O_CLOEXEC) < 0) {
+    bool begun = cc_watch_begin(request->watch);
+    if (!begun) {
+        clone_errno = ECANCELED;  /* withdrawn by the loop while queued */
+    } else if (pipe2(report, O_CLOEXEC) < 0) {
         clone_errno = errno;
     } else {
         context.report_fd = report[1];
@@ -325,8 +358,8 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
         if (pid > 0) {
             pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
             if (request->watch) {
-                cc_watch_begin(request->watch);
                 __atomic_store_n(&request->watch->pidfd, pidfd, __ATOMIC_RELEASE);
+                __atomic_store_n(&request->watch->child, pid, __ATOMIC_RELEASE);
             }
             /* Until the child reports, execs (end-of-file) or dies: a
                sibling forked meanwhile by another spawn thread holds this
@@ -348,17 +381,20 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
         }
         close(report[0]);
     }
-    bool aborted = pid > 0 && cc_watch_end(request->watch);
+    bool aborted = begun && cc_watch_end(request->watch);
 #else
     /* With a watch, the kernel writes the pidfd where the loop can read it
        while this thread waits in the clone. */
-    cc_watch_begin(request->watch);
-    pid_t pid = clone(cc_child_main, stack + sizeof stack,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context,
-                      request->watch ? &request->watch->pidfd : &pidfd);
-    int clone_errno = errno;
-    bool aborted = cc_watch_end(request->watch);
-    if (request->watch) pidfd = __atomic_load_n(&request->watch->pidfd, __ATOMIC_ACQUIRE);
+    pid_t pid = -1;
+    int clone_errno = ECANCELED;  /* withdrawn by the loop while queued */
+    bool aborted = false;
+    if (cc_watch_begin(request->watch)) {
+        pid = clone(cc_child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context,
+                    request->watch ? &request->watch->pidfd : &pidfd);
+        clone_errno = errno;
+        aborted = cc_watch_end(request->watch);
+        if (request->watch) pidfd = __atomic_load_n(&request->watch->pidfd, __ATOMIC_ACQUIRE);
+    }
 #endif
 
     pthread_sigmask(SIG_SETMASK, &previous, NULL);

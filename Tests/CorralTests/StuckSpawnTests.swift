@@ -104,4 +104,41 @@ final class StuckSpawnTests: CorralTestCase {
         for result in results.all { assertNothingLeft(result) }
         XCTAssertEqual(stuck.diagnostics.loopCloseStatus, 0)
     }
+
+    /// The spawn threads are shared by the jobs of a runner, and the orphan
+    /// reaper by every runner of the process: a stuck child holds neither.
+    /// Jobs queued behind stuck spawns are withdrawn when cancelled, and
+    /// another runner in the process keeps spawning, its children reaped.
+    func testStuckSpawnsHoldUpNeitherCancelsQueuedBehindThemNorAnotherRunner() async throws {
+        try XCTSkipUnless(runner.containment.tier == .cgroup, "cgroup v2 unavailable: \(runner.containment.note ?? "?")")
+        XCTAssertTrue(configuration.reapOrphans, "the reaper is what a stuck spawn could hold up")
+        let frozen = try FrozenCgroup()
+        defer { frozen.remove() }
+        let stuck = try frozenRunner(frozen)
+
+        let results = ResultBox()
+        let sleeper = JobSpec(.executable("/bin/sleep", arguments: ["1000"]))  // no timeout
+        for _ in 0..<EventLoop.spawnThreads { _ = try stuck.submit(sleeper, onCompletion: results.add) }
+        XCTAssertTrue(ProcessTable.wait { frozen.members == EventLoop.spawnThreads }, "every spawn thread holds a stuck child")
+        // One more per spawn thread, queued behind the stuck ones, cancelled.
+        let queued = try (0..<EventLoop.spawnThreads).map { _ in try stuck.submit(sleeper, onCompletion: results.add) }
+        queued.forEach { $0.cancel() }
+        let withdrawn = results.wait(for: queued.count, upTo: .seconds(10))
+        XCTAssertEqual(Set(withdrawn.map(\.id)), Set(queued.map(\.id)), "the queued ones, cancelled at once")
+        XCTAssertEqual(withdrawn.map(\.outcome), Array(repeating: .cancelled, count: withdrawn.count))
+
+        // Another runner of this process spawns and its children are reaped
+        // (each exit is a SIGCHLD for the reaper) while those are stuck.
+        let other = try Runner(configuration: configuration)
+        for _ in 0..<8 {
+            let result = try await other.run(JobSpec(.executable("/bin/true")))
+            XCTAssertEqual(result.outcome, .exited(0))
+        }
+        await other.shutdown()
+
+        await stuck.shutdown()
+        XCTAssertEqual(results.all.count, 2 * EventLoop.spawnThreads)
+        XCTAssertEqual(Set(results.all.map(\.outcome)), [.cancelled])
+        XCTAssertEqual(stuck.diagnostics.loopCloseStatus, 0)
+    }
 }

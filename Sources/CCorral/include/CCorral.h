@@ -40,9 +40,16 @@ void cc_spawn_watch_destroy(cc_spawn_watch *watch);
 long long cc_spawn_watch_cloning_ns(cc_spawn_watch *watch);
 /// SIGKILL to the child of a spawn waiting for its exec. 1: sent (or sent
 /// before); 0: the spawn is not waiting (not begun, or returned); -1: the
-/// child is not reachable yet (its pidfd not yet written): try again.
+/// child is not reachable yet (it has not run, so its pidfd may not be
+/// installed): try again.
 /// Never waits for the spawn thread.
 int cc_spawn_abort(cc_spawn_watch *watch);
+/// Withdraws a spawn that has not begun (still queued for its spawn
+/// thread): 1 if it will not clone (cc_spawn then fails at CC_STAGE_CLONE
+/// with ECANCELED), 0 if it has begun already.
+int cc_spawn_withdraw(cc_spawn_watch *watch);
+/// The child's pid once it has run (0 before): its first act is to say so.
+pid_t cc_spawn_watch_child(cc_spawn_watch *watch);
 
 typedef struct cc_spawn_request {
     cc_spawn_watch *watch;       /* NULL, or shared with the loop (cc_spawn_abort) */

@@ -53,7 +53,8 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// jobs): four children can wait for a CPU at once (with one, W7's
     /// library rows did not finish within 180 s; with four, in 58-102 s).
     let spawners: [SerialWorker]
-    private var nextSpawner = 0
+    /// Spawns handed to each spawn thread and not yet answered (loop thread only).
+    private var spawnsOut = Array(repeating: 0, count: EventLoop.spawnThreads)
     static let spawnThreads = 4
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
@@ -230,14 +231,21 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         run(on: inspector, work, then: then)
     }
 
-    /// Runs `work` on the next spawn thread; `then` runs on the loop with its
-    /// answer. Loop thread only.
+    /// Runs `work` on the spawn thread with the fewest spawns out; `then`
+    /// runs on the loop with its answer. Loop thread only. One thread held
+    /// by a child stuck before its exec then holds up only what was already
+    /// queued on it (and that is withdrawn if cancelled, `StuckSpawns`).
     func spawn<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                  then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
         assertOnLoopThread()
-        let spawner = spawners[nextSpawner]
-        nextSpawner = (nextSpawner + 1) % spawners.count
-        run(on: spawner, work, then: then)
+        var least = 0
+        for candidate in spawnsOut.indices where spawnsOut[candidate] < spawnsOut[least] { least = candidate }
+        let index = least
+        spawnsOut[index] += 1
+        run(on: spawners[index], work, then: { [self] scheduler, answer in
+            spawnsOut[index] -= 1  // on the loop
+            then(scheduler, answer)
+        })
     }
 
     private func run<Answer: Sendable>(on worker: SerialWorker, _ work: @escaping @Sendable () -> Answer,

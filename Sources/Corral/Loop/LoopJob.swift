@@ -127,6 +127,15 @@ final class LoopJob: LoopObject {
         perform(lifecycle.spawnAborted(reason))
     }
 
+    /// Cancelled while its spawn was still queued on a spawn thread (behind
+    /// a stuck one, say) and withdrawn before it began: it ends now as never
+    /// started; the spawn thread's late answer finds nothing to do.
+    func spawnWithdrawn() {
+        scheduler.assertOnLoopThread()
+        spawned(.failure(.failed(SpawnFailure(errno: ECANCELED, stage: .clone,
+                                              message: "cancelled before its spawn began"))))
+    }
+
     init(scheduler: JobScheduler, submission: Submission) {
         self.scheduler = scheduler
         var kept = submission
@@ -178,7 +187,7 @@ final class LoopJob: LoopObject {
         let watch: SpawnWatch?
 
         func run() -> Result<Spawner.Spawned, Spawner.Failure> {
-            LeaderRegistry.spawn {
+            LeaderRegistry.spawn(watch: watch) {
                 Spawner.spawn(plan, command: command, workingDirectory: workingDirectory, stdio: stdio,
                               nofileSoft: nofileSoft, cgroupProcs: cgroupProcs, nice: nice, watch: watch)
             }
@@ -295,7 +304,7 @@ final class LoopJob: LoopObject {
                 watchdogSlot = scheduler.configuration.watchdog?.track(group: pid, sequence: sequence)
             }
         }
-        if let onStart = submission.onStart {
+        if let onStart = submission.onStart, case .success(let child) = spawned, !child.aborted {
             onStart(JobStart(id: id, pid: pid, startTime: JobStart.startTime(of: pid),
                              cgroup: leaf?.path, startedAt: .now()))
         }

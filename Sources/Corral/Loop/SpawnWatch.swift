@@ -1,4 +1,7 @@
 import CCorral
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the loop shares with the spawn thread about one spawn, so that a
 /// child stuck between clone and exec (a frozen cgroup, a hung filesystem
@@ -28,9 +31,19 @@ final class SpawnWatch: @unchecked Sendable {  // the C side synchronises with a
         case killed
         /// Not waiting for an exec (queued, or answered): nothing to do.
         case notWaiting
-        /// The child's pidfd is not written yet: ask again shortly.
+        /// The child has not run yet (its pidfd may not be installed): ask again shortly.
         case tryAgain
     }
+
+    /// The child's pid once it has run (its first act is to say so), else nil.
+    var child: pid_t? {
+        let pid = cc_spawn_watch_child(pointer)
+        return pid > 0 ? pid : nil
+    }
+
+    /// Withdraws a spawn still queued for its spawn thread: true if it will
+    /// not clone (its answer then is a failure, and late).
+    func withdraw() -> Bool { cc_spawn_withdraw(pointer) == 1 }
 
     func abort() -> Abort {
         switch cc_spawn_abort(pointer) {

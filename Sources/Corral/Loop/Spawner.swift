@@ -8,6 +8,8 @@ enum Spawner {
     struct Spawned {
         let pid: Int32
         let pidfd: Int32
+        /// Killed before its exec (`SpawnWatch.abort`): it never ran the command.
+        var aborted = false
     }
 
     enum Failure: Error {
@@ -62,7 +64,7 @@ enum Spawner {
             }
             return cc_spawn(&request, &result)
         }
-        if status == 0 { return .success(Spawned(pid: result.pid, pidfd: result.pidfd)) }
+        if status == 0 { return .success(Spawned(pid: result.pid, pidfd: result.pidfd, aborted: result.aborted)) }
         let code = result.error
         if result.stage == CC_STAGE_CLONE, [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(code) {
             return .failure(.transient(Errno(code: code)))

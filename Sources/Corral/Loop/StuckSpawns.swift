@@ -9,7 +9,7 @@ import CLibUV
 /// the child killed through its pidfd (`SpawnWatch.abort`); the spawn then
 /// answers and the job is stopped for that reason (timed out, cancelled).
 /// A spawn still queued behind others is not stuck: only the time waiting
-/// for the exec counts. Bounded work per tick: one atomic read per spawn out.
+/// for the exec counts; a cancelled one is withdrawn before it begins. Bounded work per tick: one atomic read per spawn out.
 final class StuckSpawns: LoopObject {
     static let interval: UInt64 = 50  // milliseconds
 
@@ -50,7 +50,14 @@ final class StuckSpawns: LoopObject {
             } else {
                 continue
             }
-            if case .killed = watch.abort() { job.spawnAborted(reason) }
+            switch watch.abort() {
+            case .killed:
+                job.spawnAborted(reason)
+            case .notWaiting where reason == .cancel && watch.withdraw():
+                job.spawnWithdrawn()  // still queued: it never clones
+            case .notWaiting, .tryAgain:
+                break
+            }
         }
         if watched.isEmpty {
             armed = false
