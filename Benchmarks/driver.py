@@ -47,6 +47,22 @@ def kill_leftovers(keep):
                 pass
 
 
+def clear_reference_leaves(env):
+    """The C reference's cgroup leaves left by a run of it that was killed
+    (it removes each when its job ends): a leaf it finds already there
+    fails that job's spawn, which once made every later run of it fail."""
+    base = (env or {}).get("REF_CGROUP")
+    if not base or not os.path.isdir(base):
+        return
+    for name in os.listdir(base):
+        path = os.path.join(base, name)
+        if os.path.isdir(path):
+            try:
+                os.rmdir(path)  # empty once its job is gone (kill_leftovers saw to that)
+            except OSError:
+                pass
+
+
 def oldest_job_age(runner):
     """The age in seconds of the oldest live process in the runner's session
     but the runner itself (its jobs: none of these workloads' jobs calls
@@ -79,6 +95,7 @@ def measure(command, env=None, parse_report=None, limit=None, deadline=None):
     `limit` seconds is killed: a hang, or, for a deadline workload, a
     deadline that was not enforced."""
     limit = limit or LIMIT_S
+    clear_reference_leaves(env)
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True, env=env)
