@@ -238,9 +238,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     func spawn<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                  then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
         assertOnLoopThread()
-        var least = 0
-        for candidate in spawnsOut.indices where spawnsOut[candidate] < spawnsOut[least] { least = candidate }
-        let index = least
+        let index = spawnsOut.indices.min { spawnsOut[$0] < spawnsOut[$1] } ?? 0
         spawnsOut[index] += 1
         run(on: spawners[index], work, then: { [self] scheduler, answer in
             spawnsOut[index] -= 1  // on the loop

@@ -116,8 +116,6 @@ final class LoopJob: LoopObject {
     var isSpawning: Bool { lifecycle.isSpawning }
     /// Cancelled before the spawn thread answered.
     var cancelledWhileSpawning: Bool { lifecycle.state == .spawning(stop: .cancel) }
-    /// Shared with the spawn thread while the spawn is out (`StuckSpawns`).
-    var spawnWatch: SpawnWatch?
 
     /// Its spawn has waited for the child's exec past the job's deadline,
     /// or it was cancelled meanwhile: the child is killed (`StuckSpawns`),
@@ -173,6 +171,8 @@ final class LoopJob: LoopObject {
         var input: [UInt8] = []
         /// Given back with the submission if it is requeued.
         var plan: LaunchPlan
+        /// Shared with the spawn thread while the spawn is out (`StuckSpawns`).
+        var watch: SpawnWatch?
     }
 
     /// What the spawn thread is given: values only, no job.
@@ -260,14 +260,14 @@ final class LoopJob: LoopObject {
             return .failed(SpawnFailure(errno: error.code, stage: .resources, message: "cannot create a pipe: \(error)"))
         }
         if let leaf { pending.childEnds.append(leaf.procsFD) }
+        pending.watch = SpawnWatch()
         self.pending = pending
         resourcesReleasedAtStart = scheduler.resourcesReleased
 
         startedAt = .now()
-        spawnWatch = SpawnWatch()
         let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
                                    stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice, watch: spawnWatch)
+                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice, watch: pending.watch)
         scheduler.stuckSpawns.watch(self)
         let id = id
         scheduler.spawn({ request.run() }, then: { scheduler, spawned in
@@ -280,7 +280,6 @@ final class LoopJob: LoopObject {
     /// or it goes back to the scheduler, failed or short of resources.
     private func spawned(_ spawned: Result<Spawner.Spawned, Spawner.Failure>) {
         guard let pending else { return }
-        spawnWatch = nil
         pending.childEnds.forEach(Syscalls.close)
         scheduler.spawnDescriptorsClosed(pending.childEnds.count)
         self.pending = nil

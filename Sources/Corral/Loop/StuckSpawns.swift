@@ -38,12 +38,12 @@ final class StuckSpawns: LoopObject {
 
     private func tick() {
         for id in watched {
-            guard let job = scheduler.job(id), job.lifecycle.isSpawning, let watch = job.spawnWatch else {
+            guard let job = scheduler.job(id), job.isSpawning, let watch = job.pending?.watch else {
                 watched.remove(id)  // answered (or gone)
                 continue
             }
             let reason: JobLifecycle.StopReason
-            if case .spawning(let stop?) = job.lifecycle.state, stop == .cancel {
+            if job.cancelledWhileSpawning {
                 reason = .cancel
             } else if let timeout = job.spec.timeout, let waited = watch.waitingForExec, waited >= timeout {
                 reason = .deadline
