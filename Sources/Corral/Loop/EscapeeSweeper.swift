@@ -25,7 +25,7 @@ import Glibc
 /// signal. The pidfd goes to the loop with the answer and the loop signals
 /// through it (`pidfd_send_signal`): a process that died meanwhile makes
 /// the signal fail (ESRCH) instead of hitting whoever took its pid.
-final class EscapeeSweeper: LoopObject {
+final class EscapeeSweeper: TimerOwner {
     /// Passes a job gets before its result goes out regardless (the drain
     /// timeout bounds the wait anyway).
     static let passLimit = 48
@@ -34,7 +34,6 @@ final class EscapeeSweeper: LoopObject {
     static let pidfdLimit = 256
 
     private unowned let scheduler: JobScheduler
-    private let timer: UnsafeMutablePointer<uv_timer_t>
     /// Jobs due a repeating pass, and one-off signal sweeps (the stop signal).
     private var due: [JobID] = []
     private var dueSet: Set<JobID> = []
@@ -52,10 +51,7 @@ final class EscapeeSweeper: LoopObject {
 
     init(scheduler: JobScheduler) {
         self.scheduler = scheduler
-        timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self)
-        super.init()
-        UVHandle.setOwner(timer, self)
-        uv_timer_init(scheduler.loop, timer)
+        super.init(loop: scheduler.loop)
     }
 
     /// Runs a pass for `job` in a later loop iteration (1 ms on, so what
@@ -141,7 +137,6 @@ final class EscapeeSweeper: LoopObject {
         if !due.isEmpty || !oneOff.isEmpty { arm() }
     }
 
-    func close() { UVHandle.close(timer) }
 }
 
 /// What the loop asks of the inspector for one job in a sweep batch.

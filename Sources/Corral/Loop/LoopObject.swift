@@ -14,6 +14,21 @@ class LoopObject {
     }
 }
 
+/// A loop object with one timer of its own, owned by it and initialised on
+/// `loop`; `close` closes it (at shutdown).
+class TimerOwner: LoopObject {
+    let timer: UnsafeMutablePointer<uv_timer_t>
+
+    init(loop: UnsafeMutablePointer<uv_loop_t>) {
+        timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self)
+        super.init()
+        UVHandle.setOwner(timer, self)
+        uv_timer_init(loop, timer)
+    }
+
+    func close() { UVHandle.close(timer) }
+}
+
 /// Allocation and closing of libuv handles. A handle's memory is released
 /// only in its close callback, as libuv requires.
 enum UVHandle {

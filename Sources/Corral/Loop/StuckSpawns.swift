@@ -10,20 +10,16 @@ import CLibUV
 /// answers and the job is stopped for that reason (timed out, cancelled).
 /// A spawn still queued behind others is not stuck: only the time waiting
 /// for the exec counts; a cancelled one is withdrawn before it begins. Bounded work per tick: one atomic read per spawn out.
-final class StuckSpawns: LoopObject {
+final class StuckSpawns: TimerOwner {
     static let interval: UInt64 = 50  // milliseconds
 
     private unowned let scheduler: JobScheduler
-    private let timer: UnsafeMutablePointer<uv_timer_t>
     private var watched: Set<JobID> = []
     private var armed = false
 
     init(scheduler: JobScheduler) {
         self.scheduler = scheduler
-        timer = UVHandle.allocate(UV_TIMER, as: uv_timer_t.self)
-        super.init()
-        UVHandle.setOwner(timer, self)
-        uv_timer_init(scheduler.loop, timer)
+        super.init(loop: scheduler.loop)
     }
 
     /// The job's spawn was handed to a spawn thread.
@@ -64,6 +60,4 @@ final class StuckSpawns: LoopObject {
             uv_timer_stop(timer)
         }
     }
-
-    func close() { UVHandle.close(timer) }
 }
