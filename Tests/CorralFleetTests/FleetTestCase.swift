@@ -21,7 +21,7 @@ class FleetTestCase: XCTestCase {
     private(set) var marker = ""
     private(set) var databaseURL = ""
     private var adminURL = ""
-    private var databaseName = ""
+    private(set) var databaseName = ""
     private var processes: [FleetProcess] = []
     private(set) var server: FleetProcess!
 
@@ -36,8 +36,9 @@ class FleetTestCase: XCTestCase {
             throw XCTSkip(message)
         }
         adminURL = url
-        databaseName = "corral_test_" + UUID().uuidString.prefix(8).lowercased()
-        try await FleetTestCase.admin(url, "CREATE DATABASE \(databaseName)")
+        let name = "corral_test_" + UUID().uuidString.prefix(8).lowercased()
+        try await FleetTestCase.admin(url, "CREATE DATABASE \(name)")
+        databaseName = name  // dropped at the end
         guard let slash = url.range(of: "/", options: .backwards, range: url.range(of: "://")!.upperBound..<url.endIndex) else {
             throw FleetTestFailure("CORRAL_TEST_PG_URL has no database part: \(url)")
         }
@@ -115,9 +116,9 @@ class FleetTestCase: XCTestCase {
 
     // MARK: API
 
-    func request(_ method: String, _ path: String, json body: String? = nil,
+    func request(_ method: String, _ path: String, json body: String? = nil, port: Int? = nil,
                  headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(server.port)\(path)")!)
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? server.port)\(path)")!)
         request.httpMethod = method
         request.timeoutInterval = 30
         if let body {
@@ -186,6 +187,19 @@ class FleetTestCase: XCTestCase {
         EndToEnd.waitUntil(upTo: limit, polling: 50_000, condition)
     }
 
+    /// `admin` on this test's cluster, from synchronous test code.
+    func awaitAdmin(_ sql: String) throws {
+        let url = adminURL
+        let failure = Mutex<Error?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await FleetTestCase.admin(url, sql) } catch { failure.withLock { $0 = error } }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
     /// One statement on the cluster's admin database. Unreachable while
     /// CORRAL_TEST_PG_URL is set: the test fails.
     static func admin(_ url: String, _ sql: String) async throws {
@@ -197,13 +211,32 @@ class FleetTestCase: XCTestCase {
             host: host, port: components.port ?? 5432, username: user, password: components.password,
             database: String(components.path.dropFirst()), tls: .disable)
         configuration.options.connectTimeout = .seconds(5)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "fleet-tests"))
-        let task = Task { await client.run() }
-        defer { task.cancel() }
-        do {
-            try await client.query(PostgresQuery(unsafeSQL: sql))
-        } catch {
-            throw FleetTestFailure("CORRAL_TEST_PG_URL is set but PostgreSQL did not take \"\(sql)\": \(String(reflecting: error))")
+        var logger = Logger(label: "fleet-tests")
+        logger.logLevel = .critical
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool retries a refused connection without end: bounded here.
+        let done = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await client.run()
+                return false
+            }
+            group.addTask {
+                try await client.query(PostgresQuery(unsafeSQL: sql))
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                return false
+            }
+            defer { group.cancelAll() }
+            do {
+                return try await group.next() ?? false
+            } catch {
+                throw FleetTestFailure("CORRAL_TEST_PG_URL is set but PostgreSQL did not take \"\(sql)\": \(String(reflecting: error))")
+            }
+        }
+        guard done else {
+            throw FleetTestFailure("CORRAL_TEST_PG_URL is set but PostgreSQL did not answer \"\(sql)\" within 20 s")
         }
     }
 }
