@@ -91,11 +91,11 @@ class FleetTestCase: XCTestCase {
     /// (its jobs' working directory is named after it), and waits until
     /// the server lists it up.
     @discardableResult
-    func startAgent(_ name: String, labels: [String] = [], wait: Bool = true) throws -> FleetProcess {
+    func startAgent(_ name: String, labels: [String] = [], database: String? = nil, wait: Bool = true) throws -> FleetProcess {
         let directory = scratch.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var arguments = ["agent", "--listen", "127.0.0.1:0", "--data-dir", directory.appendingPathComponent("data").path,
-                         "--flush-interval", "50ms", "--server-db", databaseURL, "--name", name,
+                         "--flush-interval", "50ms", "--server-db", database ?? databaseURL, "--name", name,
                          "--fleet-poll", "100ms", "--fleet-idle-poll", "300ms", "--shutdown-grace", "1s"]
         for label in labels { arguments += ["--label", label] }
         let process = try launch(arguments, directory: directory.path)
