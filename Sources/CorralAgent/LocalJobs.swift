@@ -77,3 +77,20 @@ package struct LocalJobs: Sendable {
         _ = service.live.cancel(id)
     }
 }
+
+extension LocalJobs {
+    /// A journaled chunk of a job's output.
+    package struct Chunk: Sendable {
+        package var seq: Int
+        /// stdout, stderr, or combined (both, in the order read).
+        package var stream: String
+        package var bytes: [UInt8]
+    }
+
+    /// The job's journaled output chunks after `seq`, in order, at most `limit`.
+    package func chunks(id: String, after seq: Int, limit: Int) async throws -> [Chunk] {
+        try await service.journal.chunks(of: id, after: seq, limit: limit).map {
+            Chunk(seq: $0.seq, stream: $0.stream, bytes: $0.bytes)
+        }
+    }
+}

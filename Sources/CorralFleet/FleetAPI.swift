@@ -20,6 +20,9 @@ struct FleetAPI: Sendable {
         runs.get { request, _ in try await list(request) }
         runs.get(":id") { _, context in try await show(try runID(context)) }
         runs.delete(":id") { _, context in try await cancel(try runID(context), host: nil) }
+        runs.get(":id/tasks/:host/output") { request, context in
+            try await output(request, run: try runID(context), host: try context.parameters.require("host"))
+        }
         runs.delete(":id/tasks/:host") { _, context in
             try await cancel(try runID(context), host: try context.parameters.require("host"))
         }
@@ -162,6 +165,70 @@ struct FleetAPI: Sendable {
         var response = try await show(id)
         response.status = .accepted
         return response
+    }
+
+    /// A task's shipped output after a chunk (`after`, 0 for the start):
+    /// `{"output"` (or `"output_base64"` when not UTF-8)`, "next", "final",
+    /// "truncated_bytes"}`; poll again with `after=next` for a live tail.
+    private func output(_ request: Request, run: Int64, host: String) async throws -> Response {
+        let query = request.uri.queryParameters
+        let stream = query.get("stream") ?? "combined"
+        guard ["stdout", "stderr", "combined"].contains(stream) else {
+            throw APIError(.badRequest, "bad_query", "stream: expected stdout, stderr or combined", field: "stream")
+        }
+        var after = 0
+        if let given = query.get("after") {
+            guard let n = Int(given), n >= 0, n <= Int(Int32.max) else {
+                throw APIError(.badRequest, "bad_query", "after: a chunk number (next of the previous answer)", field: "after")
+            }
+            after = n
+        }
+        struct Rows: Sendable {
+            var found = false
+            var final = false
+            var chunks: [(seq: Int, stream: String, bytes: [UInt8])] = []
+        }
+        let start = after
+        let rows = try await database("read output") {
+            var rows = Rows()
+            for try await (_, state) in try await client.query(
+                "SELECT run_id, state FROM task WHERE run_id = \(run) AND host = \(host)").decode((Int64, String).self) {
+                rows.found = true
+                rows.final = !["pending", "queued", "running"].contains(state)
+            }
+            guard rows.found else { return rows }
+            let chunks = try await client.query("""
+                SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
+                 WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(start) ORDER BY o.seq LIMIT 1000
+                """)
+            for try await (seq, name, data) in chunks.decode((Int, String, ByteBuffer).self) {
+                rows.chunks.append((seq, name, Array(data.readableBytesView)))
+            }
+            return rows
+        }
+        guard rows.found else { throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)") }
+        var bytes: [UInt8] = []
+        var truncated: Int?
+        var next = after
+        for chunk in rows.chunks {
+            next = chunk.seq
+            if chunk.stream == "truncated" {
+                truncated = Int(String(decoding: chunk.bytes, as: UTF8.self))
+            } else if stream == "combined" || chunk.stream == stream || (stream == "stdout" && chunk.stream == "combined") {
+                bytes += chunk.bytes
+            }
+        }
+        var json = JSONWriter()
+        if let text = String(validating: bytes, as: UTF8.self) {
+            json.add("output", text)
+        } else {
+            json.add("output_base64", Data(bytes).base64EncodedString())
+        }
+        json.add("next", next)
+        // Final once the task is and nothing more is left to read.
+        json.add("final", rows.final && rows.chunks.count < 1000)
+        json.add("truncated_bytes", truncated)
+        return self.json(json.text)
     }
 
     // MARK: Agents

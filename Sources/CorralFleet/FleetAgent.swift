@@ -16,6 +16,9 @@ package struct FleetAgentConfiguration: Sendable {
     /// one it backs off to when idle (each with ±20 % jitter).
     package var busyPoll: Duration = .seconds(1)
     package var idlePoll: Duration = .seconds(5)
+    /// Output bytes a task ships to the database at most (its result, at
+    /// the end, still holds the tail; the journal holds all).
+    package var outputCap = 1 << 20
 
     package init(database: DatabaseURL, name: String) {
         self.database = database
@@ -27,6 +30,7 @@ package struct FleetAgentConfiguration: Sendable {
         guard busyPoll >= .milliseconds(10), idlePoll >= busyPoll, idlePoll <= .seconds(300) else {
             throw FleetError("the poll intervals must be from 10ms to 5m, the idle one at least the busy one")
         }
+        guard (0...(1 << 30)).contains(outputCap) else { throw FleetError("--fleet-output-cap must be at most 1GiB") }
     }
 
     /// The agent's side of the fleet, as a companion of its HTTP service.
@@ -58,6 +62,11 @@ final class FleetAgent: Service, Sendable {
         var run: Int64
         var localID: String?
         var outcome: Outcome?
+        /// The last journal chunk shipped, the bytes shipped, and the
+        /// bytes left out over the cap.
+        var shippedSeq = 0
+        var shippedBytes = 0
+        var droppedBytes = 0
     }
 
     struct Outcome: Sendable {
@@ -104,6 +113,7 @@ final class FleetAgent: Service, Sendable {
                 try await heartbeat(client, agent: id)
                 busy = try await report(client, agent: id) || busy
                 busy = try await claim(client, agent: id) || busy
+                try await ship(client, agent: id, final: false)
                 busy = busy || !state.attempts.isEmpty
                 if let problem = failing {
                     logger.notice("the database calls work again", metadata: ["was": "\(problem)"])
@@ -198,6 +208,7 @@ final class FleetAgent: Service, Sendable {
             }
         }
         var reported = false
+        try await ship(client, agent: agent, final: true)
         for (attempt, entry) in state.attempts {
             guard let outcome = entry.outcome else { continue }
             let answer = try await limited("report") {
@@ -238,6 +249,66 @@ final class FleetAgent: Service, Sendable {
             }
         }
         return !rows.isEmpty
+    }
+
+    /// Ships the journaled output of the attempts this agent follows to
+    /// `task_output`, in statements of at most 64 KiB, keyed (task, seq)
+    /// so a repeat changes nothing; past `outputCap` a task's chunks are
+    /// counted, not shipped. `final`: only the attempts with an outcome,
+    /// all of their output, and a truncation record if bytes were left out.
+    private func ship(_ client: PostgresClient, agent: Int64, final: Bool) async throws {
+        for (attempt, entry) in state.attempts where (entry.outcome != nil) == final {
+            guard let id = entry.localID else { continue }
+            var cursor = entry
+            while true {
+                let chunks = try await jobs.chunks(id: id, after: cursor.shippedSeq, limit: 256)
+                guard !chunks.isEmpty else { break }
+                var seqs: [Int] = []
+                var streams: [String] = []
+                var data: [String] = []
+                var size = 0
+                var last = cursor.shippedSeq
+                for chunk in chunks {
+                    if cursor.shippedBytes + chunk.bytes.count > configuration.outputCap {
+                        cursor.droppedBytes += chunk.bytes.count
+                    } else {
+                        if size > 0, size + chunk.bytes.count > 65_536 { break }
+                        seqs.append(chunk.seq)
+                        streams.append(chunk.stream)
+                        data.append(Data(chunk.bytes).base64EncodedString())
+                        size += chunk.bytes.count
+                        cursor.shippedBytes += chunk.bytes.count
+                    }
+                    last = chunk.seq
+                }
+                if !seqs.isEmpty {
+                    let (run, seqList, streamList, dataList) = (entry.run, seqs, streams, data)
+                    _ = try await limited("output") {
+                        try await client.query("""
+                            INSERT INTO task_output (run_id, agent_id, seq, stream, data)
+                            SELECT \(run), \(agent), u.s, u.st, decode(u.d, 'base64')
+                              FROM unnest(\(seqList)::int[], \(streamList)::text[], \(dataList)::text[]) AS u(s, st, d)
+                            ON CONFLICT DO NOTHING
+                            """).collect()
+                    }
+                }
+                cursor.shippedSeq = last
+                state.attempts[attempt]?.shippedSeq = cursor.shippedSeq
+                state.attempts[attempt]?.shippedBytes = cursor.shippedBytes
+                state.attempts[attempt]?.droppedBytes = cursor.droppedBytes
+            }
+            if final, cursor.droppedBytes > 0 {
+                // After every chunk: seq 2^31-1, once, whatever the retries.
+                let (run, dropped) = (entry.run, "\(cursor.droppedBytes)")
+                _ = try await limited("output") {
+                    try await client.query("""
+                        INSERT INTO task_output (run_id, agent_id, seq, stream, data)
+                        VALUES (\(run), \(agent), 2147483647, 'truncated', convert_to(\(dropped), 'UTF8'))
+                        ON CONFLICT DO NOTHING
+                        """).collect()
+                }
+            }
+        }
     }
 
     // MARK: Helpers

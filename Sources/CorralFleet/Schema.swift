@@ -78,7 +78,7 @@ package enum Schema {
           run_id bigint NOT NULL,
           agent_id bigint NOT NULL,
           seq int NOT NULL,
-          stream text NOT NULL CHECK (stream IN ('stdout', 'stderr', 'truncated')),
+          stream text NOT NULL CHECK (stream IN ('stdout', 'stderr', 'combined', 'truncated')),
           at timestamptz NOT NULL DEFAULT now(),
           data bytea NOT NULL,
           PRIMARY KEY (run_id, agent_id, seq),

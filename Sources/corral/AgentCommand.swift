@@ -91,6 +91,8 @@ struct AgentCommand: ParsableCommand {
     var fleetPoll: String?
     @Option(name: .customLong("fleet-idle-poll"), help: ArgumentHelp("The longest poll interval when idle (default 5s).", valueName: "duration"))
     var fleetIdlePoll: String?
+    @Option(name: .customLong("fleet-output-cap"), help: ArgumentHelp("Output a fleet task ships to the database at most, 0 for none; the result still holds the tail (default 1MiB).", valueName: "size"))
+    var fleetOutputCap: String?
 
     /// Every setting, in the order --print-config shows them; the key is
     /// the flag's long name and the key in the --config file.
@@ -123,6 +125,7 @@ struct AgentCommand: ParsableCommand {
         .init(key: "label", kind: .list, defaultValue: .list([])),
         .init(key: "fleet-poll", kind: .text, defaultValue: .text("1s")),
         .init(key: "fleet-idle-poll", kind: .text, defaultValue: .text("5s")),
+        .init(key: "fleet-output-cap", kind: .text, defaultValue: .text("1MiB")),
     ]
 
     /// The flags given, by key.
@@ -135,7 +138,7 @@ struct AgentCommand: ParsableCommand {
             ("keep-alive", keepAlive), ("idle-timeout", idleTimeout), ("write-timeout", writeTimeout),
             ("containment", containment), ("log-format", logFormat), ("log-level", logLevel),
             ("server-db", serverDB), ("server-db-file", serverDBFile), ("name", name), ("fleet-poll", fleetPoll),
-            ("fleet-idle-poll", fleetIdlePoll),
+            ("fleet-idle-poll", fleetIdlePoll), ("fleet-output-cap", fleetOutputCap),
         ]
         for case let (key, text?) in texts { given[key] = .text(text) }
         let integers: [(String, Int?)] = [
@@ -231,6 +234,11 @@ struct AgentCommand: ParsableCommand {
             }
             fleet[keyPath: keyPath] = value
         }
+        let cap = settings.text("fleet-output-cap") ?? ""
+        guard let capBytes = SizeText.parse(cap) else {
+            throw ValidationError("\(settings.place("fleet-output-cap")) expects \(SizeText.accepted), got \"\(cap)\"")
+        }
+        fleet.outputCap = capBytes
         do { try fleet.validate() } catch { throw ValidationError(error.description) }
         return fleet
     }

@@ -91,13 +91,15 @@ class FleetTestCase: XCTestCase {
     /// (its jobs' working directory is named after it), and waits until
     /// the server lists it up.
     @discardableResult
-    func startAgent(_ name: String, labels: [String] = [], database: String? = nil, wait: Bool = true) throws -> FleetProcess {
+    func startAgent(_ name: String, labels: [String] = [], database: String? = nil, extra: [String] = [],
+                    wait: Bool = true) throws -> FleetProcess {
         let directory = scratch.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var arguments = ["agent", "--listen", "127.0.0.1:0", "--data-dir", directory.appendingPathComponent("data").path,
                          "--flush-interval", "50ms", "--server-db", database ?? databaseURL, "--name", name,
                          "--fleet-poll", "100ms", "--fleet-idle-poll", "300ms", "--shutdown-grace", "1s"]
         for label in labels { arguments += ["--label", label] }
+        arguments += extra
         let process = try launch(arguments, directory: directory.path)
         guard process.waitUntilListening() else {
             throw FleetTestFailure("agent \(name) did not start: \(process.output)")
@@ -167,6 +169,13 @@ class FleetTestCase: XCTestCase {
             if let host = task["host"] as? String { byHost[host] = task }
         }
         return byHost
+    }
+
+    /// A task's shipped output after chunk `after`.
+    func output(_ run: Int, _ host: String, stream: String = "combined", after: Int = 0) throws -> [String: Any] {
+        let (status, json) = try request("GET", "/v1/runs/\(run)/tasks/\(host)/output?stream=\(stream)&after=\(after)")
+        XCTAssertEqual(status, 200, "\(json)")
+        return json
     }
 
     func agentState(_ name: String) -> String? {

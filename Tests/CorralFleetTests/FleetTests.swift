@@ -29,6 +29,14 @@ final class FleetTests: FleetTestCase {
                 XCTAssertEqual(result["outcome"] as? String, "exited", "\(host): \(result)")
                 XCTAssertEqual(result["stdout"] as? String, "out \(host)\n", "\(host): \(result)")
                 XCTAssertEqual(result["stderr"] as? String, "err\n", "\(host)")
+                // The same output, shipped in chunks as it came.
+                XCTAssertEqual(try output(run, host, stream: "stdout")["output"] as? String, "out \(host)\n")
+                XCTAssertEqual(try output(run, host, stream: "stderr")["output"] as? String, "err\n")
+                let combined = try output(run, host)
+                XCTAssertEqual(combined["final"] as? Bool, true)
+                XCTAssertEqual((combined["output"] as? String)?.count, "out \(host)\nerr\n".count)
+                let rest = try output(run, host, after: combined["next"] as? Int ?? 0)
+                XCTAssertEqual(rest["output"] as? String, "", "nothing after the last chunk")
                 ids.append(task["id"] as? String ?? "")
                 attempts.append(task["attempt_id"] as? String ?? "")
             }
@@ -42,6 +50,37 @@ final class FleetTests: FleetTestCase {
         let agents = try request("GET", "/v1/agents").json["agents"] as? [[String: Any]] ?? []
         XCTAssertEqual(agents.compactMap { $0["name"] as? String }, ["cache1", "db1", "db2", "web1", "web2"])
         XCTAssertEqual((agents.first?["labels"] as? [String: String])?["role"], "cache")
+    }
+
+    func testOutputIsTailedLiveAndCappedWithATruncationRecord() throws {
+        try startAgent("o1", extra: ["--fleet-output-cap", "64KiB"])
+        let live = try createRun(#"{"target":{"all":true},"job":{"shell":"echo line1; sleep 2; echo line2","timeout":"30s"}}"#)
+        var first: [String: Any] = [:]
+        XCTAssertTrue(waitUntil { first = (try? self.output(live, "o1")) ?? [:]; return first["output"] as? String == "line1\n" },
+                      "the first line arrives while the job runs: \(first)")
+        XCTAssertEqual(first["final"] as? Bool, false)
+        var text = first["output"] as? String ?? ""
+        var next = first["next"] as? Int ?? 0
+        XCTAssertTrue(waitUntil {
+            guard let more = try? self.output(live, "o1", after: next) else { return false }
+            text += more["output"] as? String ?? ""
+            next = more["next"] as? Int ?? next
+            return more["final"] as? Bool == true
+        })
+        XCTAssertEqual(text, "line1\nline2\n", "each chunk once, in order")
+
+        let big = try createRun(#"{"target":{"all":true},"job":{"shell":"head -c 300000 /dev/zero | tr '\\0' x","timeout":"30s"}}"#)
+        let view = try waitForRun(big)
+        let shipped = try output(big, "o1")
+        let kept = (shipped["output"] as? String)?.utf8.count ?? -1
+        let dropped = shipped["truncated_bytes"] as? Int ?? -1
+        XCTAssertLessThanOrEqual(kept, 65_536, "the cap holds")
+        XCTAssertGreaterThan(kept, 0)
+        XCTAssertEqual(kept + dropped, 300_000, "the truncation record counts what was left out")
+        let result = tasks(view)["o1"]?["result"] as? [String: Any] ?? [:]
+        XCTAssertEqual((result["stdout"] as? String)?.utf8.count, 300_000, "the result still holds the whole output")
+        XCTAssertEqual(try request("GET", "/v1/runs/\(big)/tasks/o1/output?stream=both").status, 400)
+        XCTAssertEqual(try request("GET", "/v1/runs/\(big)/tasks/nohost/output").status, 404)
     }
 
     func testTimedOutJobOnThreeHostsKeepsItsOutputAndLeavesNothing() throws {
