@@ -67,6 +67,8 @@ final class FleetAgent: Service, Sendable {
         var shippedSeq = 0
         var shippedBytes = 0
         var droppedBytes = 0
+        /// The server asked (in a heartbeat reply) to cancel it.
+        var cancelRequested = false
     }
 
     struct Outcome: Sendable {
@@ -196,7 +198,9 @@ final class FleetAgent: Service, Sendable {
         }
         for row in rows {
             let (_, attempt) = try row.decode((Int64, UUID).self)
-            if let id = state.attempts[attempt]?.localID { jobs.cancel(id: id) }
+            guard let id = state.attempts[attempt]?.localID else { continue }
+            state.attempts[attempt]?.cancelRequested = true
+            jobs.cancel(id: id)
         }
     }
 
@@ -204,7 +208,11 @@ final class FleetAgent: Service, Sendable {
     private func report(_ client: PostgresClient, agent: Int64) async throws -> Bool {
         for (attempt, entry) in state.attempts where entry.outcome == nil {
             if case .final(let final) = try await jobs.lookup(attempt: attempt.uuidString) {
-                state.attempts[attempt]?.outcome = FleetAgent.outcome(final)
+                var outcome = FleetAgent.outcome(final)
+                if outcome.state == "cancelled", entry.cancelRequested {
+                    outcome.note = "cancelled through the fleet server (DELETE /v1/runs/\(entry.run))"
+                }
+                state.attempts[attempt]?.outcome = outcome
             }
         }
         var reported = false

@@ -128,6 +128,7 @@ final class FleetTests: FleetTestCase {
         XCTAssertEqual(view["state"] as? String, "cancelled")
         for (host, task) in tasks(view) {
             XCTAssertEqual(task["state"] as? String, "cancelled", "\(host): \(task)")
+            XCTAssertEqual(task["note"] as? String, "cancelled through the fleet server (DELETE /v1/runs/\(run))")
             XCTAssertEqual((task["result"] as? [String: Any])?["stdout"] as? String, "started\n")
         }
         XCTAssertTrue(waitUntil(upTo: .seconds(10)) { self.jobProcesses().isEmpty }, "left: \(jobProcesses())")
