@@ -97,6 +97,7 @@ final class FleetAgent: Service, Sendable {
         defer { clientTask.cancel() }
         var agentID: Int64?
         var adopted = false
+        var lastAdoption = ContinuousClock.now
         var interval = configuration.busyPoll
         var failing: String?
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
@@ -109,8 +110,14 @@ final class FleetAgent: Service, Sendable {
                     logger.notice("joined the fleet", metadata: ["db": "\(configuration.database)", "agent_id": "\(id)"])
                 }
                 if !adopted {
-                    try await adopt(client, agent: id)
+                    try await adopt(client, agent: id, includingLost: true)
                     adopted = true
+                    lastAdoption = .now
+                } else if ContinuousClock.now - lastAdoption > FleetAgent.adoptionInterval {
+                    // A claim cut off by the time limit may commit after the
+                    // adoption that followed it: found here, within this bound.
+                    try await adopt(client, agent: id, includingLost: false)
+                    lastAdoption = .now
                 }
                 try await heartbeat(client, agent: id)
                 busy = try await report(client, agent: id) || busy
@@ -166,13 +173,17 @@ final class FleetAgent: Service, Sendable {
     /// the journal. One the journal finished is reported; one it runs is
     /// followed; one it never took (a claim whose reply was lost, or a
     /// crash between claim and journal) ends `lost`: never run blind.
-    private func adopt(_ client: PostgresClient, agent: Int64) async throws {
+    private func adopt(_ client: PostgresClient, agent: Int64, includingLost: Bool) async throws {
         let rows = try await limited("adopt") {
-            try await client.query("""
-                SELECT run_id, attempt_id, state FROM task
-                 WHERE agent_id = \(agent) AND attempt_id IS NOT NULL AND reconciled_at IS NULL
-                   AND (state = 'running' OR (state = 'lost' AND finished_at > now() - interval '7 days'))
-                """).collect()
+            includingLost
+                ? try await client.query("""
+                    SELECT run_id, attempt_id, state FROM task
+                     WHERE agent_id = \(agent) AND attempt_id IS NOT NULL AND reconciled_at IS NULL
+                       AND (state = 'running' OR (state = 'lost' AND finished_at > now() - interval '7 days'))
+                    """).collect()
+                : try await client.query("""
+                    SELECT run_id, attempt_id, state FROM task WHERE agent_id = \(agent) AND state = 'running'
+                    """).collect()
         }
         for row in rows {
             let (run, attempt, taskState) = try row.decode((Int64, UUID, String).self)
@@ -320,6 +331,9 @@ final class FleetAgent: Service, Sendable {
     }
 
     // MARK: Helpers
+
+    /// How often the agent's running tasks are matched with what it follows.
+    static let adoptionInterval: Duration = .seconds(30)
 
     static func outcome(_ final: LocalJobs.Final) -> Outcome {
         let state = final.outcome == "failed_to_start" ? "failed" : final.outcome
