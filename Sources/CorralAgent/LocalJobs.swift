@@ -58,12 +58,18 @@ package struct LocalJobs: Sendable {
         case final(Final)
     }
 
-    /// What the journal holds for an attempt (committed state only).
+    /// What the journal holds for an attempt (committed state only). A
+    /// result can be committed ahead of the job's last output chunks: until
+    /// those are committed too, the job counts as unfinished here, so that
+    /// its result and its journaled chunks are whole when it is final.
     package func lookup(attempt: String) async throws -> Known {
-        guard let (record, _) = try await service.journal.job(idempotencyKey: LocalJobs.key(attempt: attempt)) else {
+        guard let (summary, _) = try await service.journal.job(idempotencyKey: LocalJobs.key(attempt: attempt)) else {
             return .unknown
         }
-        guard record.state.isFinal else { return .unfinished(id: record.id) }
+        guard summary.state.isFinal, service.live.pendingOutput(summary.id).isEmpty,
+              let record = try await service.journal.job(summary.id) else {
+            return .unfinished(id: summary.id)
+        }
         var buffer = ByteBuffer()
         ResultText.write(record.resultJSON ?? "null", output: record.output, into: &buffer)
         return .final(Final(id: record.id, outcome: record.state.rawValue, exitCode: record.exitCode, signal: record.signal,
