@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // The agent's --config file (toml++ underneath).
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Fleet mode (`corral server`, `corral agent --server-db`): PostgreSQL.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Debian's libuv1-dev, found through pkg-config.
@@ -68,12 +70,28 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Fleet mode: the control plane (`corral server`) and the agent's
+        // side of it, on PostgreSQL (docs/fleet.md).
+        .target(
+            name: "CorralFleet",
+            dependencies: [
+                "Corral",
+                "CorralFormat",
+                "CorralAgent",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "corral",
             dependencies: [
                 "Corral",
                 "CorralFormat",
                 "CorralAgent",
+                "CorralFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -111,6 +129,16 @@ let package = Package(
             exclude: ["Browser"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Fleet mode end to end: a real PostgreSQL (CORRAL_TEST_PG_URL,
+        // started by scripts/pg-cluster), real server and agent processes.
+        .testTarget(
+            name: "CorralFleetTests",
+            dependencies: [
+                "Corral", "CorralFormat", "CorralTestSupport", "corral",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
 
@@ -145,11 +173,11 @@ if ProcessInfo.processInfo.environment["CORRAL_FUZZ"] != nil {
 // the agent out (`corral` is built without its `agent` subcommand there), so
 // it does not compile the HTTP and SQLite stacks.
 if ProcessInfo.processInfo.environment["CORRAL_BENCHMARKS"] != nil {
-    let agentOnly: Set<String> = ["CorralAgent", "CorralAgentTests"]
+    let agentOnly: Set<String> = ["CorralAgent", "CorralAgentTests", "CorralFleet", "CorralFleetTests"]
     package.targets.removeAll { agentOnly.contains($0.name) }
     for target in package.targets where target.name == "corral" {
         target.dependencies.removeAll { dependency in
-            ["CorralAgent", "TOMLKit", "Logging"].contains { "\(dependency)".contains($0) }
+            ["CorralAgent", "CorralFleet", "TOMLKit", "Logging"].contains { "\(dependency)".contains($0) }
         }
     }
     package.dependencies = [

@@ -14,6 +14,16 @@ public enum Agent {
     /// - Parameter onListening: called with the page's URL once listening.
     public static func run(_ configuration: AgentConfiguration, version: String,
                            onListening: @escaping @Sendable (String) -> Void) async throws {
+        try await run(configuration, version: version, companion: nil, onListening: onListening)
+    }
+
+    /// As `run`, with a companion service over the agent's jobs (fleet
+    /// mode's link to PostgreSQL). It starts after the HTTP server and is
+    /// asked to stop after the jobs were stopped and journaled, so its last
+    /// pass can report their outcomes.
+    package static func run(_ configuration: AgentConfiguration, version: String,
+                            companion: (@Sendable (LocalJobs, Logger) -> any Service)?,
+                            onListening: @escaping @Sendable (String) -> Void) async throws {
         try configuration.validate()
         var logger = Logger(label: "corral.agent")
         logger.logLevel = configuration.logLevel
@@ -58,7 +68,7 @@ public enum Agent {
         // SIGTERM, SIGINT and SIGUSR1 are the agent's own (StopSignals), so
         // that a drain can still be cut short by SIGTERM.
         let group = ServiceGroup(configuration: .init(
-            services: [app, AgentService(service: service)],
+            services: [app] + (companion.map { [$0(LocalJobs(service: service), logger)] } ?? []) + [AgentService(service: service)],
             gracefulShutdownSignals: [],
             logger: logger))
         let hangups = await HangupSignal.ignore(logger: logger)

@@ -366,6 +366,9 @@ final class JobService: Sendable {
         live.stopAccepting()
     }
 
+    /// Whether a stop or a drain was asked for.
+    var isStopping: Bool { stopping.withLock { $0 != nil } }
+
     /// Whether the agent is draining (it says so to clients refused).
     var isDraining: Bool { stopping.withLock { $0?.draining ?? false } }
 

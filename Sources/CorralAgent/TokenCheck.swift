@@ -1,12 +1,12 @@
 /// Compares a presented token with the agent's in time that depends only
 /// on the expected token's length, so response times do not leak how many
 /// leading bytes a guess got right.
-struct TokenCheck: Sendable {
+package struct TokenCheck: Sendable {
     private let expected: [UInt8]
 
-    init(_ token: String) { expected = Array(token.utf8) }
+    package init(_ token: String) { expected = Array(token.utf8) }
 
-    func accepts(_ presented: some StringProtocol) -> Bool {
+    package func accepts(_ presented: some StringProtocol) -> Bool {
         let given = Array(presented.utf8)
         var difference: UInt8 = given.count == expected.count ? 0 : 1
         for index in expected.indices {

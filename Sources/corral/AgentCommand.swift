@@ -2,6 +2,7 @@
 import ArgumentParser
 import Corral
 import CorralAgent
+import CorralFleet
 import CorralFormat
 import Dispatch
 import Foundation
@@ -23,6 +24,7 @@ struct AgentCommand: ParsableCommand {
               corral agent
               corral agent --listen 0.0.0.0:7070 --token-file /etc/corral/token --max-jobs 256
               corral agent drain --data-dir /var/lib/corral   # finish the jobs, exit (for an upgrade)
+              corral agent --server-db-file /etc/corral/db-url --name web1 --label role=web   # join a fleet (docs/fleet.md)
               curl -H 'Content-Type: application/json' -d '{"shell":"echo hi","timeout":"10s"}' \\
                    http://127.0.0.1:7070/v1/jobs
             """)
@@ -77,6 +79,20 @@ struct AgentCommand: ParsableCommand {
     var logLevel: String?
     @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group (default auto).", valueName: "tier"))
     var containment: String?
+    @Option(name: .customLong("server-db"), help: ArgumentHelp("Join a fleet: take tasks from the PostgreSQL database of `corral server` (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require]). Prefer --server-db-file for a URL with a password.", valueName: "url"))
+    var serverDB: String?
+    @Option(name: .customLong("server-db-file"), help: ArgumentHelp("A file holding the --server-db URL (keeps the password out of the process list).", valueName: "file"))
+    var serverDBFile: String?
+    @Option(help: ArgumentHelp("This agent's name in the fleet (default: the host name).", valueName: "name"))
+    var name: String?
+    @Option(help: ArgumentHelp("A label runs can target, key=value (repeatable).", valueName: "key=value"))
+    var label: [String] = []
+    @Option(name: .customLong("fleet-poll"), help: ArgumentHelp("How often the fleet database is polled while tasks run (default 1s); idle, it backs off to --fleet-idle-poll.", valueName: "duration"))
+    var fleetPoll: String?
+    @Option(name: .customLong("fleet-idle-poll"), help: ArgumentHelp("The longest poll interval when idle (default 5s).", valueName: "duration"))
+    var fleetIdlePoll: String?
+    @Option(name: .customLong("fleet-output-cap"), help: ArgumentHelp("Output a fleet task ships to the database at most, 0 for none; the result still holds the tail (default 1MiB).", valueName: "size"))
+    var fleetOutputCap: String?
 
     /// Every setting, in the order --print-config shows them; the key is
     /// the flag's long name and the key in the --config file.
@@ -103,6 +119,13 @@ struct AgentCommand: ParsableCommand {
         .init(key: "containment", kind: .text, defaultValue: .text("auto")),
         .init(key: "log-format", kind: .text, defaultValue: .text("text")),
         .init(key: "log-level", kind: .text, defaultValue: .text("info")),
+        .init(key: "server-db", kind: .text, defaultValue: nil),
+        .init(key: "server-db-file", kind: .text, defaultValue: nil),
+        .init(key: "name", kind: .text, defaultValue: nil),
+        .init(key: "label", kind: .list, defaultValue: .list([])),
+        .init(key: "fleet-poll", kind: .text, defaultValue: .text("1s")),
+        .init(key: "fleet-idle-poll", kind: .text, defaultValue: .text("5s")),
+        .init(key: "fleet-output-cap", kind: .text, defaultValue: .text("1MiB")),
     ]
 
     /// The flags given, by key.
@@ -114,6 +137,8 @@ struct AgentCommand: ParsableCommand {
             ("shutdown-grace", shutdownGrace), ("drain-timeout", drainTimeout), ("flush-interval", flushInterval),
             ("keep-alive", keepAlive), ("idle-timeout", idleTimeout), ("write-timeout", writeTimeout),
             ("containment", containment), ("log-format", logFormat), ("log-level", logLevel),
+            ("server-db", serverDB), ("server-db-file", serverDBFile), ("name", name), ("fleet-poll", fleetPoll),
+            ("fleet-idle-poll", fleetIdlePoll), ("fleet-output-cap", fleetOutputCap),
         ]
         for case let (key, text?) in texts { given[key] = .text(text) }
         let integers: [(String, Int?)] = [
@@ -122,6 +147,7 @@ struct AgentCommand: ParsableCommand {
         for case let (key, number?) in integers { given[key] = .integer(number) }
         if !allowUsers.isEmpty { given["allow-user"] = .list(allowUsers) }
         if !allowGroups.isEmpty { given["allow-group"] = .list(allowGroups) }
+        if !label.isEmpty { given["label"] = .list(label) }
         return given
     }
 
@@ -133,6 +159,7 @@ struct AgentCommand: ParsableCommand {
             return
         }
         let configuration = try AgentCommand.configuration(from: settings)
+        let fleet = try AgentCommand.fleet(from: settings)
         guard let format = LogFormat.parse(settings.text("log-format") ?? "") else {
             throw ValidationError("\(settings.place("log-format")) expects text or json, got \"\(settings.text("log-format") ?? "")\"")
         }
@@ -148,7 +175,8 @@ struct AgentCommand: ParsableCommand {
         let tokenNote = configuration.token == nil ? "" : " (the page needs ?token=<token> once; the API, 'Authorization: Bearer <token>')"
         Task.detached {
             do {
-                try await Agent.run(configuration, version: CorralCommand.version) { url in
+                try await Agent.run(configuration, version: CorralCommand.version,
+                                    companion: fleet?.companion(version: CorralCommand.version)) { url in
                     // Not fatal when stdout is gone (a closed pipe): the agent serves on.
                     try? FileHandle.standardOutput.write(contentsOf: Data("corral agent: listening on \(url)\(tokenNote)\n".utf8))
                 }
@@ -162,6 +190,57 @@ struct AgentCommand: ParsableCommand {
             try? FileHandle.standardError.write(contentsOf: Data("corral agent: \(error)\n".utf8))
             throw ExitCode(ExitCodes.corralError)
         }
+    }
+
+    /// Fleet mode's settings, or nil without --server-db(-file).
+    static func fleet(from settings: Settings) throws -> FleetAgentConfiguration? {
+        let urlText: String
+        switch (settings.text("server-db"), settings.text("server-db-file")) {
+        case (nil, nil):
+            guard settings.text("name") == nil, settings.list("label").isEmpty else {
+                throw ValidationError("--name and --label are for fleet mode: give --server-db or --server-db-file")
+            }
+            return nil
+        case (_?, _?): throw ValidationError("give --server-db or --server-db-file, not both")
+        case (let url?, nil): urlText = url
+        case (nil, let file?):
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("\(settings.place("server-db-file")): cannot read \(file)")
+            }
+            urlText = String(decoding: data, as: UTF8.self)
+        }
+        let database: DatabaseURL
+        do { database = try DatabaseURL(parsing: urlText) } catch {
+            throw ValidationError("\(settings.place(settings.text("server-db") == nil ? "server-db-file" : "server-db")): \(error)")
+        }
+        var name = settings.text("name") ?? ""
+        if name.isEmpty {
+            var buffer = [CChar](repeating: 0, count: 256)
+            if gethostname(&buffer, buffer.count - 1) == 0 {
+                name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        }
+        var fleet = FleetAgentConfiguration(database: database, name: name)
+        for text in settings.list("label") {
+            guard let (key, value) = Labels.parse(text) else {
+                throw ValidationError("\(settings.place("label")): expects key=value with \(Labels.rule), got \"\(text)\"")
+            }
+            fleet.labels[key] = value
+        }
+        for (key, keyPath) in [("fleet-poll", \FleetAgentConfiguration.busyPoll), ("fleet-idle-poll", \FleetAgentConfiguration.idlePoll)] {
+            let text = settings.text(key) ?? ""
+            guard let value = DurationText.parse(text) else {
+                throw ValidationError("\(settings.place(key)) expects \(DurationText.accepted), got \"\(text)\"")
+            }
+            fleet[keyPath: keyPath] = value
+        }
+        let cap = settings.text("fleet-output-cap") ?? ""
+        guard let capBytes = SizeText.parse(cap) else {
+            throw ValidationError("\(settings.place("fleet-output-cap")) expects \(SizeText.accepted), got \"\(cap)\"")
+        }
+        fleet.outputCap = capBytes
+        do { try fleet.validate() } catch { throw ValidationError(error.description) }
+        return fleet
     }
 
     /// The agent's configuration from the effective settings; a value

@@ -24,7 +24,7 @@ struct CorralCommand: ParsableCommand {
     )
 
     #if canImport(CorralAgent)
-    static let subcommands: [ParsableCommand.Type] = [RunCommand.self, BatchCommand.self, AgentCommand.self]
+    static let subcommands: [ParsableCommand.Type] = [RunCommand.self, BatchCommand.self, AgentCommand.self, ServerCommand.self]
     #else
     static let subcommands: [ParsableCommand.Type] = [RunCommand.self, BatchCommand.self]  // the bench build
     #endif

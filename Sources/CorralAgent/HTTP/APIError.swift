@@ -4,13 +4,13 @@ import Hummingbird
 
 /// An API failure as the client sees it: a status and the body
 /// `{"error": {"code", "message", "field"?}}`.
-struct APIError: Error, Sendable {
-    let status: HTTPResponse.Status
-    let code: String
-    let message: String
-    let field: String?
+package struct APIError: Error, Sendable {
+    package let status: HTTPResponse.Status
+    package let code: String
+    package let message: String
+    package let field: String?
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) {
+    package init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
@@ -35,7 +35,7 @@ struct APIError: Error, Sendable {
         return json.text + "\n"
     }
 
-    var response: Response {
+    package var response: Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"corral\"" }

@@ -7,15 +7,25 @@ import Hummingbird
 /// against DNS rebinding when there is no token, and the JSON error body for
 /// every failure, the router's own 404 and 413 included (a known path with
 /// the wrong method gets 405 and `Allow`).
-struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+package struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: TokenCheck?
     let listensOnLoopback: Bool
     let routes: KnownRoutes
+    /// Whether `GET /` is the agent's page (shown, static, to a browser
+    /// without the token); `corral server` has no page yet.
+    var servesPage = true
+
+    package init(token: TokenCheck?, listensOnLoopback: Bool, routes: KnownRoutes, servesPage: Bool = true) {
+        self.token = token
+        self.listensOnLoopback = listensOnLoopback
+        self.routes = routes
+        self.servesPage = servesPage
+    }
 
     /// Answered without a token: health checks, and the API's description.
     static var publicPaths: Set<String> { ["/healthz", "/openapi.json"] }
 
-    func handle(_ request: Request, context: Context,
+    package func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             var setCookie: String?
@@ -38,7 +48,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             // A browser opening the page without the token gets the page
             // (static: no job data in it), which asks for the token; the API
             // calls it makes stay refused until it is given.
-            if error.status == .unauthorized, request.uri.path == "/", request.method == .get,
+            if servesPage, error.status == .unauthorized, request.uri.path == "/", request.method == .get,
                request.headers[.accept]?.contains("text/html") == true {
                 var headers = HTTPFields()
                 headers[.contentType] = "text/html; charset=utf-8"

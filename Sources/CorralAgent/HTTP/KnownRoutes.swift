@@ -6,7 +6,7 @@ import Synchronization
 /// with the wrong method on a known path gets 405 and an `Allow` header
 /// rather than the router's 404. Filled once, after the routes are added
 /// (the middleware that reads it has to be added before them).
-final class KnownRoutes: Sendable {
+package final class KnownRoutes: Sendable {
     private struct Route {
         /// Path segments; nil matches any one segment (a capture).
         let segments: [String?]
@@ -14,7 +14,9 @@ final class KnownRoutes: Sendable {
     }
     private let routes = Mutex<[Route]>([])
 
-    func record<Context>(_ router: Router<Context>) {
+    package init() {}
+
+    package func record<Context>(_ router: Router<Context>) {
         var table: [Route] = []
         for route in router.routes {
             let segments: [String?] = route.path.description.split(separator: "/").map { segment in
@@ -31,7 +33,7 @@ final class KnownRoutes: Sendable {
 
     /// The methods a path answers (as an `Allow` header lists them), or nil
     /// for a path no route has.
-    func allowedMethods(for path: String) -> String? {
+    package func allowedMethods(for path: String) -> String? {
         let segments = path.split(separator: "/")
         let methods = routes.withLock { table in
             table.first { route in

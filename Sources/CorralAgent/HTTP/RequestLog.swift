@@ -3,10 +3,12 @@ import Logging
 
 /// One debug line per request (method, path without its query, status,
 /// milliseconds); nothing is formatted unless the level is debug.
-struct RequestLog<Context: RequestContext>: RouterMiddleware {
+package struct RequestLog<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
-    func handle(_ request: Request, context: Context,
+    package init(logger: Logger) { self.logger = logger }
+
+    package func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         guard logger.logLevel <= .debug else { return try await next(request, context) }
         let started = ContinuousClock.now

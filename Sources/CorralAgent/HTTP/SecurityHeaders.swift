@@ -4,11 +4,13 @@ import Hummingbird
 /// The headers every response carries, errors and event streams included:
 /// the Content-Security-Policy (`ContentSecurityPolicy.page`), `nosniff`,
 /// and no referrer.
-struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
+package struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
     /// Computed when the middleware is made, at start.
     let policy = ContentSecurityPolicy.page
 
-    func handle(_ request: Request, context: Context,
+    package init() {}
+
+    package func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
         response.headers[.contentSecurityPolicy] = policy

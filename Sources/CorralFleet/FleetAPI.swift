@@ -1,0 +1,321 @@
+import CorralAgent
+import CorralFormat
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// The server's `/v1` routes. Answers are JSON built by PostgreSQL
+/// (`json_build_object`) from one read; writes are one transaction each.
+struct FleetAPI: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+    let maxBodyBytes: Int
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("healthz") { _, _ in try await health() }
+        let runs = router.group("v1/runs")
+        runs.post { request, _ in try await create(request) }
+        runs.get { request, _ in try await list(request) }
+        runs.get(":id") { _, context in try await show(try runID(context)) }
+        runs.delete(":id") { _, context in try await cancel(try runID(context), host: nil) }
+        runs.get(":id/tasks/:host/output") { request, context in
+            try await output(request, run: try runID(context), host: try context.parameters.require("host"))
+        }
+        runs.delete(":id/tasks/:host") { _, context in
+            try await cancel(try runID(context), host: try context.parameters.require("host"))
+        }
+        router.get("v1/agents") { _, _ in try await agents() }
+    }
+
+    // MARK: Runs
+
+    private func create(_ request: Request) async throws -> Response {
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the run as 'Content-Type: application/json'")
+        }
+        var request = request
+        let body = Array(try await request.collectBody(upTo: maxBodyBytes).readableBytesView)
+        let run = try RunRequest(body: body)
+        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        if let key, key.isEmpty || key.utf8.count > 200 {
+            throw APIError(.badRequest, "bad_request", "Idempotency-Key must be 1 to 200 bytes")
+        }
+        let requestText = String(decoding: body, as: UTF8.self)
+        let created = try await database("create a run") {
+            try await client.withTransaction(logger: logger) { connection in
+                try await FleetAPI.insert(run, key: key, requestText: requestText, connection: connection, logger: logger)
+            }
+        }
+        switch created {
+        case .failure(let error): throw error
+        case .success(let (id, replayed)):
+            var response = try await show(id)
+            response.status = replayed ? .ok : .created
+            response.headers[.location] = "/v1/runs/\(id)"
+            return response
+        }
+    }
+
+    /// Resolves the target (frozen from here on: hosts that join later
+    /// are not in the run), then inserts the run and its tasks and opens
+    /// the window, in the caller's transaction.
+    private static func insert(_ run: RunRequest, key: String?, requestText: String, connection: PostgresConnection,
+                               logger: Logger) async throws -> Result<(Int64, Bool), APIError> {
+        if let key {
+            let rows = try await connection.query("SELECT run_id, request FROM run WHERE idempotency_key = \(key)", logger: logger)
+            for try await (id, earlier) in rows.decode((Int64, String).self) {
+                guard earlier == requestText else {
+                    return .failure(APIError(.conflict, "idempotency_conflict",
+                                             "Idempotency-Key was already used for run \(id) with a different request"))
+                }
+                return .success((id, true))
+            }
+        }
+        let matched: PostgresRowSequence
+        switch run.target {
+        case .hosts(let names):
+            matched = try await connection.query("SELECT agent_id, name FROM agent WHERE name = ANY(\(names)) ORDER BY name", logger: logger)
+        case .labels(let labels):
+            let wanted = JSONValue.object(labels.mapValues { .string($0) }).jsonText
+            matched = try await connection.query("SELECT agent_id, name FROM agent WHERE labels @> \(wanted)::jsonb ORDER BY name", logger: logger)
+        case .all:
+            matched = try await connection.query("SELECT agent_id, name FROM agent ORDER BY name", logger: logger)
+        }
+        var ids: [Int64] = []
+        var names: [String] = []
+        for try await (id, name) in matched.decode((Int64, String).self) {
+            ids.append(id)
+            names.append(name)
+        }
+        if case .hosts(let wanted) = run.target, names.count < wanted.count {
+            let missing = Set(wanted).subtracting(names).sorted()
+            return .failure(APIError(.badRequest, "unknown_hosts",
+                                     "no agent registered as \(missing.prefix(20).joined(separator: ", "))\(missing.count > 20 ? ", …" : "")",
+                                     field: "target.hosts"))
+        }
+        guard !ids.isEmpty else {
+            return .failure(APIError(.badRequest, "no_hosts", "no registered agent matches the target", field: "target"))
+        }
+        let window = run.maxConcurrency?.resolved(hosts: ids.count, roundingUp: true) ?? ids.count
+        let budget = run.maxErrors?.resolved(hosts: ids.count, roundingUp: false) ?? ids.count
+        // A lost race on the same key waits for the first insert's commit,
+        // then finds its run.
+        var runID: Int64?
+        let inserted = try await connection.query("""
+            INSERT INTO run (name, job, target, max_concurrency, max_errors, idempotency_key, request)
+            VALUES (\(run.name), \(run.jobJSON), \(run.targetJSON)::jsonb, \(window), \(budget), \(key), \(requestText))
+            ON CONFLICT (idempotency_key) DO NOTHING RETURNING run_id
+            """, logger: logger)
+        for try await id in inserted.decode(Int64.self) { runID = id }
+        guard let runID else {
+            return try await insert(run, key: key, requestText: requestText, connection: connection, logger: logger)
+        }
+        try await connection.query("""
+            INSERT INTO task (run_id, agent_id, host, ordinal)
+            SELECT \(runID), a.agent_id, a.name, row_number() OVER (ORDER BY a.name)
+              FROM agent a WHERE a.agent_id = ANY(\(ids))
+            """, logger: logger)
+        try await connection.query("SELECT fleet_settle(\(runID))", logger: logger)
+        return .success((runID, false))
+    }
+
+    private func show(_ id: Int64) async throws -> Response {
+        let text = try await database("read run \(id)") {
+            try await FleetAPI.first(try await client.query("SELECT \(unescaped: FleetAPI.runView) FROM run r WHERE r.run_id = \(id)"))
+        }
+        guard let text else { throw APIError(.notFound, "not_found", "no run \(id)") }
+        return json(text)
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let given = query.get("limit") {
+            guard let n = Int(given), (1...500).contains(n) else {
+                throw APIError(.badRequest, "bad_query", "limit: 1 to 500", field: "limit")
+            }
+            limit = n
+        }
+        var before = Int64.max
+        if let given = query.get("before") {
+            guard let n = Int64(given), n > 0 else { throw APIError(.badRequest, "bad_query", "before: a run id", field: "before") }
+            before = n
+        }
+        let (count, first) = (limit, before)
+        let text = try await database("list runs") {
+            try await FleetAPI.first(try await client.query("""
+                SELECT json_build_object('runs', coalesce(json_agg(x.v ORDER BY x.run_id DESC), '[]'),
+                                         'next', CASE WHEN count(*) = \(count) THEN min(x.run_id)::text END)::text
+                  FROM (SELECT r.run_id, \(unescaped: FleetAPI.runSummary) AS v FROM run r
+                         WHERE r.run_id < \(first) ORDER BY r.run_id DESC LIMIT \(count)) x
+                """))
+        }
+        return json(text ?? "{\"runs\":[],\"next\":null}")
+    }
+
+    private func cancel(_ id: Int64, host: String?) async throws -> Response {
+        let touched = try await database("cancel") {
+            try await FleetAPI.first(try await client.query("SELECT fleet_cancel(\(id), \(host)::text)"), as: Int.self)
+        }
+        guard let touched, touched >= 0 else {
+            throw APIError(.notFound, "not_found", host.map { "run \(id) has no task on \($0)" } ?? "no run \(id)")
+        }
+        var response = try await show(id)
+        response.status = .accepted
+        return response
+    }
+
+    /// A task's shipped output after a chunk (`after`, 0 for the start):
+    /// `{"output"` (or `"output_base64"` when not UTF-8)`, "next", "final",
+    /// "truncated_bytes"}`; poll again with `after=next` for a live tail.
+    private func output(_ request: Request, run: Int64, host: String) async throws -> Response {
+        let query = request.uri.queryParameters
+        let stream = query.get("stream") ?? "combined"
+        guard ["stdout", "stderr", "combined"].contains(stream) else {
+            throw APIError(.badRequest, "bad_query", "stream: expected stdout, stderr or combined", field: "stream")
+        }
+        var after = 0
+        if let given = query.get("after") {
+            guard let n = Int(given), n >= 0, n <= Int(Int32.max) else {
+                throw APIError(.badRequest, "bad_query", "after: a chunk number (next of the previous answer)", field: "after")
+            }
+            after = n
+        }
+        struct Rows: Sendable {
+            var found = false
+            var final = false
+            var chunks: [(seq: Int, stream: String, bytes: [UInt8])] = []
+        }
+        let start = after
+        let rows = try await database("read output") {
+            var rows = Rows()
+            for try await (_, state) in try await client.query(
+                "SELECT run_id, state FROM task WHERE run_id = \(run) AND host = \(host)").decode((Int64, String).self) {
+                rows.found = true
+                rows.final = !["pending", "queued", "running"].contains(state)
+            }
+            guard rows.found else { return rows }
+            let chunks = try await client.query("""
+                SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
+                 WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(start) ORDER BY o.seq LIMIT 1000
+                """)
+            for try await (seq, name, data) in chunks.decode((Int, String, ByteBuffer).self) {
+                rows.chunks.append((seq, name, Array(data.readableBytesView)))
+            }
+            return rows
+        }
+        guard rows.found else { throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)") }
+        var bytes: [UInt8] = []
+        var truncated: Int?
+        var next = after
+        for chunk in rows.chunks {
+            next = chunk.seq
+            if chunk.stream == "truncated" {
+                truncated = Int(String(decoding: chunk.bytes, as: UTF8.self))
+            } else if stream == "combined" || chunk.stream == stream || (stream == "stdout" && chunk.stream == "combined") {
+                bytes += chunk.bytes
+            }
+        }
+        var json = JSONWriter()
+        if let text = String(validating: bytes, as: UTF8.self) {
+            json.add("output", text)
+        } else {
+            json.add("output_base64", Data(bytes).base64EncodedString())
+        }
+        json.add("next", next)
+        // Final once the task is and nothing more is left to read.
+        json.add("final", rows.final && rows.chunks.count < 1000)
+        json.add("truncated_bytes", truncated)
+        return self.json(json.text)
+    }
+
+    // MARK: Agents
+
+    private func agents() async throws -> Response {
+        let text = try await database("list agents") {
+            try await FleetAPI.first(try await client.query("""
+                SELECT json_build_object('agents', coalesce(json_agg(json_build_object(
+                         'name', a.name, 'state', a.state, 'labels', a.labels, 'version', a.version,
+                         'seen_at', fleet_time(a.seen_at), 'registered_at', fleet_time(a.registered_at),
+                         'running', (SELECT count(*) FROM task t WHERE t.agent_id = a.agent_id AND t.state = 'running'))
+                         ORDER BY a.name), '[]'))::text
+                  FROM agent a
+                """))
+        }
+        return json(text ?? "{\"agents\":[]}")
+    }
+
+    private func health() async throws -> Response {
+        _ = try await database("health check") {
+            try await FleetAPI.first(try await client.query("SELECT 1"), as: Int.self)
+        }
+        return json("{\"ok\":true}")
+    }
+
+    // MARK: Views
+
+    static let runSummary = """
+        json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target,
+          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors,
+          'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
+          'tasks', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id),
+          'errors', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id AND fleet_is_error(t.state, t.exit_code)),
+          'counts', (SELECT coalesce(json_object_agg(c.state, c.n), '{}')
+                       FROM (SELECT t.state, count(*) AS n FROM task t WHERE t.run_id = r.run_id GROUP BY t.state) c))
+        """
+
+    static let runView = """
+        json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target, 'job', r.job::json,
+          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors,
+          'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
+          'errors', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id AND fleet_is_error(t.state, t.exit_code)),
+          'counts', (SELECT coalesce(json_object_agg(c.state, c.n), '{}')
+                       FROM (SELECT t.state, count(*) AS n FROM task t WHERE t.run_id = r.run_id GROUP BY t.state) c),
+          'tasks', (SELECT coalesce(json_agg(json_build_object(
+                      'host', t.host, 'id', r.run_id || '/' || t.host, 'state', t.state, 'attempt_id', t.attempt_id,
+                      'exit_code', t.exit_code, 'signal', t.signal, 'duration_s', t.duration_s, 'note', t.note,
+                      'queued_at', fleet_time(t.queued_at), 'claimed_at', fleet_time(t.claimed_at),
+                      'finished_at', fleet_time(t.finished_at), 'reconciled_at', fleet_time(t.reconciled_at),
+                      'cancel_requested', t.cancel_requested_at IS NOT NULL,
+                      'result', t.result::json) ORDER BY t.ordinal), '[]')
+                      FROM task t WHERE t.run_id = r.run_id))::text
+        """
+
+    // MARK: Helpers
+
+    private func runID(_ context: BasicRequestContext) throws -> Int64 {
+        let text = try context.parameters.require("id")
+        guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "no run \(text)") }
+        return id
+    }
+
+    /// A database call; a failure is logged with its detail and answered
+    /// 503 with a plain message (no SQL in an API answer).
+    private func database<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withTimeLimit(.seconds(15), what, body)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            logger.error("database: \(what) failed", metadata: ["error": "\(String(reflecting: error))"])
+            throw APIError(.serviceUnavailable, "database_unavailable", "\(what): the database did not answer; the server's log has the detail")
+        }
+    }
+
+    private static func first<T: PostgresDecodable & Sendable>(_ rows: PostgresRowSequence, as type: T.Type = String.self) async throws -> T?
+    where T._DecodableType == T {
+        var value: T?
+        for try await row in rows where value == nil {
+            value = try row.decode(T?.self)
+        }
+        return value
+    }
+
+    private func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text + "\n")))
+    }
+}

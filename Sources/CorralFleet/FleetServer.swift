@@ -1,0 +1,121 @@
+import CorralAgent
+import CorralFormat
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// What `corral server` is told at start.
+package struct ServerConfiguration: Sendable {
+    package var database: DatabaseURL
+    package var listen = ListenAddress(host: "127.0.0.1", port: 7080)
+    /// Required on every API call when set; without one, loopback only.
+    package var token: String?
+    /// An agent silent this long is down: its running tasks become `lost`.
+    package var agentTTL: Duration = .seconds(30)
+    package var maxBodyBytes = 1 << 20
+    package var logLevel: Logger.Level = .info
+
+    package init(database: DatabaseURL) { self.database = database }
+
+    package func validate() throws(FleetError) {
+        if token == nil, !listen.isLoopback {
+            throw FleetError("--listen \(listen) is not loopback: a token is required (--token-file)")
+        }
+        if let token, token.isEmpty { throw FleetError("the token file is empty") }
+        guard agentTTL >= .milliseconds(500), agentTTL <= .seconds(86_400) else {
+            throw FleetError("--agent-ttl must be from 500ms to 1d")
+        }
+    }
+}
+
+/// `corral server`: the fleet's control plane. The HTTP API under `/v1`
+/// over PostgreSQL, the schema migrations at start, and the reaper.
+package enum FleetServer {
+    package static func run(_ configuration: ServerConfiguration, version: String,
+                            onListening: @escaping @Sendable (String) -> Void) async throws {
+        try configuration.validate()
+        let logger = {
+            var logger = Logger(label: "corral.server")
+            logger.logLevel = configuration.logLevel
+            return logger
+        }()
+        var quiet = logger
+        quiet.logLevel = .warning
+        let client = configuration.database.client(connections: 10, logger: quiet)
+        let clientTask = Task { await client.run() }
+        defer { clientTask.cancel() }
+        do {
+            _ = try await withTimeLimit(.seconds(30), "migrating \(configuration.database)") {
+                try await Schema.migrate(client, logger: logger)
+            }
+        } catch {
+            throw FleetError("cannot prepare the database \(configuration.database): \(String(reflecting: error))")
+        }
+
+        let api = FleetAPI(client: client, logger: logger, maxBodyBytes: configuration.maxBodyBytes)
+        let router = Router(context: BasicRequestContext.self)
+        let routes = KnownRoutes()
+        router.add(middleware: RequestLog(logger: logger))
+        router.add(middleware: SecurityHeaders())
+        router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
+                                                listensOnLoopback: configuration.listen.isLoopback, routes: routes,
+                                                servesPage: false))
+        api.add(to: router)
+        routes.record(router)
+
+        let listen = configuration.listen
+        let app = Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port),
+                                                    serverName: "corral-server/\(version)"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? listen.port
+                let host = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+                logger.info("corral server started", metadata: [
+                    "version": "\(version)", "listen": "\(host):\(port)", "db": "\(configuration.database)",
+                    "agent_ttl_s": .stringConvertible(configuration.agentTTL.seconds),
+                    "token": "\(configuration.token == nil ? "none" : "required")",
+                ])
+                onListening("http://\(host):\(port)/")
+            },
+            logger: quiet)
+        let reaper = Reaper(client: client, ttl: configuration.agentTTL, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [app, reaper],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: quiet))
+        try await group.run()
+    }
+}
+
+/// Marks silent agents down and ends their tasks (`fleet_reap`), a few
+/// times per TTL. Any number of servers may run it: the function takes a
+/// transaction-level advisory lock, so one reaps at a time.
+struct Reaper: Service {
+    let client: PostgresClient
+    let ttl: Duration
+    let logger: Logger
+
+    func run() async throws {
+        let interval = max(ttl / 4, .milliseconds(100))
+        let ttlText = String(format: "%.3f seconds", ttl.seconds)
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let ended = try await withTimeLimit(max(ttl, .seconds(5)), "the reaper") { [client] in
+                    var count = 0
+                    for try await n in try await client.query("SELECT fleet_reap(\(ttlText)::interval)").decode(Int.self) {
+                        count = n
+                    }
+                    return count
+                }
+                if ended > 0 { logger.notice("reaper: ended \(ended) tasks of agents silent past the TTL") }
+            } catch {
+                logger.warning("reaper: \(String(reflecting: error))")
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+import Logging
+import PostgresNIO
+
+/// The fleet's tables and functions, as numbered migrations. The server
+/// applies the missing ones at start (`Schema.migrate`): each in one
+/// transaction, recorded in `schema_migrations`, under an advisory lock so
+/// that servers started together apply each migration once. A migration
+/// is never edited once released: a change is a new one.
+///
+/// Every agent operation is one statement calling one of these functions
+/// (autocommit), so agents can sit behind PgBouncer in transaction mode.
+package enum Schema {
+    package struct Migration: Sendable {
+        package let version: Int
+        package let name: String
+        package let statements: [String]
+    }
+
+    /// The advisory lock key the migrations run under.
+    static let lockKey: Int64 = 0x636f7272616c  // "corral"
+
+    package static let migrations: [Migration] = [
+        Migration(version: 1, name: "agents, runs, tasks, task output, and the functions over them", statements: [
+        #"""
+        CREATE TABLE agent (
+          agent_id bigserial PRIMARY KEY,
+          name text NOT NULL UNIQUE,
+          labels jsonb NOT NULL DEFAULT '{}',
+          version text NOT NULL DEFAULT '',
+          boot_id uuid,
+          registered_at timestamptz NOT NULL DEFAULT now(),
+          seen_at timestamptz NOT NULL DEFAULT now(),
+          state text NOT NULL DEFAULT 'up' CHECK (state IN ('up', 'down'))
+        ) WITH (fillfactor = 70);
+        """#,
+        #"""
+        CREATE INDEX agent_labels ON agent USING gin (labels jsonb_path_ops);
+        """#,
+        #"""
+        CREATE TABLE run (
+          run_id bigserial PRIMARY KEY,
+          name text NOT NULL,
+          job text NOT NULL,
+          target jsonb NOT NULL,
+          max_concurrency int NOT NULL CHECK (max_concurrency > 0),
+          max_errors int NOT NULL CHECK (max_errors >= 0),
+          idempotency_key text UNIQUE,
+          request text NOT NULL,
+          state text NOT NULL DEFAULT 'running'
+            CHECK (state IN ('running', 'stopped', 'cancelling', 'cancelled', 'done')),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          finished_at timestamptz
+        );
+        """#,
+        #"""
+        CREATE TABLE task (
+          run_id bigint NOT NULL REFERENCES run ON DELETE CASCADE,
+          agent_id bigint NOT NULL REFERENCES agent,
+          host text NOT NULL,
+          ordinal int NOT NULL,
+          state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'queued', 'running', 'exited', 'signaled',
+            'timed_out', 'cancelled', 'failed', 'lost', 'undelivered', 'skipped')),
+          attempt_id uuid,
+          queued_at timestamptz, claimed_at timestamptz, finished_at timestamptz,
+          cancel_requested_at timestamptz, reconciled_at timestamptz,
+          exit_code int, signal text, duration_s double precision, note text, result text,
+          PRIMARY KEY (run_id, agent_id)
+        ) WITH (fillfactor = 80);
+        """#,
+        #"""
+        CREATE INDEX task_inbox ON task (agent_id, run_id) WHERE state IN ('queued', 'running');
+        """#,
+        #"""
+        CREATE INDEX task_pending ON task (run_id, ordinal) WHERE state = 'pending';
+        """#,
+        #"""
+        CREATE TABLE task_output (
+          run_id bigint NOT NULL,
+          agent_id bigint NOT NULL,
+          seq int NOT NULL,
+          stream text NOT NULL CHECK (stream IN ('stdout', 'stderr', 'combined', 'truncated')),
+          at timestamptz NOT NULL DEFAULT now(),
+          data bytea NOT NULL,
+          PRIMARY KEY (run_id, agent_id, seq),
+          FOREIGN KEY (run_id, agent_id) REFERENCES task ON DELETE CASCADE
+        );
+        """#,
+        #"""
+        CREATE FUNCTION fleet_time(p_at timestamptz) RETURNS text LANGUAGE sql STABLE AS $$
+          SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        $$;
+        """#,
+        #"""
+        CREATE FUNCTION fleet_is_error(p_state text, p_exit int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+          SELECT p_state IN ('signaled', 'timed_out', 'failed', 'lost') OR (p_state = 'exited' AND p_exit IS DISTINCT FROM 0)
+        $$;
+        """#,
+        #"""
+        -- Moves a run on, its row locked by the caller's transaction: the error
+        -- budget, then the window, then the close. Every task transition calls it.
+        CREATE FUNCTION fleet_settle(p_run bigint) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+          r run%ROWTYPE;
+          active int;
+          errors int;
+        BEGIN
+          SELECT * INTO r FROM run WHERE run_id = p_run FOR UPDATE;
+          IF NOT FOUND OR r.finished_at IS NOT NULL THEN RETURN; END IF;
+          IF r.state = 'running' THEN
+            SELECT count(*) INTO errors FROM task WHERE run_id = p_run AND fleet_is_error(state, exit_code);
+            IF errors > r.max_errors THEN
+              UPDATE run SET state = 'stopped' WHERE run_id = p_run;
+              r.state := 'stopped';
+            END IF;
+          END IF;
+          IF r.state = 'stopped' THEN
+            UPDATE task SET state = 'skipped', finished_at = now(),
+                            note = 'not started: the run stopped after more than max_errors errors'
+             WHERE run_id = p_run AND state IN ('pending', 'queued');
+          ELSIF r.state = 'cancelling' THEN
+            UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
+             WHERE run_id = p_run AND state IN ('pending', 'queued');
+          ELSE
+            -- Due tasks of agents known down are not handed out: undelivered.
+            UPDATE task t SET state = 'undelivered', finished_at = now(),
+                              note = 'the agent was down when the task was due'
+              FROM agent a
+             WHERE t.run_id = p_run AND t.state = 'pending' AND a.agent_id = t.agent_id AND a.state = 'down';
+            SELECT count(*) INTO active FROM task WHERE run_id = p_run AND state IN ('queued', 'running');
+            IF active < r.max_concurrency THEN
+              UPDATE task SET state = 'queued', queued_at = now()
+               WHERE run_id = p_run AND agent_id IN (
+                 SELECT agent_id FROM task WHERE run_id = p_run AND state = 'pending'
+                  ORDER BY ordinal LIMIT r.max_concurrency - active);
+            END IF;
+          END IF;
+          IF NOT EXISTS (SELECT 1 FROM task WHERE run_id = p_run AND state IN ('pending', 'queued', 'running')) THEN
+            UPDATE run SET finished_at = now(),
+                           state = CASE state WHEN 'running' THEN 'done' WHEN 'cancelling' THEN 'cancelled' ELSE state END
+             WHERE run_id = p_run;
+          END IF;
+        END $$;
+        """#,
+        #"""
+        -- An agent's claim: its own queued tasks, at most one per attempt id it
+        -- brings (its free slots), each now running under that attempt.
+        CREATE FUNCTION fleet_claim(p_agent bigint, p_attempts uuid[])
+        RETURNS TABLE (run_id bigint, attempt_id uuid, job text) LANGUAGE sql AS $$
+          WITH picked AS (
+            SELECT t.run_id FROM task t
+             WHERE t.agent_id = p_agent AND t.state = 'queued'
+             ORDER BY t.run_id LIMIT cardinality(p_attempts)
+               FOR UPDATE SKIP LOCKED),
+          numbered AS (SELECT picked.run_id, row_number() OVER (ORDER BY picked.run_id) AS i FROM picked)
+          UPDATE task t SET state = 'running', attempt_id = p_attempts[n.i], claimed_at = now()
+            FROM numbered n, run r
+           WHERE t.run_id = n.run_id AND t.agent_id = p_agent AND r.run_id = t.run_id
+          RETURNING t.run_id, t.attempt_id, r.job
+        $$;
+        """#,
+        #"""
+        -- An agent's outcome for an attempt: recorded only over the same attempt,
+        -- running or lost (a late or repeated write changes nothing: 'stale').
+        -- A lost task takes the outcome the agent's journal recorded: 'reconciled'.
+        CREATE FUNCTION fleet_finish(p_run bigint, p_agent bigint, p_attempt uuid, p_state text, p_exit int,
+                                     p_signal text, p_duration double precision, p_note text, p_result text)
+        RETURNS text LANGUAGE plpgsql AS $$
+        DECLARE prev text;
+        BEGIN
+          PERFORM 1 FROM run WHERE run_id = p_run FOR UPDATE;
+          SELECT state INTO prev FROM task
+           WHERE run_id = p_run AND agent_id = p_agent AND attempt_id = p_attempt AND state IN ('running', 'lost')
+             FOR UPDATE;
+          IF prev IS NULL THEN RETURN 'stale'; END IF;
+          UPDATE task SET state = p_state, exit_code = p_exit, signal = p_signal, duration_s = p_duration,
+                          note = p_note, result = p_result,
+                          finished_at = CASE WHEN prev = 'running' THEN now() ELSE finished_at END,
+                          reconciled_at = CASE WHEN prev = 'lost' THEN now() END
+           WHERE run_id = p_run AND agent_id = p_agent;
+          PERFORM fleet_settle(p_run);
+          RETURN CASE prev WHEN 'lost' THEN 'reconciled' ELSE 'recorded' END;
+        END $$;
+        """#,
+        #"""
+        -- An agent's heartbeat; the reply is its running attempts to cancel.
+        CREATE FUNCTION fleet_heartbeat(p_agent bigint, p_boot uuid)
+        RETURNS TABLE (run_id bigint, attempt_id uuid) LANGUAGE sql AS $$
+          WITH hb AS (UPDATE agent SET seen_at = now(), boot_id = p_boot, state = 'up'
+                       WHERE agent_id = p_agent RETURNING agent_id)
+          SELECT t.run_id, t.attempt_id FROM task t JOIN hb ON t.agent_id = hb.agent_id
+           WHERE t.state = 'running' AND t.cancel_requested_at IS NOT NULL
+        $$;
+        """#,
+        #"""
+        -- The reaper, one server at a time: agents silent past the TTL are down;
+        -- their running tasks lost (never re-run), their queued ones undelivered.
+        -- Returns the tasks it ended, or -1 when another server holds the lock.
+        CREATE FUNCTION fleet_reap(p_ttl interval) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE
+          r bigint;
+          n int := 0;
+          k int;
+        BEGIN
+          IF NOT pg_try_advisory_xact_lock(hashtext('corral.fleet.reaper')) THEN RETURN -1; END IF;
+          UPDATE agent SET state = 'down' WHERE state = 'up' AND seen_at < now() - p_ttl;
+          FOR r IN SELECT DISTINCT t.run_id FROM task t JOIN agent a ON a.agent_id = t.agent_id
+                    WHERE a.state = 'down' AND t.state IN ('queued', 'running') ORDER BY 1 LOOP
+            PERFORM 1 FROM run WHERE run_id = r FOR UPDATE;
+            UPDATE task t SET state = 'undelivered', finished_at = now(), note = 'the agent went silent before it took the task'
+              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'queued';
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            UPDATE task t SET state = 'lost', finished_at = now(),
+                              note = 'the agent went silent past the TTL while the task ran; it is not run again'
+              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'running';
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            PERFORM fleet_settle(r);
+          END LOOP;
+          RETURN n;
+        END $$;
+        """#,
+        #"""
+        -- Cancels a run (p_host NULL) or one host's task: not started → cancelled
+        -- at once; running → asked in the agent's next heartbeat reply.
+        -- Returns the tasks it touched, or -1 for no such run or host.
+        CREATE FUNCTION fleet_cancel(p_run bigint, p_host text) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE
+          n int;
+          k int;
+        BEGIN
+          PERFORM 1 FROM run WHERE run_id = p_run FOR UPDATE;
+          IF NOT FOUND THEN RETURN -1; END IF;
+          IF p_host IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task WHERE run_id = p_run AND host = p_host) THEN
+            RETURN -1;
+          END IF;
+          IF p_host IS NULL THEN
+            UPDATE run SET state = 'cancelling' WHERE run_id = p_run AND finished_at IS NULL AND state IN ('running', 'stopped');
+          END IF;
+          UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
+           WHERE run_id = p_run AND (p_host IS NULL OR host = p_host) AND state IN ('pending', 'queued');
+          GET DIAGNOSTICS n = ROW_COUNT;
+          UPDATE task SET cancel_requested_at = now()
+           WHERE run_id = p_run AND (p_host IS NULL OR host = p_host) AND state = 'running' AND cancel_requested_at IS NULL;
+          GET DIAGNOSTICS k = ROW_COUNT;
+          PERFORM fleet_settle(p_run);
+          RETURN n + k;
+        END $$;
+        """#,
+        ]),
+    ]
+
+    /// Applies the migrations `schema_migrations` does not list, in order;
+    /// returns the versions applied. Refuses a database that a newer Corral
+    /// migrated (a version this one does not know).
+    @discardableResult
+    package static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
+        try await client.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
+            do {
+                let applied = try await apply(connection, logger: logger)
+                try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+                return applied
+            } catch {
+                // The session lock goes with the connection if this fails too.
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    private static func apply(_ connection: PostgresConnection, logger: Logger) async throws -> [Int] {
+        try await connection.query("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+              version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+            """, logger: logger)
+        var known: Set<Int> = []
+        for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger)
+            .decode(Int.self) {
+            known.insert(version)
+        }
+        if let newest = known.max(), let ours = migrations.last?.version, newest > ours {
+            throw FleetError("the database's schema is version \(newest), newer than this corral knows (\(ours)): upgrade corral")
+        }
+        var applied: [Int] = []
+        for migration in migrations where !known.contains(migration.version) {
+            try await connection.withTransaction(logger: logger) { transaction in
+                for statement in migration.statements {
+                    try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await transaction.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+            }
+            logger.notice("database migrated", metadata: ["version": .stringConvertible(migration.version),
+                                                          "migration": "\(migration.name)"])
+            applied.append(migration.version)
+        }
+        return applied
+    }
+}

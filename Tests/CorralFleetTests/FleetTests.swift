@@ -1,0 +1,198 @@
+import CorralTestSupport
+import Foundation
+import XCTest
+
+/// A run's life across real agents: targeting, outcomes and output,
+/// deadlines, dead agents, cancel, the window and the error budget.
+final class FleetTests: FleetTestCase {
+    /// Each job says which host ran it: its working directory is the
+    /// agent's, named after it.
+    static let hostJob = #"{"shell":"echo out $(basename \"$PWD\"); echo err >&2; exit 3","timeout":"30s"}"#
+
+    func testRunByNameAndByLabelReachesEveryHostWithItsOutputAndOutcome() throws {
+        for (name, role) in [("web1", "web"), ("web2", "web"), ("db1", "db"), ("db2", "db"), ("cache1", "cache")] {
+            try startAgent(name, labels: ["role=\(role)", "dc=x"])
+        }
+        let byName = try createRun(#"{"name":"by name","target":{"hosts":["web1","db1","db2","cache1"]},"job":\#(FleetTests.hostJob)}"#)
+        let byLabel = try createRun(#"{"target":{"labels":{"role":"web"}},"job":\#(FleetTests.hostJob)}"#)
+        var ids: [String] = []
+        var attempts: [String] = []
+        for (run, hosts) in [(byName, ["web1", "db1", "db2", "cache1"]), (byLabel, ["web1", "web2"])] {
+            let view = try waitForRun(run)
+            XCTAssertEqual(view["state"] as? String, "done")
+            let tasks = tasks(view)
+            XCTAssertEqual(Set(tasks.keys), Set(hosts), "the target is resolved to exactly these hosts")
+            for (host, task) in tasks {
+                XCTAssertEqual(task["state"] as? String, "exited", "\(host): \(task)")
+                XCTAssertEqual(task["exit_code"] as? Int, 3, "\(host)")
+                let result = task["result"] as? [String: Any] ?? [:]
+                XCTAssertEqual(result["outcome"] as? String, "exited", "\(host): \(result)")
+                XCTAssertEqual(result["stdout"] as? String, "out \(host)\n", "\(host): \(result)")
+                XCTAssertEqual(result["stderr"] as? String, "err\n", "\(host)")
+                // The same output, shipped in chunks as it came.
+                XCTAssertEqual(try output(run, host, stream: "stdout")["output"] as? String, "out \(host)\n")
+                XCTAssertEqual(try output(run, host, stream: "stderr")["output"] as? String, "err\n")
+                let combined = try output(run, host)
+                XCTAssertEqual(combined["final"] as? Bool, true)
+                XCTAssertEqual((combined["output"] as? String)?.count, "out \(host)\nerr\n".count)
+                let rest = try output(run, host, after: combined["next"] as? Int ?? 0)
+                XCTAssertEqual(rest["output"] as? String, "", "nothing after the last chunk")
+                ids.append(task["id"] as? String ?? "")
+                attempts.append(task["attempt_id"] as? String ?? "")
+            }
+            XCTAssertEqual((view["counts"] as? [String: Int])?["exited"], hosts.count)
+        }
+        XCTAssertEqual(Set(ids).count, 6, "task ids unique across runs and hosts: \(ids)")
+        XCTAssertEqual(Set(attempts).count, 6, "attempt ids unique: \(attempts)")
+        // Each host's job is in its own journal, under the fleet attempt.
+        let list = try request("GET", "/v1/runs")
+        XCTAssertEqual((list.json["runs"] as? [[String: Any]])?.compactMap { $0["id"] as? Int }, [byLabel, byName])
+        let agents = try request("GET", "/v1/agents").json["agents"] as? [[String: Any]] ?? []
+        XCTAssertEqual(agents.compactMap { $0["name"] as? String }, ["cache1", "db1", "db2", "web1", "web2"])
+        XCTAssertEqual((agents.first?["labels"] as? [String: String])?["role"], "cache")
+    }
+
+    func testOutputIsTailedLiveAndCappedWithATruncationRecord() throws {
+        try startAgent("o1", extra: ["--fleet-output-cap", "64KiB"])
+        let live = try createRun(#"{"target":{"all":true},"job":{"shell":"echo line1; sleep 2; echo line2","timeout":"30s"}}"#)
+        var first: [String: Any] = [:]
+        XCTAssertTrue(waitUntil { first = (try? self.output(live, "o1")) ?? [:]; return first["output"] as? String == "line1\n" },
+                      "the first line arrives while the job runs: \(first)")
+        XCTAssertEqual(first["final"] as? Bool, false)
+        var text = first["output"] as? String ?? ""
+        var next = first["next"] as? Int ?? 0
+        XCTAssertTrue(waitUntil {
+            guard let more = try? self.output(live, "o1", after: next) else { return false }
+            text += more["output"] as? String ?? ""
+            next = more["next"] as? Int ?? next
+            return more["final"] as? Bool == true
+        })
+        XCTAssertEqual(text, "line1\nline2\n", "each chunk once, in order")
+
+        let big = try createRun(#"{"target":{"all":true},"job":{"shell":"head -c 300000 /dev/zero | tr '\\0' x","timeout":"30s"}}"#)
+        let view = try waitForRun(big)
+        let shipped = try output(big, "o1")
+        let kept = (shipped["output"] as? String)?.utf8.count ?? -1
+        let dropped = shipped["truncated_bytes"] as? Int ?? -1
+        XCTAssertLessThanOrEqual(kept, 65_536, "the cap holds")
+        XCTAssertGreaterThan(kept, 0)
+        XCTAssertEqual(kept + dropped, 300_000, "the truncation record counts what was left out")
+        let result = tasks(view)["o1"]?["result"] as? [String: Any] ?? [:]
+        XCTAssertEqual((result["stdout"] as? String)?.utf8.count, 300_000, "the result still holds the whole output")
+        XCTAssertEqual(try request("GET", "/v1/runs/\(big)/tasks/o1/output?stream=both").status, 400)
+        XCTAssertEqual(try request("GET", "/v1/runs/\(big)/tasks/nohost/output").status, 404)
+    }
+
+    func testTimedOutJobOnThreeHostsKeepsItsOutputAndLeavesNothing() throws {
+        for name in ["h1", "h2", "h3"] { try startAgent(name) }
+        let run = try createRun(#"{"target":{"all":true},"job":{"shell":"echo started; sleep 60 & sleep 60; echo never","timeout":"1s"}}"#)
+        let view = try waitForRun(run)
+        for (host, task) in tasks(view) {
+            XCTAssertEqual(task["state"] as? String, "timed_out", "\(host): \(task)")
+            let result = task["result"] as? [String: Any] ?? [:]
+            XCTAssertEqual(result["outcome"] as? String, "timed_out", "\(host)")
+            XCTAssertEqual(result["stdout"] as? String, "started\n", "\(host)")
+        }
+        XCTAssertEqual(tasks(view).count, 3)
+        XCTAssertEqual(view["errors"] as? Int, 3, "a timeout is an error")
+        XCTAssertTrue(waitUntil(upTo: .seconds(10)) { self.jobProcesses().isEmpty }, "left: \(jobProcesses())")
+    }
+
+    func testAgentDownWhenTheRunIsCreatedIsUndeliveredAndNoError() throws {
+        try startAgent("up1")
+        try startAgent("up2")
+        let gone = try startAgent("gone")
+        gone.signal(SIGTERM)
+        XCTAssertNotNil(gone.waitForExit())
+        XCTAssertTrue(waitUntil { self.agentState("gone") == "down" }, "the reaper marks the silent agent down")
+        let run = try createRun(#"{"target":{"all":true},"job":{"shell":"true"},"max_errors":0}"#)
+        let view = try waitForRun(run)
+        let tasks = tasks(view)
+        XCTAssertEqual(tasks["gone"]?["state"] as? String, "undelivered", "\(tasks)")
+        XCTAssertEqual(tasks["up1"]?["state"] as? String, "exited")
+        XCTAssertEqual(tasks["up2"]?["state"] as? String, "exited")
+        XCTAssertEqual(view["state"] as? String, "done", "undelivered does not count against max_errors 0")
+        XCTAssertEqual(view["errors"] as? Int, 0)
+    }
+
+    func testCancelStopsEveryRunningJobGroup() throws {
+        for name in ["c1", "c2", "c3"] { try startAgent(name) }
+        let run = try createRun(#"{"target":{"all":true},"job":{"shell":"echo started; sleep 120 & sleep 120","timeout":"5m"}}"#)
+        XCTAssertTrue(waitUntil {
+            let counts = (try? self.runView(run)["counts"] as? [String: Int]) ?? nil
+            return counts?["running"] == 3 && self.jobProcesses().count >= 6
+        }, "every host runs the job: \((try? runView(run)) ?? [:])")
+        let (status, _) = try request("DELETE", "/v1/runs/\(run)")
+        XCTAssertEqual(status, 202)
+        let view = try waitForRun(run, upTo: .seconds(30))
+        XCTAssertEqual(view["state"] as? String, "cancelled")
+        for (host, task) in tasks(view) {
+            XCTAssertEqual(task["state"] as? String, "cancelled", "\(host): \(task)")
+            XCTAssertEqual(task["note"] as? String, "cancelled through the fleet server (DELETE /v1/runs/\(run))")
+            XCTAssertEqual((task["result"] as? [String: Any])?["stdout"] as? String, "started\n")
+        }
+        XCTAssertTrue(waitUntil(upTo: .seconds(10)) { self.jobProcesses().isEmpty }, "left: \(jobProcesses())")
+        XCTAssertEqual(try request("DELETE", "/v1/runs/999999").status, 404)
+        XCTAssertEqual(try request("DELETE", "/v1/runs/\(run)/tasks/nohost").status, 404)
+    }
+
+    func testWindowIsNeverExceededAndTheErrorBudgetSkipsTheRest() throws {
+        let names = (1...6).map { "w\($0)" }
+        for name in names { try startAgent(name) }
+        let run = try createRun(#"{"target":{"all":true},"job":{"shell":"sleep 0.4"},"max_concurrency":2}"#)
+        var most = 0
+        var view: [String: Any] = [:]
+        XCTAssertTrue(waitUntil(upTo: .seconds(60)) {
+            view = (try? self.runView(run)) ?? [:]
+            let counts = view["counts"] as? [String: Int] ?? [:]
+            most = max(most, counts["running", default: 0] + counts["queued", default: 0])
+            return !(view["finished_at"] is NSNull) && view["finished_at"] != nil
+        })
+        XCTAssertLessThanOrEqual(most, 2, "the window of 2 held")
+        XCTAssertGreaterThan(most, 0)
+        XCTAssertEqual((view["counts"] as? [String: Int])?["exited"], 6, "\(view)")
+
+        let failing = try createRun(#"{"target":{"all":true},"job":{"shell":"exit 1"},"max_concurrency":1,"max_errors":1}"#)
+        let stopped = try waitForRun(failing)
+        XCTAssertEqual(stopped["state"] as? String, "stopped", "\(stopped)")
+        let counts = stopped["counts"] as? [String: Int] ?? [:]
+        XCTAssertEqual(counts["exited"], 2, "the second failure is over the budget of 1: \(counts)")
+        XCTAssertEqual(counts["skipped"], 4, "\(counts)")
+        // Percentages resolve against the host count: 50% of 6 is 3.
+        let percent = try createRun(#"{"target":{"all":true},"job":{"shell":"true"},"max_concurrency":"50%","max_errors":"0%"}"#)
+        let resolved = try runView(percent)
+        XCTAssertEqual(resolved["max_concurrency"] as? Int, 3)
+        XCTAssertEqual(resolved["max_errors"] as? Int, 0)
+        _ = try waitForRun(percent)
+    }
+
+    func testBadRequestsAreRefusedAtTheEdge() throws {
+        try startAgent("only")
+        let cases: [(String, String)] = [
+            (#"{"target":{"hosts":["nobody-here"]},"job":{"shell":"true"}}"#, "unknown_hosts"),
+            (#"{"target":{"labels":{"role":"none"}},"job":{"shell":"true"}}"#, "no_hosts"),
+            (#"{"target":{"all":true},"job":{"shell":"true","timeout":"soon"}}"#, "invalid_spec"),
+            (#"{"target":{"all":true,"hosts":["only"]},"job":{"shell":"true"}}"#, "bad_request"),
+            (#"{"target":{"all":true},"job":{"shell":"true"},"max_concurrency":0}"#, "bad_request"),
+            (#"{"target":{"all":true},"job":{"shell":"true"},"max_errors":"101%"}"#, "bad_request"),
+            (#"{"target":{"all":true},"job":{"shell":"true"},"extra":1}"#, "bad_request"),
+            (#"{"target":{"all":true}"#, "bad_json"),
+        ]
+        for (body, code) in cases {
+            let (status, json) = try request("POST", "/v1/runs", json: body)
+            XCTAssertEqual(status, 400, body)
+            XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, code, "\(body): \(json)")
+        }
+        // The same Idempotency-Key: the same run; with another body, 409.
+        let body = #"{"target":{"all":true},"job":{"shell":"true"}}"#
+        let first = try request("POST", "/v1/runs", json: body, headers: ["Idempotency-Key": "k1"])
+        let again = try request("POST", "/v1/runs", json: body, headers: ["Idempotency-Key": "k1"])
+        XCTAssertEqual(first.status, 201)
+        XCTAssertEqual(again.status, 200)
+        XCTAssertEqual(first.json["id"] as? Int, again.json["id"] as? Int)
+        let other = try request("POST", "/v1/runs", json: #"{"target":{"all":true},"job":{"shell":"false"}}"#,
+                                headers: ["Idempotency-Key": "k1"])
+        XCTAssertEqual(other.status, 409)
+        _ = try waitForRun(first.json["id"] as? Int ?? 0)
+    }
+}
