@@ -12,6 +12,7 @@ struct FleetAPI: Sendable {
     let client: PostgresClient
     let logger: Logger
     let maxBodyBytes: Int
+    let streams = FleetOutputEvents.Count()
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("healthz") { _, _ in try await health() }
@@ -20,8 +21,12 @@ struct FleetAPI: Sendable {
         runs.get { request, _ in try await list(request) }
         runs.get(":id") { _, context in try await show(try runID(context)) }
         runs.delete(":id") { _, context in try await cancel(try runID(context), host: nil) }
+        runs.post(":id/rerun") { request, context in try await rerun(request, of: try runID(context)) }
         runs.get(":id/tasks/:host/output") { request, context in
             try await output(request, run: try runID(context), host: try context.parameters.require("host"))
+        }
+        runs.get(":id/tasks/:host/events") { request, context in
+            try await FleetOutputEvents(api: self).response(request, run: try runID(context), host: try context.parameters.require("host"))
         }
         runs.delete(":id/tasks/:host") { _, context in
             try await cancel(try runID(context), host: try context.parameters.require("host"))
@@ -61,8 +66,8 @@ struct FleetAPI: Sendable {
     /// Resolves the target (frozen from here on: hosts that join later
     /// are not in the run), then inserts the run and its tasks and opens
     /// the window, in the caller's transaction.
-    private static func insert(_ run: RunRequest, key: String?, requestText: String, connection: PostgresConnection,
-                               logger: Logger) async throws -> Result<(Int64, Bool), APIError> {
+    static func insert(_ run: RunRequest, key: String?, requestText: String, rerunOf: Int64? = nil,
+                       connection: PostgresConnection, logger: Logger) async throws -> Result<(Int64, Bool), APIError> {
         if let key {
             let rows = try await connection.query("SELECT run_id, request FROM run WHERE idempotency_key = \(key)", logger: logger)
             for try await (id, earlier) in rows.decode((Int64, String).self) {
@@ -104,13 +109,14 @@ struct FleetAPI: Sendable {
         // then finds its run.
         var runID: Int64?
         let inserted = try await connection.query("""
-            INSERT INTO run (name, job, target, max_concurrency, max_errors, idempotency_key, request)
-            VALUES (\(run.name), \(run.jobJSON), \(run.targetJSON)::jsonb, \(window), \(budget), \(key), \(requestText))
+            INSERT INTO run (name, job, target, max_concurrency, max_errors, idempotency_key, request, rerun_of, deadline_s)
+            VALUES (\(run.name), \(run.jobJSON), \(run.targetJSON)::jsonb, \(window), \(budget), \(key), \(requestText),
+                    \(rerunOf), \(run.deadlineSeconds))
             ON CONFLICT (idempotency_key) DO NOTHING RETURNING run_id
             """, logger: logger)
         for try await id in inserted.decode(Int64.self) { runID = id }
         guard let runID else {
-            return try await insert(run, key: key, requestText: requestText, connection: connection, logger: logger)
+            return try await insert(run, key: key, requestText: requestText, rerunOf: rerunOf, connection: connection, logger: logger)
         }
         try await connection.query("""
             INSERT INTO task (run_id, agent_id, host, ordinal)
@@ -121,7 +127,7 @@ struct FleetAPI: Sendable {
         return .success((runID, false))
     }
 
-    private func show(_ id: Int64) async throws -> Response {
+    func show(_ id: Int64) async throws -> Response {
         let text = try await database("read run \(id)") {
             try await FleetAPI.first(try await client.query("SELECT \(unescaped: FleetAPI.runView) FROM run r WHERE r.run_id = \(id)"))
         }
@@ -258,7 +264,7 @@ struct FleetAPI: Sendable {
 
     static let runSummary = """
         json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target,
-          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors,
+          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors, 'rerun_of', r.rerun_of,
           'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
           'tasks', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id),
           'errors', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id AND fleet_is_error(t.state, t.exit_code)),
@@ -268,24 +274,31 @@ struct FleetAPI: Sendable {
 
     static let runView = """
         json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target, 'job', r.job::json,
-          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors,
+          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors, 'rerun_of', r.rerun_of,
           'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
           'errors', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id AND fleet_is_error(t.state, t.exit_code)),
           'counts', (SELECT coalesce(json_object_agg(c.state, c.n), '{}')
                        FROM (SELECT t.state, count(*) AS n FROM task t WHERE t.run_id = r.run_id GROUP BY t.state) c),
-          'tasks', (SELECT coalesce(json_agg(json_build_object(
-                      'host', t.host, 'id', r.run_id || '/' || t.host, 'state', t.state, 'attempt_id', t.attempt_id,
-                      'exit_code', t.exit_code, 'signal', t.signal, 'duration_s', t.duration_s, 'note', t.note,
-                      'queued_at', fleet_time(t.queued_at), 'claimed_at', fleet_time(t.claimed_at),
-                      'finished_at', fleet_time(t.finished_at), 'reconciled_at', fleet_time(t.reconciled_at),
-                      'cancel_requested', t.cancel_requested_at IS NOT NULL,
-                      'result', t.result::json) ORDER BY t.ordinal), '[]')
+          'tasks', (SELECT coalesce(json_agg(\(taskObject) ORDER BY t.ordinal), '[]')
                       FROM task t WHERE t.run_id = r.run_id))::text
         """
 
+    /// One task (`t`, of run `r`) as the run view lists it.
+    static let taskObject = """
+        json_build_object(
+          'host', t.host, 'id', r.run_id || '/' || t.host, 'state', t.state, 'attempt_id', t.attempt_id,
+          'exit_code', t.exit_code, 'signal', t.signal, 'duration_s', t.duration_s, 'note', t.note,
+          'queued_at', fleet_time(t.queued_at), 'claimed_at', fleet_time(t.claimed_at),
+          'finished_at', fleet_time(t.finished_at), 'reconciled_at', fleet_time(t.reconciled_at),
+          'cancel_requested', t.cancel_requested_at IS NOT NULL,
+          'result', t.result::json)
+        """
+
+    static let taskView = taskObject + "::text"
+
     // MARK: Helpers
 
-    private func runID(_ context: BasicRequestContext) throws -> Int64 {
+    func runID(_ context: BasicRequestContext) throws -> Int64 {
         let text = try context.parameters.require("id")
         guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "no run \(text)") }
         return id
@@ -293,7 +306,7 @@ struct FleetAPI: Sendable {
 
     /// A database call; a failure is logged with its detail and answered
     /// 503 with a plain message (no SQL in an API answer).
-    private func database<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func database<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await withTimeLimit(.seconds(15), what, body)
         } catch let error as APIError {
@@ -304,7 +317,7 @@ struct FleetAPI: Sendable {
         }
     }
 
-    private static func first<T: PostgresDecodable & Sendable>(_ rows: PostgresRowSequence, as type: T.Type = String.self) async throws -> T?
+    static func first<T: PostgresDecodable & Sendable>(_ rows: PostgresRowSequence, as type: T.Type = String.self) async throws -> T?
     where T._DecodableType == T {
         var value: T?
         for try await row in rows where value == nil {
@@ -313,7 +326,7 @@ struct FleetAPI: Sendable {
         return value
     }
 
-    private func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+    func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text + "\n")))

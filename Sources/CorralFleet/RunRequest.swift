@@ -34,6 +34,9 @@ struct RunRequest: Sendable {
     var jobJSON: String
     var maxConcurrency: Bound?
     var maxErrors: Bound?
+    /// The job's timeout + kill grace + drain, when it has a timeout: the
+    /// server ends a task still running past this plus the agent TTL.
+    var deadlineSeconds: Double?
 
     static let maximumNameBytes = 200
     static let maximumHosts = 100_000
@@ -61,8 +64,12 @@ struct RunRequest: Sendable {
             throw APIError(.badRequest, "bad_request", "job: a job spec object (one line of corral batch) is required", field: "job")
         }
         jobJSON = job.jsonText
-        if case .failure(let error) = JobSpecJSON.decode(jobJSON, defaultID: "") {
+        switch JobSpecJSON.decode(jobJSON, defaultID: "") {
+        case .failure(let error):
             throw APIError(.badRequest, "invalid_spec", "job: \(error.message)", field: error.field.map { "job.\($0)" } ?? "job")
+        case .success(let decoded):
+            let spec = decoded.spec
+            deadlineSeconds = spec.timeout.map { ($0 + spec.killGrace + spec.drainTimeout).seconds }
         }
         maxConcurrency = try RunRequest.bound(members["max_concurrency"], field: "max_concurrency", minimum: 1)
         maxErrors = try RunRequest.bound(members["max_errors"], field: "max_errors", minimum: 0)

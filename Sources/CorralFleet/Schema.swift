@@ -248,6 +248,64 @@ package enum Schema {
         END $$;
         """#,
         ]),
+        Migration(version: 2, name: "suspect agents, re-runs, and tasks overdue past their deadline", statements: [
+        #"""
+        ALTER TABLE agent DROP CONSTRAINT agent_state_check,
+          ADD CONSTRAINT agent_state_check CHECK (state IN ('up', 'suspect', 'down'));
+        """#,
+        #"""
+        -- rerun_of: the run this one re-ran (POST /v1/runs/{id}/rerun).
+        -- deadline_s: the job's timeout + kill grace + drain, when it has a
+        -- timeout: a task running longer than that plus the TTL without an
+        -- outcome is ended 'lost' by the reaper, even while its agent
+        -- heartbeats (an agent that keeps beating but never reports).
+        ALTER TABLE run ADD COLUMN rerun_of bigint REFERENCES run ON DELETE SET NULL,
+                        ADD COLUMN deadline_s double precision CHECK (deadline_s > 0);
+        """#,
+        #"""
+        -- The reaper, one server at a time. An agent silent past half the TTL is
+        -- 'suspect' (shown; it keeps its tasks); past the TTL 'down': its running
+        -- tasks lost (never re-run), its queued ones undelivered. A running task
+        -- past its deadline + grace + TTL with no outcome is lost too.
+        -- Returns the tasks it ended, or -1 when another server holds the lock.
+        CREATE OR REPLACE FUNCTION fleet_reap(p_ttl interval) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE
+          r bigint;
+          n int := 0;
+          k int;
+        BEGIN
+          IF NOT pg_try_advisory_xact_lock(hashtext('corral.fleet.reaper')) THEN RETURN -1; END IF;
+          UPDATE agent SET state = 'down' WHERE state <> 'down' AND seen_at < now() - p_ttl;
+          UPDATE agent SET state = 'suspect' WHERE state = 'up' AND seen_at < now() - p_ttl / 2;
+          FOR r IN SELECT DISTINCT t.run_id FROM task t JOIN agent a ON a.agent_id = t.agent_id
+                    WHERE a.state = 'down' AND t.state IN ('queued', 'running')
+                   UNION
+                   SELECT t.run_id FROM task t JOIN run ru ON ru.run_id = t.run_id
+                    WHERE t.state = 'running' AND ru.deadline_s IS NOT NULL
+                      AND t.claimed_at < now() - make_interval(secs => ru.deadline_s) - p_ttl
+                   ORDER BY 1 LOOP
+            PERFORM 1 FROM run WHERE run_id = r FOR UPDATE;
+            UPDATE task t SET state = 'undelivered', finished_at = now(), note = 'the agent went silent before it took the task'
+              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'queued';
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            UPDATE task t SET state = 'lost', finished_at = now(),
+                              note = 'the agent went silent past the TTL while the task ran; it is not run again'
+              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'running';
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            UPDATE task t SET state = 'lost', finished_at = now(),
+                              note = 'no outcome from the agent by the deadline + grace + TTL; it is not run again'
+              FROM run ru WHERE t.run_id = r AND ru.run_id = r AND t.state = 'running' AND ru.deadline_s IS NOT NULL
+               AND t.claimed_at < now() - make_interval(secs => ru.deadline_s) - p_ttl;
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            PERFORM fleet_settle(r);
+          END LOOP;
+          RETURN n;
+        END $$;
+        """#,
+        ]),
     ]
 
     /// Applies the migrations `schema_migrations` does not list, in order;

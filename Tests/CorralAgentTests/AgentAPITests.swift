@@ -1,3 +1,4 @@
+import CorralTestSupport
 import Foundation
 import XCTest
 
@@ -195,28 +196,5 @@ final class AgentAPITests: AgentTestCase {
         let slowJob = try again.client.get("/v1/jobs/\(slow)").json
         XCTAssertEqual(slowJob["state"] as? String, "cancelled")
         XCTAssertEqual((slowJob["result"] as? [String: Any])?["stdout"] as? String, "started\n")
-    }
-}
-
-/// Server-Sent Events as the tests read them.
-enum SSE {
-    struct Event {
-        var id: String?
-        var event = "message"
-        var data = ""
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:] }
-    }
-
-    static func parse(_ text: String) -> [Event] {
-        text.components(separatedBy: "\n\n").compactMap { block in
-            var event = Event()
-            var any = false
-            for line in block.split(separator: "\n", omittingEmptySubsequences: true) where !line.hasPrefix(":") {
-                if line.hasPrefix("id: ") { event.id = String(line.dropFirst(4)); any = true }
-                if line.hasPrefix("event: ") { event.event = String(line.dropFirst(7)); any = true }
-                if line.hasPrefix("data: ") { event.data += String(line.dropFirst(6)); any = true }
-            }
-            return any && !event.data.isEmpty ? event : nil
-        }
     }
 }

@@ -1,3 +1,4 @@
+import CorralTestSupport
 import Foundation
 import XCTest
 

@@ -1,3 +1,4 @@
+import CorralTestSupport
 import Corral
 import Foundation
 import XCTest

@@ -78,6 +78,30 @@ class FleetTestCase: XCTestCase {
 
     // MARK: Processes
 
+    /// Starts another server on the test's database (after the first was
+    /// killed); the API calls go to it from here on.
+    func restartServer() throws {
+        server = try startServer()
+    }
+
+    /// Runs `scripts/pg-cluster ARGUMENTS` (the cluster of CORRAL_TEST_PG_DIR).
+    func pgCluster(_ arguments: [String]) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = root.appendingPathComponent("scripts/pg-cluster")
+        process.arguments = arguments
+        // A database started again outlives the test (scripts/test stops it
+        // last): without the markers that would make it this run's leftover.
+        process.environment = ProcessInfo.processInfo.environment.filter { name, _ in
+            !["CORRAL_TEST_RUN", "CORRAL_JOB_ID", "CORRAL_JOB_IDS", "CORRAL_AGENT_JOB", "CORRAL_E2E_MARKER"].contains(name)
+        }
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw FleetTestFailure("scripts/pg-cluster \(arguments.joined(separator: " ")) failed: \(process.terminationStatus)")
+        }
+    }
+
     func startServer() throws -> FleetProcess {
         let process = try launch(["server", "--db", databaseURL, "--listen", "127.0.0.1:0", "--agent-ttl", agentTTL,
                                   "--log-level", "notice"], directory: scratch.path)
@@ -92,21 +116,20 @@ class FleetTestCase: XCTestCase {
     /// the server lists it up.
     @discardableResult
     func startAgent(_ name: String, labels: [String] = [], database: String? = nil, extra: [String] = [],
-                    wait: Bool = true) throws -> FleetProcess {
+                    idlePoll: String = "300ms", wait: Bool = true) throws -> FleetProcess {
         let directory = scratch.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var arguments = ["agent", "--listen", "127.0.0.1:0", "--data-dir", directory.appendingPathComponent("data").path,
                          "--flush-interval", "50ms", "--server-db", database ?? databaseURL, "--name", name,
-                         "--fleet-poll", "100ms", "--fleet-idle-poll", "300ms", "--shutdown-grace", "1s"]
+                         "--fleet-poll", "100ms", "--fleet-idle-poll", idlePoll, "--shutdown-grace", "1s"]
         for label in labels { arguments += ["--label", label] }
         arguments += extra
         let process = try launch(arguments, directory: directory.path)
+        guard wait else { return process }
         guard process.waitUntilListening() else {
             throw FleetTestFailure("agent \(name) did not start: \(process.output)")
         }
-        if wait {
-            XCTAssertTrue(waitUntil { self.agentState(name) == "up" }, "agent \(name) did not join: \(process.output)")
-        }
+        XCTAssertTrue(waitUntil { self.agentState(name) == "up" }, "agent \(name) did not join: \(process.output)")
         return process
     }
 
@@ -197,8 +220,12 @@ class FleetTestCase: XCTestCase {
     }
 
     /// `admin` on this test's cluster, from synchronous test code.
-    func awaitAdmin(_ sql: String) throws {
-        let url = adminURL
+    func awaitAdmin(_ sql: String) throws { try awaitStatement(sql, on: adminURL) }
+
+    /// `sql` on this test's own database, from synchronous test code.
+    func awaitSQL(_ sql: String) throws { try awaitStatement(sql, on: databaseURL) }
+
+    private func awaitStatement(_ sql: String, on url: String) throws {
         let failure = Mutex<Error?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {

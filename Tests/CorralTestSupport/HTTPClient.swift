@@ -7,39 +7,44 @@ import Glibc
 /// the agent the way any client does (no test-only transport). One
 /// connection per request (`Connection: close`); bodies by Content-Length,
 /// chunked, or to EOF; every wait bounded.
-struct HTTPClient: Sendable {
-    let port: UInt16
-    var timeout: Duration = .seconds(30)
+public struct HTTPClient: Sendable {
+    public let port: UInt16
+    public var timeout: Duration = .seconds(30)
 
-    struct Response: Sendable {
-        let status: Int
-        let headers: [String: String]
-        let body: [UInt8]
-        var text: String { String(decoding: body, as: UTF8.self) }
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+    public init(port: UInt16, timeout: Duration = .seconds(30)) {
+        self.port = port
+        self.timeout = timeout
+    }
+
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [String: String]
+        public let body: [UInt8]
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
         /// `error.code` of an error body.
-        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+        public var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    func get(_ path: String, headers: [String: String] = [:]) throws -> Response {
+    public func get(_ path: String, headers: [String: String] = [:]) throws -> Response {
         try request("GET", path, headers: headers)
     }
 
-    func post(_ path: String, json body: String, headers: [String: String] = [:]) throws -> Response {
+    public func post(_ path: String, json body: String, headers: [String: String] = [:]) throws -> Response {
         var all = headers
         all["Content-Type"] = all["Content-Type"] ?? "application/json"
         return try request("POST", path, headers: all, body: Array(body.utf8))
     }
 
-    func delete(_ path: String, headers: [String: String] = [:]) throws -> Response {
+    public func delete(_ path: String, headers: [String: String] = [:]) throws -> Response {
         try request("DELETE", path, headers: headers)
     }
 
-    func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> Response {
+    public func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> Response {
         let connection = try Connection(port: port, timeout: timeout)
         defer { connection.close() }
         try connection.send(method, path, headers: headers, body: body)
@@ -48,7 +53,7 @@ struct HTTPClient: Sendable {
 
     /// Opens an event stream and reads it until `stop` says so (given the
     /// body text so far) or the server ends it.
-    func events(_ path: String, headers: [String: String] = [:], stop: @escaping (String) -> Bool = { _ in false }) throws -> Response {
+    public func events(_ path: String, headers: [String: String] = [:], stop: @escaping (String) -> Bool = { _ in false }) throws -> Response {
         let connection = try Connection(port: port, timeout: timeout)
         defer { connection.close() }
         try connection.send("GET", path, headers: headers, body: [])
@@ -56,15 +61,15 @@ struct HTTPClient: Sendable {
     }
 
     /// Holds a stream open across steps of a test.
-    func openEvents(_ path: String, headers: [String: String] = [:]) throws -> Connection {
+    public func openEvents(_ path: String, headers: [String: String] = [:]) throws -> Connection {
         let connection = try Connection(port: port, timeout: timeout)
         try connection.send("GET", path, headers: headers, body: [])
         return connection
     }
 
-    final class Connection {
-        let fd: Int32
-        let timeout: Duration
+    public final class Connection {
+        public let fd: Int32
+        public let timeout: Duration
         private var buffer: [UInt8] = []
         private var headerEnd: Int?
         private var status = 0
@@ -74,14 +79,14 @@ struct HTTPClient: Sendable {
         private var ended = false
         private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
 
-        init(port: UInt16, timeout: Duration) throws {
+        public init(port: UInt16, timeout: Duration) throws {
             self.timeout = timeout
             fd = try HTTPClient.connectLoopback(port: port)
         }
 
-        func close() { Glibc.close(fd) }
+        public func close() { Glibc.close(fd) }
 
-        func send(_ method: String, _ path: String, headers: [String: String], body: [UInt8]) throws {
+        public func send(_ method: String, _ path: String, headers: [String: String], body: [UInt8]) throws {
             var head = "\(method) \(path) HTTP/1.1\r\nConnection: close\r\n"
             if headers["Host"] == nil { head += "Host: 127.0.0.1\r\n" }
             for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -98,7 +103,7 @@ struct HTTPClient: Sendable {
 
         /// Reads until the body is complete, or `stop` (on the decoded body
         /// so far) is satisfied.
-        func readResponse(until stop: ((String) -> Bool)?) throws -> Response {
+        public func readResponse(until stop: ((String) -> Bool)?) throws -> Response {
             let deadline = ContinuousClock.now + timeout
             while true {
                 parse()
@@ -168,8 +173,8 @@ extension HTTPClient {
     /// A close-on-exec TCP socket connected to 127.0.0.1:`port`; a receive
     /// buffer size, if given, is set before the connect (so the window the
     /// peer sees is small from the start).
-    static func connectLoopback(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    public static func connectLoopback(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
+        public let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -187,5 +192,28 @@ extension HTTPClient {
             throw Failure(description: "connect to port \(port): errno \(error)")
         }
         return fd
+    }
+}
+
+/// Server-Sent Events as the tests read them.
+public enum SSE {
+    public struct Event {
+        public var id: String?
+        public var event = "message"
+        public var data = ""
+        public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    public static func parse(_ text: String) -> [Event] {
+        text.components(separatedBy: "\n\n").compactMap { block in
+            var event = Event()
+            var any = false
+            for line in block.split(separator: "\n", omittingEmptySubsequences: true) where !line.hasPrefix(":") {
+                if line.hasPrefix("id: ") { event.id = String(line.dropFirst(4)); any = true }
+                if line.hasPrefix("event: ") { event.event = String(line.dropFirst(7)); any = true }
+                if line.hasPrefix("data: ") { event.data += String(line.dropFirst(6)); any = true }
+            }
+            return any && !event.data.isEmpty ? event : nil
+        }
     }
 }

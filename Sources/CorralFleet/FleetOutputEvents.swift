@@ -1,0 +1,161 @@
+import CorralAgent
+import CorralFormat
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// `GET /v1/runs/{id}/tasks/{host}/events`: a task's shipped output as
+/// Server-Sent Events, in the agent's event format: `output` events (`id` =
+/// chunk number; data `{"seq","stream","text"}`, or `"base64"` for bytes
+/// that are not UTF-8), a `truncated` event `{"bytes"}` where the agent's
+/// cap dropped output, and, once the task is final and every chunk was
+/// sent, one `result` event (the task as `GET /v1/runs/{id}` shows it) and
+/// the end. `Last-Event-ID` (or `?last_event_id=`) resumes after a chunk.
+///
+/// The server polls the database for each stream (every half second, a
+/// page of chunks at a time), so a stream costs one small indexed query per
+/// poll. Streams are bounded: at most `maximumStreams` at once (then `503`),
+/// each ends after `maximumDuration` (an EventSource reconnects with
+/// `Last-Event-ID` and loses nothing).
+struct FleetOutputEvents: Sendable {
+    let api: FleetAPI
+
+    static let maximumStreams = 256
+    static let maximumDuration: Duration = .seconds(600)
+    static let pollInterval: Duration = .milliseconds(500)
+    static let keepAlive: Duration = .seconds(15)
+    static let pageSize = 200
+
+    /// The streams open on one server.
+    final class Count: Sendable {
+        private let value = Atomic<Int>(0)
+
+        /// False (and nothing counted) when `maximumStreams` are open.
+        func enter() -> Bool {
+            let (count, _) = value.add(1, ordering: .relaxed)
+            if count <= FleetOutputEvents.maximumStreams { return true }
+            value.subtract(1, ordering: .relaxed)
+            return false
+        }
+
+        func leave() { value.subtract(1, ordering: .relaxed) }
+    }
+
+    func response(_ request: Request, run: Int64, host: String) async throws -> Response {
+        let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id").map { String($0) }
+        var after = 0
+        if let resume {
+            guard let n = Int(resume), n >= 0, n <= Int(Int32.max) else {
+                throw APIError(.badRequest, "bad_last_event_id", "Last-Event-ID must be an output event id (a number)", field: "last_event_id")
+            }
+            after = n
+        }
+        // The task must exist before the stream is opened (404 otherwise).
+        guard try await state(run: run, host: host) != nil else {
+            throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)")
+        }
+        let open = api.streams
+        guard open.enter() else {
+            throw APIError(.serviceUnavailable, "too_many_streams",
+                           "\(FleetOutputEvents.maximumStreams) output streams are open: poll GET …/output?after=SEQ instead")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let events = self
+        let start = after
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { open.leave() }
+            try await writer.write(ByteBuffer(string: ": corral task \(run)/\(host)\nretry: 2000\n\n"))
+            var sent = start
+            let ends = ContinuousClock.now + FleetOutputEvents.maximumDuration
+            var quietSince = ContinuousClock.now
+            while ContinuousClock.now < ends, !Task.isCancelled {
+                // The state first: a task final before this read has every
+                // chunk committed (the agent ships its chunks, then the outcome).
+                guard let final = try await events.state(run: run, host: host) else { break }
+                let chunks = try await events.chunks(run: run, host: host, after: sent)
+                for chunk in chunks {
+                    sent = chunk.seq
+                    try await writer.write(ByteBuffer(string: FleetOutputEvents.event(chunk)))
+                }
+                if !chunks.isEmpty { quietSince = .now }
+                if final, chunks.count < FleetOutputEvents.pageSize {
+                    if let task = try await events.task(run: run, host: host) {
+                        try await writer.write(ByteBuffer(string: "event: result\ndata: \(task)\n\n"))
+                    }
+                    break
+                }
+                if chunks.count == FleetOutputEvents.pageSize { continue }
+                if ContinuousClock.now - quietSince >= FleetOutputEvents.keepAlive {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    quietSince = .now
+                }
+                try await Task.sleep(for: FleetOutputEvents.pollInterval)
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// Whether the task is final; nil when there is no such task.
+    private func state(run: Int64, host: String) async throws -> Bool? {
+        try await api.database("read a task") { [client = api.client] in
+            var final: Bool?
+            for try await state in try await client.query("SELECT state FROM task WHERE run_id = \(run) AND host = \(host)")
+                .decode(String.self) {
+                final = !["pending", "queued", "running"].contains(state)
+            }
+            return final
+        }
+    }
+
+    private struct Chunk: Sendable {
+        var seq: Int
+        var stream: String
+        var bytes: [UInt8]
+    }
+
+    private func chunks(run: Int64, host: String, after: Int) async throws -> [Chunk] {
+        try await api.database("read output") { [client = api.client] in
+            var chunks: [Chunk] = []
+            let rows = try await client.query("""
+                SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
+                 WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(after) ORDER BY o.seq LIMIT \(FleetOutputEvents.pageSize)
+                """)
+            for try await (seq, stream, data) in rows.decode((Int, String, ByteBuffer).self) {
+                chunks.append(Chunk(seq: seq, stream: stream, bytes: Array(data.readableBytesView)))
+            }
+            return chunks
+        }
+    }
+
+    /// The task as the run view shows it, as JSON text.
+    private func task(run: Int64, host: String) async throws -> String? {
+        try await api.database("read a task") { [client = api.client] in
+            try await FleetAPI.first(try await client.query("""
+                SELECT \(unescaped: FleetAPI.taskView) FROM task t JOIN run r ON r.run_id = t.run_id
+                 WHERE t.run_id = \(run) AND t.host = \(host)
+                """))
+        }
+    }
+
+    private static func event(_ chunk: Chunk) -> String {
+        var json = JSONWriter()
+        json.add("seq", chunk.seq)
+        if chunk.stream == "truncated" {
+            json.add("bytes", Int(String(decoding: chunk.bytes, as: UTF8.self)) ?? 0)
+            return "id: \(chunk.seq)\nevent: truncated\ndata: \(json.text)\n\n"
+        }
+        json.add("stream", chunk.stream)
+        if let text = String(validating: chunk.bytes, as: UTF8.self) {
+            json.add("text", text)
+        } else {
+            json.add("base64", Data(chunk.bytes).base64EncodedString())
+        }
+        return "id: \(chunk.seq)\nevent: output\ndata: \(json.text)\n\n"
+    }
+}

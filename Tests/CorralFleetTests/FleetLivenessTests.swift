@@ -1,0 +1,121 @@
+import CorralTestSupport
+import Foundation
+import XCTest
+
+/// What keeps a run moving whatever dies: the server, PostgreSQL itself,
+/// an agent that heartbeats but never reports.
+final class FleetLivenessTests: FleetTestCase {
+    func testServerKilledMidRunAgentsRunOnAndOutcomesAreThereWhenItIsBack() throws {
+        for name in ["v1", "v2", "v3"] { try startAgent(name) }
+        let run = try createRun(#"{"target":{"all":true},"job":{"shell":"echo ran >> ran.txt; sleep 2; echo done","timeout":"30s"}}"#)
+        XCTAssertTrue(waitUntil { (try? self.runView(run)["counts"] as? [String: Int])??["running"] == 3 })
+        server.signal(SIGKILL)
+        XCTAssertNotNil(server.waitForExit())
+        // The agents do not need the server: they finish and report through
+        // the database, and go on heartbeating.
+        XCTAssertTrue(waitUntil { self.jobProcesses().isEmpty }, "left: \(jobProcesses())")
+        Thread.sleep(forTimeInterval: 3)  // past the TTL of 2 s, with no reaper running
+
+        try restartServer()
+        let view = try waitForRun(run)
+        XCTAssertEqual(view["state"] as? String, "done")
+        for (host, task) in tasks(view) {
+            XCTAssertEqual(task["state"] as? String, "exited", "\(host): \(task)")
+            XCTAssertEqual((task["result"] as? [String: Any])?["stdout"] as? String, "done\n", host)
+            XCTAssertTrue(task["reconciled_at"] is NSNull, "\(host) reported once, on time: \(task)")
+        }
+        for name in ["v1", "v2", "v3"] {
+            XCTAssertEqual(agentState(name), "up", "\(name) heartbeated through")
+            XCTAssertEqual(try String(contentsOfFile: scratch.appendingPathComponent("\(name)/ran.txt").path, encoding: .utf8), "ran\n")
+        }
+        // And the restarted server hands out new runs.
+        XCTAssertEqual(try waitForRun(try createRun(#"{"target":{"all":true},"job":{"shell":"true"}}"#))["state"] as? String, "done")
+    }
+
+    func testPostgreSQLStoppedForTenSecondsMidRunLosesAndDuplicatesNothing() throws {
+        guard let cluster = ProcessInfo.processInfo.environment["CORRAL_TEST_PG_DIR"], !cluster.isEmpty else {
+            throw XCTSkip("SKIPPED: CORRAL_TEST_PG_DIR is not set (scripts/test sets it); the database cannot be stopped")
+        }
+        for name in ["p1", "p2"] { try startAgent(name) }
+        // One job outlives the outage and ends by itself during it, one is
+        // stopped by its deadline during it.
+        let finishing = try createRun(#"{"target":{"all":true},"job":{"shell":"echo ran >> ran.txt; echo begin; sleep 3; echo end","timeout":"30s"}}"#)
+        let stopped = try createRun(#"{"target":{"all":true},"job":{"shell":"echo waiting; sleep 120","timeout":"2s"}}"#)
+        XCTAssertTrue(waitUntil {
+            (try? self.runView(finishing)["counts"] as? [String: Int])??["running"] == 2
+                && (try? self.runView(stopped)["counts"] as? [String: Int])??["running"] == 2
+        })
+        try pgCluster(["pause", cluster])
+        var paused = true
+        defer { if paused { try? pgCluster(["resume", cluster]) } }
+        let stoppedAt = ContinuousClock.now
+        // Deadlines are the agents', not the database's.
+        XCTAssertTrue(waitUntil(upTo: .seconds(9)) { self.jobProcesses().isEmpty },
+                      "the jobs end by themselves and by their deadline while the database is down: \(jobProcesses())")
+        let (status, json) = try request("GET", "/v1/runs/\(finishing)")
+        XCTAssertEqual(status, 503, "the server says the database is unavailable: \(json)")
+        XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, "database_unavailable")
+        let left = stoppedAt + .seconds(10) - ContinuousClock.now
+        if left > .zero { Thread.sleep(forTimeInterval: Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18) }
+        try pgCluster(["resume", cluster])
+        paused = false
+
+        let first = try waitForRun(finishing)
+        let second = try waitForRun(stopped)
+        for host in ["p1", "p2"] {
+            let done = tasks(first)[host] ?? [:]
+            XCTAssertEqual(done["state"] as? String, "exited", "\(host): \(done)")
+            XCTAssertEqual((done["result"] as? [String: Any])?["stdout"] as? String, "begin\nend\n")
+            XCTAssertEqual(try output(finishing, host)["output"] as? String, "begin\nend\n", "each chunk once")
+            let killed = tasks(second)[host] ?? [:]
+            XCTAssertEqual(killed["state"] as? String, "timed_out", "\(host): \(killed)")
+            XCTAssertEqual((killed["result"] as? [String: Any])?["stdout"] as? String, "waiting\n")
+            XCTAssertEqual(try output(stopped, host)["output"] as? String, "waiting\n", "each chunk once")
+            XCTAssertEqual(try String(contentsOfFile: scratch.appendingPathComponent("\(host)/ran.txt").path, encoding: .utf8),
+                           "ran\n", "never run again")
+        }
+        XCTAssertTrue(waitUntil { self.agentState("p1") == "up" && self.agentState("p2") == "up" })
+    }
+
+    /// An agent that heartbeats but never reports (here: its statements
+    /// made by hand) cannot keep a task running: past the job's deadline
+    /// + grace + TTL the server ends it `lost`.
+    func testTaskWithoutAnOutcomePastItsDeadlineIsLostWhileItsAgentHeartbeats() throws {
+        try awaitSQL("INSERT INTO agent (name) VALUES ('mute')")
+        // Deadline: timeout 1 s + kill grace 1 s + drain 1 s.
+        let run = try createRun(#"{"target":{"hosts":["mute"]},"job":{"shell":"true","timeout":"1s","kill_after":"1s","drain":"1s"}}"#)
+        try awaitSQL("SELECT fleet_claim((SELECT agent_id FROM agent WHERE name = 'mute'), ARRAY[gen_random_uuid()])")
+        XCTAssertEqual(tasks(try runView(run))["mute"]?["state"] as? String, "running")
+        var states: Set<String> = []
+        let lost = waitUntil(upTo: .seconds(40)) {
+            try? self.awaitSQL("SELECT fleet_heartbeat((SELECT agent_id FROM agent WHERE name = 'mute'), gen_random_uuid())")
+            states.insert(self.agentState("mute") ?? "?")
+            return (try? self.tasks(self.runView(run))["mute"]?["state"] as? String) == "lost"
+        }
+        XCTAssertTrue(lost, "\((try? runView(run)) ?? [:])")
+        XCTAssertEqual(states, ["up"], "the agent was never silent")
+        XCTAssertEqual(tasks(try runView(run))["mute"]?["note"] as? String,
+                       "no outcome from the agent by the deadline + grace + TTL; it is not run again")
+        XCTAssertEqual(try runView(run)["state"] as? String, "done")
+    }
+}
+
+/// A longer TTL (6 s), so that the `suspect` stretch (past half the TTL)
+/// is seconds long.
+final class FleetSuspectAgentTests: FleetTestCase {
+    override var agentTTL: String { "6s" }
+
+    func testSilentAgentIsSuspectThenUpAgainWithItsTaskKept() throws {
+        let agent = try startAgent("q1")
+        let run = try createRun(#"{"target":{"all":true},"job":{"shell":"sleep 5; echo finished","timeout":"60s"}}"#)
+        XCTAssertTrue(waitUntil { (try? self.tasks(self.runView(run))["q1"]?["state"] as? String) == "running" })
+        agent.signal(SIGSTOP)
+        XCTAssertTrue(waitUntil(upTo: .seconds(20)) { self.agentState("q1") == "suspect" }, "\(agentState("q1") ?? "?")")
+        XCTAssertEqual(tasks(try runView(run))["q1"]?["state"] as? String, "running", "a suspect agent keeps its task")
+        agent.signal(SIGCONT)
+        XCTAssertTrue(waitUntil { self.agentState("q1") == "up" })
+        let view = try waitForRun(run)
+        XCTAssertEqual(tasks(view)["q1"]?["state"] as? String, "exited", "\(view)")
+        XCTAssertTrue(tasks(view)["q1"]?["reconciled_at"] is NSNull, "never lost")
+    }
+}
