@@ -56,7 +56,7 @@ final class AgentOpenAPITests: AgentTestCase {
         let agent = try startAgent(["--max-jobs", "4", "--default-timeout", "5s"], workingDirectory: scratch.path)
         var spec = JobSpec(.executable(st, arguments: [
             "run", "http://127.0.0.1:\(agent.port)/openapi.json",
-            "--max-examples", "20", "--max-time", "90", "--seed", "20261201",
+            "--max-examples", "20", "--max-time", "30", "--seed", "20261201",
             "--exclude-path-regex", "events$",
             "--exclude-checks", "positive_data_acceptance,use_after_free",
             "--request-timeout", "10", "--no-color",

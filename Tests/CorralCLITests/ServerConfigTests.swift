@@ -48,7 +48,7 @@ final class ServerConfigTests: CLITestCase {
             ("log-level = \"loud\"\ndb = \"postgres://a@h/d\"", [], "case5.toml: log-level expects one of"),
             ("log-format = \"xml\"\ndb = \"postgres://a@h/d\"", [], "case6.toml: log-format expects text or json"),
             ("colour = \"blue\"", [], "unknown key \"colour\""),
-            ("agent-ttl = 30", [], "agent-ttl"),  // a number where text is meant
+            ("agent-ttl = \"30 s\"\ndb = \"postgres://a@h/d\"", [], "agent-ttl expects"),
             ("", [], "give the database"),
             ("db = \"postgres://a@h/d\"", ["--db-file", "/nonexistent/db-url"], "give --db or --db-file, not both"),
             ("db-file = \"/nonexistent/db-url\"", [], "cannot read /nonexistent/db-url"),

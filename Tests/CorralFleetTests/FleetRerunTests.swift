@@ -9,7 +9,7 @@ final class FleetRerunTests: FleetTestCase {
         for name in ["r1", "r2", "r3", "r4"] { try startAgent(name) }
         // The job fails where its host's directory holds `fail-here`.
         for name in ["r2", "r4"] {
-            FileManager.default.createFile(atPath: scratch.appendingPathComponent("\(name)/fail-here").path, contents: Data())
+            _ = FileManager.default.createFile(atPath: scratch.appendingPathComponent("\(name)/fail-here").path, contents: Data())
         }
         let job = #"{"shell":"echo run >> ran.txt; test -e fail-here && exit 3; echo ok","timeout":"30s"}"#
         let first = try createRun(#"{"name":"deploy","target":{"all":true},"job":\#(job),"max_concurrency":"50%"}"#)

@@ -24,10 +24,18 @@ public struct HTTPClient: Sendable {
         public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
         /// `error.code` of an error body.
         public var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+
+        public init(status: Int, headers: [String: String], body: [UInt8]) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
     }
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) { self.description = description }
     }
 
     public func get(_ path: String, headers: [String: String] = [:]) throws -> Response {
@@ -174,7 +182,7 @@ extension HTTPClient {
     /// buffer size, if given, is set before the connect (so the window the
     /// peer sees is small from the start).
     public static func connectLoopback(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
-        public let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
