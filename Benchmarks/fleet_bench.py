@@ -173,6 +173,9 @@ def run_pgbench(args):
         record["rows_per_s"] = (after - before) * tps / len(latencies)
     if check_sql:
         record["check"] = psql(url, check_sql)
+    if count_sql and record["rows"] < 0.99 * len(latencies) and name == "claim-finish":
+        say("WARNING: %d of %d claims found nothing: the queue ran dry (more BENCH_QUEUE_RUNS)" % (
+            len(latencies) - record["rows"], len(latencies)))
     append(results, record)
     say("%-13s c=%d: %8.0f tx/s  avg %.3f ms  p99 %.3f ms%s" % (
         name, clients, tps, avg, record["p99_ms"],
@@ -304,7 +307,7 @@ def markdown(results, path, facts):
     labels = {
         "floor": ("`SELECT 1` (the floor: one round trip)", "round trips/s", None),
         "heartbeat": ("heartbeat: `fleet_heartbeat`", "heartbeats/s", None),
-        "idle-poll": ("idle poll: heartbeat + a claim that finds nothing (64 attempt ids)", "polls/s", None),
+        "idle-poll": ("idle poll: heartbeat + a claim that finds nothing (64 attempt ids; two statements)", "polls/s", None),
         "claim-finish": ("claim one queued task + `fleet_finish` (two statements)", "claims/s", "rows"),
         "output": ("output: %d chunks of 4 KiB per `INSERT`" % CHUNKS_PER_STATEMENT, "chunk rows/s", "rows"),
     }
@@ -352,7 +355,7 @@ def markdown(results, path, facts):
         "`Schema.swift`), sent by pgbench (`-M extended`, as postgres-nio sends them) for a random one of %s simulated "
         "agents; × floor is the mean latency over the floor's." % (floor_ms, "{:,.0f}".format(floor["tps"]), facts["sim_agents"]),
         "",
-        "| %s simulated agents | clients | rate | latency avg / p99 ms | × floor |" % facts["sim_agents"],
+        "| %s simulated agents | clients | rate | latency avg / p99 ms | × floor |" % "{:,}".format(int(facts["sim_agents"])),
         "|---|---|---|---|---|",
     ] + rows + [""]
     if fan or dead_record:
@@ -372,7 +375,7 @@ def markdown(results, path, facts):
                          "the idle poll + 20 %% |" % (ms(fan["all_claimed_median_ms"]), ms(fan["all_claimed_max_ms"])))
         if dead_record:
             d = dead_record
-            lines.append("| dead agent: `kill -9` → `GET /v1/agents` says `down` (%d agents) | %s s | TTL %s s + a "
+            lines.append("| dead agent: `kill -9` → `GET /v1/agents` says `down` (agents: %d) | %s s | TTL %s s + a "
                          "reaper pass (every TTL/4) |" % (
                              d["agents"], ", ".join("%.1f" % x for x in d["down_s"]), "%g" % d["ttl_s"]))
             lines.append("| dead agent: `kill -9` → `suspect` | %s s | TTL/2 + a reaper pass |" %
@@ -382,14 +385,22 @@ def markdown(results, path, facts):
         lines += [
             "## What this says about sizing",
             "",
-            "An idle agent polls about every %s (the default `--fleet-idle-poll`, backing off from 1 s); each poll is "
-            "a heartbeat and a claim that finds nothing: %s polls/s measured with 8 clients hold about **%s idle "
-            "agents** at the default, or %s at 1 s. A busy agent polls every second (heartbeat, claim, output, and a "
-            "finish per task), and each task costs one claim + finish: %s claims/s is the rate a fleet can start and "
-            "end one-host tasks. These are one database's limits on this machine with pgbench on the same 2 cores; "
-            "connections, not statements, bound a fleet first (each agent holds up to 2): see `docs/fleet.md`." % (
-                "5 s", "{:,.0f}".format(poll8["tps"]), "{:,.0f}".format(poll8["tps"] * 5),
-                "{:,.0f}".format(poll8["tps"]), "{:,.0f}".format(claim8["rows_per_s"])),
+            "An idle agent polls about every 5 s (the default `--fleet-idle-poll`, backing off from 1 s); each poll is "
+            "a heartbeat and a claim that finds nothing: %s polls/s with 8 clients hold about **%s idle agents** at "
+            "the default, or %s polling every second (a busy agent's `--fleet-poll`, before its output and "
+            "outcomes). Each task costs one claim and one finish: **%s claims/s** with 8 clients (%s with one) is the "
+            "rate at which one run's tasks can start and end, whatever the number of agents." % (
+                "{:,.0f}".format(poll8["tps"]), "{:,.0f}".format(poll8["tps"] * 5), "{:,.0f}".format(poll8["tps"]),
+                "{:,.0f}".format(claim8["rows_per_s"]), "{:,.0f}".format(bench[("claim-finish", 1)]["rows_per_s"])),
+            "",
+            "Why claims barely scale with clients: every agent claims its oldest queued task first, so all clients "
+            "finish tasks of the same %s-host run, and `fleet_finish` holds that run's row lock while `fleet_settle` "
+            "counts the run's task rows (errors, active, left): finishes of one run are serial and each costs in "
+            "proportion to the run's hosts. The heartbeat and the claim are SQL-language functions, planned again at "
+            "every call (PostgreSQL caches plans of PL/pgSQL functions, not of SQL ones). These are one database's "
+            "limits on this machine with pgbench on the same cores; 8 client connections stand for the fleet's, and "
+            "a fleet's many mostly idle connections cost memory and snapshot work that 8 do not show (see the sizing "
+            "in `docs/fleet.md`)." % "{:,}".format(int(facts["sim_agents"])),
             "",
         ]
     lines += [
@@ -410,7 +421,8 @@ def markdown(results, path, facts):
         "cut; rows/s counts the rows in `task_output`." % CHUNKS_PER_STATEMENT,
         "- Fan-out: runs on all real agents one after another (each waits for the previous to end), from the "
         "run's `created_at` to each task's `claimed_at`, both the database's clock. Dead agent: %s agents "
-        "`kill -9`ed at once, `GET /v1/agents` polled every 50 ms." % (dead_record["agents"] if dead_record else "–"),
+        "`kill -9`ed at once, `GET /v1/agents` polled every 50 ms (an agent is `down` at the first reaper pass after "
+        "its last heartbeat + the TTL)." % (dead_record["agents"] if dead_record else "–"),
         "",
     ]
     with open(path, "w") as f:
