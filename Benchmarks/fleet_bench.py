@@ -195,11 +195,25 @@ def api(base, method, path, body=None, timeout=60):
         return error.code, json.loads(error.read() or b"{}")
 
 
+# GET answers other than 200 seen while polling (the server answers 503
+# when a database call of its fails): counted and shown on the page, not
+# fatal unless they go on.
+REFUSALS = []
+
+
+def get(base, path):
+    for _ in range(20):
+        status, answer = api(base, "GET", path)
+        if status == 200:
+            return answer
+        REFUSALS.append("GET %s: %d %s" % (path, status, json.dumps(answer)[:200]))
+        say("GET %s answered %d (%s); again" % (path, status, answer.get("error", {}).get("code", answer)))
+        time.sleep(0.5)
+    fail("GET %s: %s" % (path, REFUSALS[-1]))
+
+
 def agents(base):
-    status, answer = api(base, "GET", "/v1/agents")
-    if status != 200:
-        fail("GET /v1/agents: %d %s" % (status, answer))
-    return {a["name"]: a for a in answer["agents"]}
+    return {a["name"]: a for a in get(base, "/v1/agents")["agents"]}
 
 
 def wait_agents(base, count, seconds):
@@ -232,9 +246,7 @@ def create_runs(base, count, body):
 def wait_run(base, run, seconds):
     deadline = time.time() + seconds
     while time.time() < deadline:
-        status, view = api(base, "GET", "/v1/runs/%d" % run)
-        if status != 200:
-            fail("GET /v1/runs/%d: %d %s" % (run, status, view))
+        view = get(base, "/v1/runs/%d" % run)
         if view.get("finished_at"):
             return view
         time.sleep(0.2)
@@ -260,7 +272,8 @@ def fanout(results, base, url, runs):
         time.sleep(random.uniform(0.5, 1.5))  # the next run lands at another phase of the agents' polls
     append(results, {"kind": "fanout", "runs": runs, "tasks": len(delays), "p50_ms": percentile(delays, 50),
                      "p99_ms": percentile(delays, 99), "max_ms": max(delays),
-                     "all_claimed_median_ms": statistics.median(spans), "all_claimed_max_ms": max(spans)})
+                     "all_claimed_median_ms": statistics.median(spans), "all_claimed_max_ms": max(spans),
+                     "refusals": REFUSALS})
 
 
 def dead(results, base, ttl, victims):
@@ -285,7 +298,7 @@ def dead(results, base, ttl, victims):
     if len(down) < len(targets):
         fail("not seen down within %.0f s: %s" % (3 * ttl + 30, sorted(set(targets) - set(down))))
     append(results, {"kind": "dead", "ttl_s": ttl, "agents": len(targets), "down_s": sorted(down.values()),
-                     "suspect_s": sorted(suspect.values())})
+                     "suspect_s": sorted(suspect.values()), "refusals": REFUSALS})
 
 
 # MARK: the page
@@ -380,6 +393,10 @@ def markdown(results, path, facts):
                              d["agents"], ", ".join("%.1f" % x for x in d["down_s"]), "%g" % d["ttl_s"]))
             lines.append("| dead agent: `kill -9` → `suspect` | %s s | TTL/2 + a reaper pass |" %
                          ", ".join("%.1f" % x for x in d["suspect_s"]))
+        refusals = (fan or {}).get("refusals", []) + (dead_record or {}).get("refusals", [])
+        if refusals:
+            lines += ["", "While it was polled, the server answered %d time(s) with an error, polled again: `%s`%s." % (
+                len(refusals), refusals[0].replace("`", "'"), " (and %d more)" % (len(refusals) - 1) if len(refusals) > 1 else "")]
         lines.append("")
     if hb8 and claim8 and poll8:
         lines += [
