@@ -15,7 +15,7 @@ Subcommands (each prints what it measured on stderr):
   create-runs API COUNT BODY    POST /v1/runs COUNT times; prints the ids
   fanout RESULTS API URL RUNS   runs on every agent, one after another
   dead RESULTS API TTL NAME=PID ...   kill -9 the agents, time until `down`
-  markdown RESULTS FILE [K=V ...]     write the results page
+  markdown RESULTS FILE [K=V ...]     write the results page (again, from kept results: no K=V)
 """
 import base64, json, math, os, random, signal, statistics, subprocess, sys, tempfile, time, urllib.error, urllib.request
 import uuid
@@ -304,7 +304,16 @@ def dead(results, base, ttl, victims):
 # MARK: the page
 
 def markdown(results, path, facts):
+    """Writes the page; the facts given are kept in RESULTS, so the page can
+    be written again from a kept results file (BENCH_RESULTS) alone."""
     records = [json.loads(line) for line in open(results)]
+    saved = next((r["facts"] for r in records if r["kind"] == "facts"), {})
+    if facts:
+        append(results, {"kind": "facts", "facts": facts})
+    facts = facts or saved
+    if not facts:
+        fail("no facts given and none in %s" % results)
+    facts["sim_agents"] = "{:,}".format(int(facts["sim_agents"]))
     bench = {(r["name"], r["clients"]): r for r in records if r["kind"] == "pgbench"}
     floor = bench.get(("floor", 1))
     if not floor:
@@ -354,7 +363,7 @@ def markdown(results, path, facts):
         "%s" % facts["uname"],
         "nproc %s, memory %s" % (facts["nproc"], facts["memory"]),
         "load before: %s" % facts["load_before"],
-        "load after:  %s" % facts["load_after"],
+        "load after:  %s (this run's own %s agents had just stopped)" % (facts["load_after"], facts["real_agents"]),
         "```",
         "",
     ]
@@ -368,7 +377,7 @@ def markdown(results, path, facts):
         "`Schema.swift`), sent by pgbench (`-M extended`, as postgres-nio sends them) for a random one of %s simulated "
         "agents; × floor is the mean latency over the floor's." % (floor_ms, "{:,.0f}".format(floor["tps"]), facts["sim_agents"]),
         "",
-        "| %s simulated agents | clients | rate | latency avg / p99 ms | × floor |" % "{:,}".format(int(facts["sim_agents"])),
+        "| %s simulated agents | clients | rate | latency avg / p99 ms | × floor |" % facts["sim_agents"],
         "|---|---|---|---|---|",
     ] + rows + [""]
     if fan or dead_record:
@@ -393,6 +402,12 @@ def markdown(results, path, facts):
                              d["agents"], ", ".join("%.1f" % x for x in d["down_s"]), "%g" % d["ttl_s"]))
             lines.append("| dead agent: `kill -9` → `suspect` | %s s | TTL/2 + a reaper pass |" %
                          ", ".join("%.1f" % x for x in d["suspect_s"]))
+        bound_ms = 1200 * float(facts["idle_poll"].rstrip("s"))
+        if fan and fan["all_claimed_max_ms"] > bound_ms:
+            lines += ["", "Fan-out past the poll bound (%.0f ms): the claim itself is a few milliseconds (above), so the "
+                      "rest is the %s agent processes waiting for the CPU they share with the server, PostgreSQL "
+                      "and whatever else ran on these %s cores: on their own machines each agent polls on time." % (
+                          bound_ms, facts["real_agents"], facts["nproc"])]
         refusals = (fan or {}).get("refusals", []) + (dead_record or {}).get("refusals", [])
         if refusals:
             lines += ["", "While it was polled, the server answered %d time(s) with an error, polled again: `%s`%s." % (
@@ -417,7 +432,7 @@ def markdown(results, path, facts):
             "every call (PostgreSQL caches plans of PL/pgSQL functions, not of SQL ones). These are one database's "
             "limits on this machine with pgbench on the same cores; 8 client connections stand for the fleet's, and "
             "a fleet's many mostly idle connections cost memory and snapshot work that 8 do not show (see the sizing "
-            "in `docs/fleet.md`)." % "{:,}".format(int(facts["sim_agents"])),
+            "in `docs/fleet.md`)." % facts["sim_agents"],
             "",
         ]
     lines += [
@@ -464,7 +479,7 @@ def main():
     elif command == "dead":
         dead(args[0], args[1].rstrip("/"), float(args[2]), args[3:])
     elif command == "markdown":
-        markdown(args[0], args[1], dict(a.split("=", 1) for a in args[2:]))
+        markdown(args[0], args[1], dict(a.split("=", 1) for a in args[2:]))  # no K=V: the facts kept in RESULTS
     else:
         fail("unknown subcommand %s\n%s" % (command, __doc__))
 
