@@ -463,6 +463,9 @@ def markdown(results, path, facts):
 
 
 def main():
+    # Stopped by scripts/bench-fleet's cleanup: exit through Python, so that
+    # subprocess.run stops the pgbench it runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if len(sys.argv) < 2:
         fail(__doc__)
     command, args = sys.argv[1], sys.argv[2:]
