@@ -84,21 +84,28 @@ class FleetTestCase: XCTestCase {
         server = try startServer()
     }
 
-    /// Runs `scripts/pg-cluster ARGUMENTS` (the cluster of CORRAL_TEST_PG_DIR).
+    /// Runs `scripts/pg-cluster ARGUMENTS` (the cluster of CORRAL_TEST_PG_DIR)
+    /// as a job of the test's runner (which reaps every orphan of this
+    /// process, so no other way of waiting for a child is safe here).
     func pgCluster(_ arguments: [String]) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = root.appendingPathComponent("scripts/pg-cluster")
-        process.arguments = arguments
+        var spec = JobSpec(.executable(root.appendingPathComponent("scripts/pg-cluster").path, arguments: arguments))
         // A database started again outlives the test (scripts/test stops it
-        // last): without the markers that would make it this run's leftover.
-        process.environment = ProcessInfo.processInfo.environment.filter { name, _ in
-            !["CORRAL_TEST_RUN", "CORRAL_JOB_ID", "CORRAL_JOB_IDS", "CORRAL_AGENT_JOB", "CORRAL_E2E_MARKER"].contains(name)
-        }
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FleetTestFailure("scripts/pg-cluster \(arguments.joined(separator: " ")) failed: \(process.terminationStatus)")
+        // last): it must carry neither the run's nor the test's marker, and
+        // it is left running when the job ends.
+        spec.environment = .inherit(updating: ["CORRAL_TEST_RUN": nil, "CORRAL_E2E_MARKER": nil])
+        spec.lingering = .leaveRunning
+        spec.timeout = .seconds(120)
+        let result = Mutex<JobResult?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        _ = try runner.submit(spec, onCompletion: { finished in
+            result.withLock { $0 = finished }
+            done.signal()
+        })
+        done.wait()
+        guard let finished = result.withLock({ $0 }), finished.outcome == .exited(0) else {
+            let text = result.withLock { $0.map { "\($0.outcome) \(String(decoding: $0.stderr.bytes, as: UTF8.self))" } } ?? "no result"
+            throw FleetTestFailure("scripts/pg-cluster \(arguments.joined(separator: " ")) failed: \(text)")
         }
     }
 
