@@ -122,8 +122,8 @@ struct FleetAPI: Sendable {
             INSERT INTO task (run_id, agent_id, host, ordinal)
             SELECT \(runID), a.agent_id, a.name, row_number() OVER (ORDER BY a.name)
               FROM agent a WHERE a.agent_id = ANY(\(ids))
-            """, logger: logger)
-        try await connection.query("SELECT fleet_settle(\(runID))", logger: logger)
+            """, logger: logger).collect()
+        try await connection.query("SELECT fleet_settle(\(runID))", logger: logger).collect()
         return .success((runID, false))
     }
 
@@ -262,23 +262,27 @@ struct FleetAPI: Sendable {
 
     // MARK: Views
 
+    /// A run's (`r`) error count and its counts by state, from the tally
+    /// the task transitions keep (Schema's migration 3).
+    static let tallies = """
+        'errors', (SELECT coalesce(sum(c.n), 0) FROM run_tally c WHERE c.run_id = r.run_id AND c.error),
+        'counts', (SELECT coalesce(json_object_agg(c.state, c.n ORDER BY c.state), '{}')
+                     FROM (SELECT state, sum(n) AS n FROM run_tally WHERE run_id = r.run_id GROUP BY state HAVING sum(n) > 0) c)
+        """
+
     static let runSummary = """
         json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target,
           'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors, 'rerun_of', r.rerun_of,
           'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
-          'tasks', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id),
-          'errors', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id AND fleet_is_error(t.state, t.exit_code)),
-          'counts', (SELECT coalesce(json_object_agg(c.state, c.n), '{}')
-                       FROM (SELECT t.state, count(*) AS n FROM task t WHERE t.run_id = r.run_id GROUP BY t.state) c))
+          'tasks', (SELECT coalesce(sum(n), 0) FROM run_tally c WHERE c.run_id = r.run_id),
+          \(tallies))
         """
 
     static let runView = """
         json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target, 'job', r.job::json,
           'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors, 'rerun_of', r.rerun_of,
           'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
-          'errors', (SELECT count(*) FROM task t WHERE t.run_id = r.run_id AND fleet_is_error(t.state, t.exit_code)),
-          'counts', (SELECT coalesce(json_object_agg(c.state, c.n), '{}')
-                       FROM (SELECT t.state, count(*) AS n FROM task t WHERE t.run_id = r.run_id GROUP BY t.state) c),
+          \(tallies),
           'tasks', (SELECT coalesce(json_agg(\(taskObject) ORDER BY t.ordinal), '[]')
                       FROM task t WHERE t.run_id = r.run_id))::text
         """

@@ -306,6 +306,116 @@ package enum Schema {
         END $$;
         """#,
         ]),
+        Migration(version: 3, name: "run counters kept by the task transitions themselves", statements: [
+        #"""
+        -- How many of a run's tasks are in each state (and are errors), kept
+        -- in the same statement as every task transition by the triggers
+        -- below: a run's counts, its error budget, its window and its close
+        -- cost a few rows, not a scan of its hosts.
+        CREATE TABLE run_tally (
+          run_id bigint NOT NULL REFERENCES run ON DELETE CASCADE,
+          state text NOT NULL,
+          error boolean NOT NULL,
+          n int NOT NULL,
+          PRIMARY KEY (run_id, state, error)
+        );
+        """#,
+        #"""
+        INSERT INTO run_tally (run_id, state, error, n)
+        SELECT run_id, state, fleet_is_error(state, exit_code), count(*) FROM task GROUP BY 1, 2, 3;
+        """#,
+        #"""
+        -- One statement's changes, folded into the tally in key order (so two
+        -- statements on the same runs lock the tally rows in the same order).
+        -- n has no CHECK: PostgreSQL checks the row an upsert proposes (a
+        -- negative change) even when it updates the existing row instead.
+        CREATE FUNCTION fleet_tally_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO run_tally AS t (run_id, state, error, n)
+          SELECT run_id, state, fleet_is_error(state, exit_code), count(*) FROM inserted
+           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
+          RETURN NULL;
+        END $$;
+        """#,
+        #"""
+        CREATE FUNCTION fleet_tally_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO run_tally AS t (run_id, state, error, n)
+          SELECT run_id, state, error, sum(d) FROM (
+              SELECT run_id, state, fleet_is_error(state, exit_code) AS error, 1 AS d FROM after_rows
+              UNION ALL
+              SELECT run_id, state, fleet_is_error(state, exit_code), -1 FROM before_rows) x
+           GROUP BY 1, 2, 3 HAVING sum(d) <> 0 ORDER BY 1, 2, 3
+          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
+          RETURN NULL;
+        END $$;
+        """#,
+        #"""
+        CREATE TRIGGER task_tally_insert AFTER INSERT ON task REFERENCING NEW TABLE AS inserted
+          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_inserted();
+        """#,
+        #"""
+        CREATE TRIGGER task_tally_update AFTER UPDATE ON task REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_updated();
+        """#,
+        #"""
+        -- Moves a run on, its row locked by the caller's transaction: the error
+        -- budget, then the window, then the close. Every task transition calls
+        -- it. Counts come from run_tally; the window looks at the next due
+        -- tasks only (a due task of an agent known down is undelivered).
+        CREATE OR REPLACE FUNCTION fleet_settle(p_run bigint) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+          r run%ROWTYPE;
+          errors int;
+          active int;
+          waiting int;
+          open int;
+          k int;
+        BEGIN
+          SELECT * INTO r FROM run WHERE run_id = p_run FOR UPDATE;
+          IF NOT FOUND OR r.finished_at IS NOT NULL THEN RETURN; END IF;
+          SELECT coalesce(sum(n) FILTER (WHERE error), 0),
+                 coalesce(sum(n) FILTER (WHERE state IN ('queued', 'running')), 0),
+                 coalesce(sum(n) FILTER (WHERE state IN ('pending', 'queued')), 0)
+            INTO errors, active, waiting FROM run_tally WHERE run_id = p_run;
+          IF r.state = 'running' AND errors > r.max_errors THEN
+            UPDATE run SET state = 'stopped' WHERE run_id = p_run;
+            r.state := 'stopped';
+          END IF;
+          IF r.state = 'stopped' AND waiting > 0 THEN
+            UPDATE task SET state = 'skipped', finished_at = now(),
+                            note = 'not started: the run stopped after more than max_errors errors'
+             WHERE run_id = p_run AND state IN ('pending', 'queued');
+          ELSIF r.state = 'cancelling' AND waiting > 0 THEN
+            UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
+             WHERE run_id = p_run AND state IN ('pending', 'queued');
+          ELSIF r.state = 'running' THEN
+            WHILE active < r.max_concurrency LOOP
+              WITH due AS (
+                SELECT t.agent_id, a.state = 'down' AS down FROM task t JOIN agent a ON a.agent_id = t.agent_id
+                 WHERE t.run_id = p_run AND t.state = 'pending' ORDER BY t.ordinal LIMIT r.max_concurrency - active)
+              UPDATE task t SET state = CASE WHEN due.down THEN 'undelivered' ELSE 'queued' END,
+                                queued_at = CASE WHEN due.down THEN NULL ELSE now() END,
+                                finished_at = CASE WHEN due.down THEN now() END,
+                                note = CASE WHEN due.down THEN 'the agent was down when the task was due' END
+                FROM due WHERE t.run_id = p_run AND t.agent_id = due.agent_id;
+              GET DIAGNOSTICS k = ROW_COUNT;
+              EXIT WHEN k = 0;
+              SELECT coalesce(sum(n), 0) INTO active FROM run_tally
+               WHERE run_id = p_run AND state IN ('queued', 'running');
+            END LOOP;
+          END IF;
+          SELECT coalesce(sum(n), 0) INTO open FROM run_tally
+           WHERE run_id = p_run AND state IN ('pending', 'queued', 'running');
+          IF open = 0 THEN
+            UPDATE run SET finished_at = now(),
+                           state = CASE state WHEN 'running' THEN 'done' WHEN 'cancelling' THEN 'cancelled' ELSE state END
+             WHERE run_id = p_run;
+          END IF;
+        END $$;
+        """#,
+        ]),
     ]
 
     /// Applies the migrations `schema_migrations` does not list, in order;
@@ -314,10 +424,10 @@ package enum Schema {
     @discardableResult
     package static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
         try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
+            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger).collect()
             do {
                 let applied = try await apply(connection, logger: logger)
-                try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+                try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger).collect()
                 return applied
             } catch {
                 // The session lock goes with the connection if this fails too.
@@ -331,7 +441,7 @@ package enum Schema {
         try await connection.query("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
               version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
-            """, logger: logger)
+            """, logger: logger).collect()
         var known: Set<Int> = []
         for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger)
             .decode(Int.self) {
@@ -344,11 +454,11 @@ package enum Schema {
         for migration in migrations where !known.contains(migration.version) {
             try await connection.withTransaction(logger: logger) { transaction in
                 for statement in migration.statements {
-                    try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
                 }
                 try await transaction.query(
                     "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
-                    logger: logger)
+                    logger: logger).collect()
             }
             logger.notice("database migrated", metadata: ["version": .stringConvertible(migration.version),
                                                           "migration": "\(migration.name)"])

@@ -25,6 +25,19 @@ class FleetTestCase: XCTestCase {
     private var processes: [FleetProcess] = []
     private(set) var server: FleetProcess!
 
+    /// Fails when `run_tally` (kept by the task transitions) disagrees with
+    /// a count of the task rows.
+    static let tallyCheck = """
+        DO $$ BEGIN
+          IF EXISTS (
+            SELECT 1 FROM (SELECT run_id, state, fleet_is_error(state, exit_code) AS error, count(*) AS n FROM task GROUP BY 1, 2, 3) counted
+              FULL JOIN (SELECT run_id, state, error, n FROM run_tally WHERE n > 0) kept USING (run_id, state, error)
+             WHERE counted.n IS DISTINCT FROM kept.n) THEN
+            RAISE EXCEPTION 'run_tally disagrees with the task rows';
+          END IF;
+        END $$
+        """
+
     /// Short, so that the death of an agent is seen within seconds.
     var agentTTL: String { "2s" }
 
@@ -68,6 +81,10 @@ class FleetTestCase: XCTestCase {
             XCTAssertTrue(waitUntil { EndToEnd.markedProcesses(self.marker).isEmpty },
                           "left behind: \(EndToEnd.markedProcesses(marker))")
             await runner.shutdown()
+        }
+        if !databaseName.isEmpty, server != nil {
+            // Whatever the test did, every run's kept counts are its tasks'.
+            do { try await FleetTestCase.admin(databaseURL, FleetTestCase.tallyCheck) } catch { XCTFail("\(error)") }
         }
         if !databaseName.isEmpty {
             try? await FleetTestCase.admin(adminURL, "DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)")
