@@ -17,7 +17,7 @@ struct FleetAPI: Sendable {
         router.get("healthz") { _, _ in try await health() }
         let runs = router.group("v1/runs")
         runs.post { request, _ in try await create(request) }
-        runs.get { request, _ in try await list(request) }
+        runs.get { request, _ in try await FleetQueries(client: client, logger: logger).runs(request) }
         runs.get(":id") { _, context in try await show(try runID(context)) }
         runs.delete(":id") { _, context in try await cancel(try runID(context), host: nil) }
         runs.get(":id/tasks/:host/output") { request, context in
@@ -127,32 +127,6 @@ struct FleetAPI: Sendable {
         }
         guard let text else { throw APIError(.notFound, "not_found", "no run \(id)") }
         return json(text)
-    }
-
-    private func list(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
-        var limit = 50
-        if let given = query.get("limit") {
-            guard let n = Int(given), (1...500).contains(n) else {
-                throw APIError(.badRequest, "bad_query", "limit: 1 to 500", field: "limit")
-            }
-            limit = n
-        }
-        var before = Int64.max
-        if let given = query.get("before") {
-            guard let n = Int64(given), n > 0 else { throw APIError(.badRequest, "bad_query", "before: a run id", field: "before") }
-            before = n
-        }
-        let (count, first) = (limit, before)
-        let text = try await database("list runs") {
-            try await FleetAPI.first(try await client.query("""
-                SELECT json_build_object('runs', coalesce(json_agg(x.v ORDER BY x.run_id DESC), '[]'),
-                                         'next', CASE WHEN count(*) = \(count) THEN min(x.run_id)::text END)::text
-                  FROM (SELECT r.run_id, \(unescaped: FleetAPI.runSummary) AS v FROM run r
-                         WHERE r.run_id < \(first) ORDER BY r.run_id DESC LIMIT \(count)) x
-                """))
-        }
-        return json(text ?? "{\"runs\":[],\"next\":null}")
     }
 
     private func cancel(_ id: Int64, host: String?) async throws -> Response {
