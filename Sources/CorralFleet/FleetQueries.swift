@@ -55,7 +55,7 @@ struct FleetQueries: Sendable {
             try await FleetQueries.first(try await client.query("""
                 WITH m AS (SELECT t.*, \(unescaped: key) AS k FROM task t
                             WHERE t.run_id = \(run)
-                              AND (cardinality(\(query.states)::text[]) = 0 OR t.state = ANY(\(query.states)::text[])
+                              AND (NOT \(query.filtersState) OR t.state = ANY(\(query.states)::text[])
                                    OR (\(query.errors) AND fleet_is_error(t.state, t.exit_code))
                                    OR (\(query.ok) AND t.state = 'exited' AND t.exit_code = 0))
                               AND (\(query.pattern)::text IS NULL OR t.host ILIKE \(query.pattern) ESCAPE '\\'
@@ -259,6 +259,9 @@ struct TaskListQuery: Sendable {
     var limit = 200
     var after = Cursor()
     var withJob = false
+
+    /// Whether `state` filters at all.
+    var filtersState: Bool { !states.isEmpty || errors || ok }
 
     init(_ query: Parameters) throws(APIError) {
         try refuseUnknown(query, known: ["state", "q", "sort", "limit", "after", "job", "token"])
