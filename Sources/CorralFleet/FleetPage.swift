@@ -874,8 +874,10 @@ async function openRun(id, host) {
     taskRows.clear();
     $("run-error").textContent = ""; setText($("run-title"), "Run " + id);
   }
+  // The same run: the pane changes at once; a new one: after its first read.
+  if (same) { if (host !== selectedHost || (host == null) !== merged) showOutput(host); refreshRun(); return; }
   await refreshRun();
-  if (!same || host !== selectedHost || (host == null) !== merged) showOutput(host);
+  showOutput(host);
 }
 async function refreshRun() {
   if (runBusy || !currentRun) return;

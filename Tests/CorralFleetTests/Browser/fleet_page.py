@@ -144,11 +144,12 @@ if scenario == "run":
     time.sleep(1.2)
     report["host_order"] = js("Array.from(document.querySelectorAll('#tasks tr.row')).map(r => r.dataset.host)")
     # Re-run failed: a new run, or the server's message when it has no such endpoint.
+    before = js("location.hash")
     js("document.getElementById('rerun-failed').click(); true")
-    wait("document.getElementById('run-error').textContent || location.hash !== '#run/%d'" % report["run"], "the re-run's answer", 30)
+    wait("document.getElementById('run-error').textContent || location.hash !== %s" % json.dumps(before), "the re-run's answer", 30)
     report["rerun_error"] = js("document.getElementById('run-error').textContent")
     report["rerun_hash"] = js("location.hash")
-    if report["rerun_hash"] != "#run/%d" % report["run"]:
+    if report["rerun_hash"] != before:
         wait("document.querySelectorAll('#tasks tr.row').length > 0", "the re-run's hosts")
         report["rerun_hosts"] = js("Array.from(document.querySelectorAll('#tasks tr.row')).map(r => r.dataset.host)")
     # The runs list: the run with its progress.
@@ -167,7 +168,7 @@ if scenario == "run":
     wait("document.querySelectorAll('#tasks tr.row').length === %d" % len(hosts), "the run at 1024 px")
     time.sleep(1.2)
     report["widths_1024"] = js("({page_scroll: document.documentElement.scrollWidth, page_client: document.documentElement.clientWidth})")
-    js("document.querySelector('#tasks tr.row[tabindex=\"0\"]').focus(); true")
+    js("document.querySelector('#tasks tr.row').focus(); true")
     first = js("document.activeElement.dataset.host")
     for kind in ("rawKeyDown", "keyUp"):
         browser.call("Input.dispatchKeyEvent", type=kind, key="ArrowDown", code="ArrowDown", windowsVirtualKeyCode=40)
@@ -175,12 +176,13 @@ if scenario == "run":
     for kind in ("rawKeyDown", "keyUp"):
         browser.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13)
     wait("location.hash === %s" % json.dumps("#run/%d/%s" % (report["run"], second)), "Enter to open the focused host")
-    report["keyboard"] = [first, second, js("document.getElementById('out-title').textContent")]
+    report["keyboard"] = [first, second, wait("(() => { const t = document.getElementById('out-title').textContent;"
+                                               " return t.startsWith('Output of') ? t : null })()", "the host's pane")]
     shoot("narrow")
 elif scenario == "token":
     load(url)
     wait("!document.getElementById('login').hidden", "the token prompt")
-    report["prompt"] = js("document.getElementById('login').innerText")
+    report["prompt"] = js("document.getElementById('login').textContent")
     report["raw_json_shown"] = js("document.body.innerText.includes('\"error\"')")
     report["main_hidden"] = js("document.getElementById('main').hidden")
     shoot("prompt")
