@@ -77,6 +77,26 @@ final class FleetPageTests: FleetTestCase {
         XCTAssertEqual(keyboard.last, "Output of \(keyboard[safe: 1] ?? "")", "Enter opens its output")
     }
 
+    func testBinaryAndCappedOutputAreAnnouncedNotShownRaw() async throws {
+        try requireChromium()
+        try startAgent("b1", extra: ["--fleet-output-cap", "64KiB"])
+        let binary = try createRun(#"{"target":{"all":true},"job":{"shell":"printf 'text first\\n'; printf '\\377\\376\\000\\001binary'"}}"#)
+        let capped = try createRun(#"{"target":{"all":true},"job":{"shell":"seq 1 40000"}}"#)
+        for run in [binary, capped] { _ = try waitForRun(run) }
+        let report = try await pageScenario("output", ["\(binary)/b1", "\(capped)/b1"])
+        let panes = report["panes"] as? [[String: Any]] ?? []
+        XCTAssertEqual(panes.count, 2, "\(report)")
+        let first = panes.first ?? [:], second = panes.last ?? [:]
+        XCTAssertTrue((first["notice"] as? String ?? "").hasPrefix("b1: the output is not UTF-8 text"), "\(first)")
+        XCTAssertEqual(first["length"] as? Int, 0, "nothing of it is shown as text: \(first)")
+        let total = (1...40000).map { "\($0)\n" }.joined().utf8.count
+        let shown = second["length"] as? Int ?? 0
+        XCTAssertTrue((second["notice"] as? String ?? "").contains("\(total - shown) bytes over the agent's output cap were not shipped"),
+                      "\(second), \(total) bytes written")
+        XCTAssertTrue((second["start"] as? String ?? "").hasPrefix("1\n2\n3\n"), "\(second)")
+        XCTAssertTrue(shown > 0 && shown <= 64 << 10, "the head, up to the cap: \(shown)")
+    }
+
     func testTokenProtectedPageAsksForTheTokenInsteadOfShowingRawJSON() async throws {
         try requireChromium()
         let tokenFile = scratch.appendingPathComponent("token").path

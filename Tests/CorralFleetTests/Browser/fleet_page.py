@@ -9,6 +9,7 @@ Scenarios:
   run LABEL HOSTS...   the form: a run on the hosts with label LABEL (k=v);
                        every host's state and output arriving, cancel the
                        last host, the failed filter, re-run failed
+  output RUN/HOST...   each host's pane: the output shown and its notice
   token TOKEN          the token prompt, then the page with the token
   scale RUN            load and refresh costs of a run's view (a big run)
 """
@@ -179,6 +180,19 @@ if scenario == "run":
     report["keyboard"] = [first, second, wait("(() => { const t = document.getElementById('out-title').textContent;"
                                                " return t.startsWith('Output of') ? t : null })()", "the host's pane")]
     shoot("narrow")
+elif scenario == "output":
+    # Each RUN/HOST pane: what it shows and the notice it gives.
+    report["panes"] = []
+    for pair in args:
+        run, host = pair.split("/")
+        load(url + "#run/%s/%s" % (run, host))
+        wait("document.getElementById('output').dataset.host === %s && document.getElementById('run-title').textContent.startsWith('Run %s ')"
+             % (json.dumps(host), run), "the pane of %s" % pair)
+        notice = wait("(() => { const n = document.getElementById('out-notice'); return n.hidden ? null : n.textContent })()",
+                      "the notice of %s" % pair)
+        text = js("document.getElementById('output').textContent")
+        report["panes"].append({"notice": notice, "length": len(text), "start": text[:40], "end": text[-40:]})
+        shoot("pane-%s" % run)
 elif scenario == "token":
     load(url)
     wait("!document.getElementById('login').hidden", "the token prompt")
