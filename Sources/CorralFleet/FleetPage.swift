@@ -72,7 +72,7 @@ enum FleetPage {
   tr.row:hover { background:#f2f5fb; }
   tr.row.selected { background:#e8effd; box-shadow: inset 4px 0 0 var(--accent); }
   col.c-id { width:56px; } col.c-name { width:13%; } col.c-target { width:13%; } col.c-created { width:92px; }
-  col.c-progress { width:25%; } col.c-duration { width:80px; }
+  col.c-progress { width:25%; } col.c-duration { width:92px; }
   col.t-host { width:22%; } col.t-state { width:130px; } col.t-exit { width:82px; } col.t-duration { width:92px; }
   col.h-name { width:18%; } col.h-state { width:90px; } col.h-version { width:14%; } col.h-seen { width:150px; } col.h-running { width:80px; }
   .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; background:#eef0f3; color:var(--muted); }

@@ -51,6 +51,11 @@ final class FleetPageTests: FleetTestCase {
             XCTAssertTrue(rerunError.contains("/rerun"), "the server's message is shown: \(rerunError)")
         }
 
+        // The second run from the form: a 3 s deadline times the last host out.
+        XCTAssertEqual(report["deadline_states"] as? [String: String], ["a1": "✓ exited ok", "a2": "✗ exited 3", "a3": "◷ timed out"],
+                       "\(report)")
+        XCTAssertFalse((report["deadline_notes"] as? [String: String])?["a3"]?.isEmpty ?? true, "\(report)")
+
         // The page's run is the API's run.
         let run = try XCTUnwrap(report["run"] as? Int)
         let view = try runView(run)
@@ -63,6 +68,8 @@ final class FleetPageTests: FleetTestCase {
         let runsRows = report["runs_rows"] as? [[String]] ?? []
         XCTAssertTrue(runsRows.contains { $0[0] == "\(run)" && $0[1].hasPrefix("from the page") && $0[2] == "h=$(basename \"$PWD\")"
                                           && $0[3] == "labels role=web" && $0[5].contains("3/3 finished") }, "\(runsRows)")
+        XCTAssertTrue(runsRows.contains { $0[1].hasPrefix("with a deadline") && $0[5] == "3/3 finished · 1 failed · 1 timed out" },
+                      "\(runsRows)")
         let bar = report["bar_parts"] as? [[String]] ?? []
         XCTAssertEqual(Set(bar.map { $0[0] }), ["s-ok", "s-fail", "s-cancelled"], "\(bar)")
         let hosts = report["hosts_rows"] as? [[String]] ?? []

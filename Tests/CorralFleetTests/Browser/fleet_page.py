@@ -153,7 +153,21 @@ if scenario == "run":
     if report["rerun_hash"] != before:
         wait("document.querySelectorAll('#tasks tr.row').length > 0", "the re-run's hosts")
         report["rerun_hosts"] = js("Array.from(document.querySelectorAll('#tasks tr.row')).map(r => r.dataset.host)")
-    # The runs list: the run with its progress.
+    # The same script again from the form, with a 3 s deadline: the last
+    # host times out, and its row says so.
+    load(url + "#new")
+    wait("document.getElementById('resolved').textContent.includes('a1, a2, a3')", "the form again")
+    set_value("run-timeout", "3s")
+    set_value("run-name", "with a deadline")
+    js("document.getElementById('run-submit').click(); true")
+    wait("location.hash.startsWith('#run/') && location.hash !== '#run/%d'" % report["run"], "the second run", 30)
+    report["deadline_run"] = int(js("location.hash.split('/')[1]"))
+    wait("document.getElementById('run-state').textContent === 'done'", "the second run to end")
+    report["deadline_states"] = task_states()
+    report["deadline_notes"] = js("Object.fromEntries(Array.from(document.querySelectorAll('#tasks tr.row'))"
+                                  ".map(r => [r.dataset.host, r.children[4].textContent]))")
+    shoot("deadline")
+    # The runs list: the runs with their progress.
     load(url + "#runs")
     wait("document.querySelectorAll('#runs tr.row').length > 0", "the runs list")
     report["runs_rows"] = js("Array.from(document.querySelectorAll('#runs tr.row')).map(r => Array.from(r.children).map(c => c.textContent))")
