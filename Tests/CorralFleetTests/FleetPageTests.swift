@@ -104,6 +104,23 @@ final class FleetPageTests: FleetTestCase {
         XCTAssertTrue(shown > 0 && shown <= 64 << 10, "the head, up to the cap: \(shown)")
     }
 
+    func testFormBuildsPythonAndArgvJobsWithShellLikeQuoting() async throws {
+        try requireChromium()
+        try startAgent("q1")
+        let argv = #"printf '%s|' "a b" 'c"d' e\'f "x\"y""#
+        let python = "import sys\nprint('py', sys.version_info[0])"
+        let report = try await pageScenario("submit", ["argv", "printf 'unclosed", "argv", argv, "python", python])
+        let runs = report["runs"] as? [[String: Any]] ?? []
+        XCTAssertEqual(runs.count, 3, "\(report)")
+        XCTAssertEqual(runs.first?["error"] as? String, "argv: a ' quote is not closed", "\(report)")
+        let argvRun = try XCTUnwrap(runs[safe: 1]?["run"] as? Int, "\(report)")
+        let pythonRun = try XCTUnwrap(runs[safe: 2]?["run"] as? Int, "\(report)")
+        XCTAssertEqual((try runView(argvRun)["job"] as? [String: Any])?["argv"] as? [String], ["printf", "%s|", "a b", "c\"d", "e'f", "x\"y"])
+        XCTAssertEqual(runs[safe: 1]?["output"] as? String, "[q1] a b|c\"d|e'f|x\"y|\n", "\(report)")
+        XCTAssertEqual((try runView(pythonRun)["job"] as? [String: Any])?["argv"] as? [String], ["python3", "-c", "import sys\nprint('py', sys.version_info[0])"])
+        XCTAssertEqual(runs[safe: 2]?["output"] as? String, "[q1] py 3\n", "\(report)")
+    }
+
     func testTokenProtectedPageAsksForTheTokenInsteadOfShowingRawJSON() async throws {
         try requireChromium()
         let tokenFile = scratch.appendingPathComponent("token").path

@@ -10,6 +10,7 @@ Scenarios:
                        every host's state and output arriving, cancel the
                        last host, the failed filter, re-run failed
   output RUN/HOST...   each host's pane: the output shown and its notice
+  submit KIND TEXT...  the form with each kind (shell, python, argv) and text, target all
   token TOKEN          the token prompt, then the page with the token
   scale RUN            load and refresh costs of a run's view (a big run)
 """
@@ -207,6 +208,29 @@ elif scenario == "output":
         text = js("document.getElementById('output').textContent")
         report["panes"].append({"notice": notice, "length": len(text), "start": text[:40], "end": text[-40:]})
         shoot("pane-%s" % run)
+elif scenario == "submit":
+    # The form with each KIND TEXT pair, target all; the run's id and its
+    # merged output (an argv line that does not split is refused on the page).
+    report["runs"] = []
+    for kind, text in zip(args[0::2], args[1::2]):
+        load(url + "#new")
+        wait("document.getElementById('resolved').textContent.startsWith('Resolves to')", "the form")
+        set_value("run-kind", kind, "change")
+        set_value("run-script", text)
+        before = js("location.hash")
+        js("document.getElementById('run-submit').click(); true")
+        answer = wait("document.getElementById('run-form-error').textContent || (location.hash !== %s && location.hash)" % json.dumps(before),
+                      "the form's answer", 30)
+        if not answer.startswith("#run/"):
+            report["runs"].append({"error": answer})
+            continue
+        run = int(answer.split("/")[1])
+        wait("document.getElementById('run-state').textContent === 'done' && document.getElementById('output').textContent.includes('\\n')"
+             " || document.getElementById('output').textContent.length > 0 && document.getElementById('run-state').textContent === 'done'",
+             "run %d to end with its output" % run)
+        time.sleep(1.5)
+        report["runs"].append({"run": run, "output": js("document.getElementById('output').textContent")})
+        shoot("submit-%s" % kind)
 elif scenario == "token":
     load(url)
     wait("!document.getElementById('login').hidden", "the token prompt")
