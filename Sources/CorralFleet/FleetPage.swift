@@ -833,7 +833,7 @@ function showOutput(host) {
   tails = new Map();
   $("output").replaceChildren(); $("out-notice").hidden = true;
   $("output").dataset.host = host || "";
-  $("cancel-host").hidden = !host; $("rerun-host").hidden = !host;
+  hostActions();
   if (host) {
     tails.set(host, newTail(host));
     setText($("out-title"), "Output of " + host);
@@ -845,6 +845,12 @@ function showOutput(host) {
   }
   for (const row of taskRows.values()) markSelected(row);
   pollTails();
+}
+// Cancel is offered for a host whose task is not final (as last read).
+function hostActions() {
+  const row = selectedHost && !merged ? taskRows.get(selectedHost) : null;
+  $("rerun-host").hidden = !selectedHost || merged;
+  $("cancel-host").hidden = !row || !row.task || !["pending", "queued", "running"].includes(row.task.state);
 }
 function shownHosts() { return Array.from($("tasks").children).map((tr) => tr.dataset.host); }
 function pollTails() { for (const tail of tails.values()) pollTail(tail, merged); }
@@ -933,6 +939,7 @@ function drawRun(page) {
   $("tasks-prev").hidden = taskPages.length < 2;
   for (const th of document.querySelectorAll("#run-view th[data-sort]"))
     if (th.dataset.sort === taskSort) th.setAttribute("aria-sort", "ascending"); else th.removeAttribute("aria-sort");
+  hostActions();
   // A tail whose host went on (or a new host in the merged view) is polled again.
   if (merged) for (const host of shownHosts().slice(0, MERGED_HOSTS)) if (!tails.has(host) && tails.size < MERGED_HOSTS) tails.set(host, newTail(host));
   pollTails();

@@ -32,7 +32,16 @@ def js(expression, **params):
 
 
 def wait(expression, what, limit=90):
-    return browser.wait_for(expression, what, limit)
+    # An evaluation that meets a navigation (the token form reloads the
+    # page) fails; it counts as not yet.
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        result = browser.call("Runtime.evaluate", allow_error=True, expression=expression, returnByValue=True)
+        value = result.get("result", {}).get("value") if "error" not in result else None
+        if value:
+            return value
+        time.sleep(0.1)
+    browser.fail("timed out waiting for " + what)
 
 
 def load(target):
