@@ -879,6 +879,8 @@ async function openRun(id, host) {
     for (const row of taskRows.values()) row.tr.remove();
     taskRows.clear();
     $("run-error").textContent = ""; setText($("run-title"), "Run " + id);
+    setText($("run-state"), ""); $("run-counters").replaceChildren(); $("run-bar").replaceChildren();
+    outputGeneration++; tails = new Map(); $("output").replaceChildren(); $("output").dataset.host = ""; $("out-notice").hidden = true;
   }
   // The same run: the pane changes at once; a new one: after its first read.
   if (same) { if (host !== selectedHost || (host == null) !== merged) showOutput(host); refreshRun(); return; }

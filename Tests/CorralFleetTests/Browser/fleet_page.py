@@ -109,7 +109,8 @@ if scenario == "run":
                 seen.setdefault(host, []).append(state)
         merged = js("document.getElementById('output').textContent")
         if ("exited ok" in states.get(hosts[0], "") and "exited 3" in states.get(hosts[1], "")
-                and "running" in states.get(hosts[2], "") and ("[%s] waiting %s" % (hosts[2], hosts[2])) in merged):
+                and "running" in states.get(hosts[2], "") and ("[%s] waiting %s" % (hosts[2], hosts[2])) in merged
+                and ("[%s] failing on %s" % (hosts[1], hosts[1])) in merged and ("[%s] green %s" % (hosts[0], hosts[0])) in merged):
             break
         time.sleep(0.1)
     report["states_seen"] = seen
@@ -172,7 +173,8 @@ if scenario == "run":
     js("document.getElementById('run-submit').click(); true")
     wait("location.hash.startsWith('#run/') && location.hash !== '#run/%d'" % report["run"], "the second run", 30)
     report["deadline_run"] = int(js("location.hash.split('/')[1]"))
-    wait("document.getElementById('run-state').textContent === 'done'", "the second run to end")
+    wait("document.getElementById('run-title').textContent.startsWith('Run %d \u00B7')"
+         " && document.getElementById('run-state').textContent === 'done'" % report["deadline_run"], "the second run to end")
     report["deadline_states"] = task_states()
     report["deadline_notes"] = js("Object.fromEntries(Array.from(document.querySelectorAll('#tasks tr.row'))"
                                   ".map(r => [r.dataset.host, r.children[4].textContent]))")
@@ -234,9 +236,9 @@ elif scenario == "submit":
             report["runs"].append({"error": answer})
             continue
         run = int(answer.split("/")[1])
-        wait("document.getElementById('run-state').textContent === 'done' && document.getElementById('output').textContent.includes('\\n')"
-             " || document.getElementById('output').textContent.length > 0 && document.getElementById('run-state').textContent === 'done'",
-             "run %d to end with its output" % run)
+        wait("document.getElementById('run-title').textContent.startsWith('Run %d \u00B7')"
+             " && document.getElementById('run-state').textContent === 'done'"
+             " && document.getElementById('output').textContent.endsWith('\\n')" % run, "run %d to end with its output" % run)
         time.sleep(1.5)
         report["runs"].append({"run": run, "output": js("document.getElementById('output').textContent")})
         shoot("submit-%s" % kind)
