@@ -137,6 +137,8 @@ let package = Package(
                 "Corral", "CorralFormat", "CorralTestSupport", "corral",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
+            // The fleet page's browser driver (python, over the agent tests' devtools.py).
+            exclude: ["Browser"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -18,7 +18,7 @@ struct FleetAPI: Sendable {
         router.get("healthz") { _, _ in try await health() }
         let runs = router.group("v1/runs")
         runs.post { request, _ in try await create(request) }
-        runs.get { request, _ in try await list(request) }
+        runs.get { request, _ in try await FleetQueries(client: client, logger: logger).runs(request) }
         runs.get(":id") { _, context in try await show(try runID(context)) }
         runs.delete(":id") { _, context in try await cancel(try runID(context), host: nil) }
         runs.post(":id/rerun") { request, context in try await rerun(request, of: try runID(context)) }
@@ -135,32 +135,6 @@ struct FleetAPI: Sendable {
         return json(text)
     }
 
-    private func list(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
-        var limit = 50
-        if let given = query.get("limit") {
-            guard let n = Int(given), (1...500).contains(n) else {
-                throw APIError(.badRequest, "bad_query", "limit: 1 to 500", field: "limit")
-            }
-            limit = n
-        }
-        var before = Int64.max
-        if let given = query.get("before") {
-            guard let n = Int64(given), n > 0 else { throw APIError(.badRequest, "bad_query", "before: a run id", field: "before") }
-            before = n
-        }
-        let (count, first) = (limit, before)
-        let text = try await database("list runs") {
-            try await FleetAPI.first(try await client.query("""
-                SELECT json_build_object('runs', coalesce(json_agg(x.v ORDER BY x.run_id DESC), '[]'),
-                                         'next', CASE WHEN count(*) = \(count) THEN min(x.run_id)::text END)::text
-                  FROM (SELECT r.run_id, \(unescaped: FleetAPI.runSummary) AS v FROM run r
-                         WHERE r.run_id < \(first) ORDER BY r.run_id DESC LIMIT \(count)) x
-                """))
-        }
-        return json(text ?? "{\"runs\":[],\"next\":null}")
-    }
-
     private func cancel(_ id: Int64, host: String?) async throws -> Response {
         let touched = try await database("cancel") {
             try await FleetAPI.first(try await client.query("SELECT fleet_cancel(\(id), \(host)::text)"), as: Int.self)
@@ -268,14 +242,6 @@ struct FleetAPI: Sendable {
         'errors', (SELECT coalesce(sum(c.n), 0) FROM run_tally c WHERE c.run_id = r.run_id AND c.error),
         'counts', (SELECT coalesce(json_object_agg(c.state, c.n ORDER BY c.state), '{}')
                      FROM (SELECT state, sum(n) AS n FROM run_tally WHERE run_id = r.run_id GROUP BY state HAVING sum(n) > 0) c)
-        """
-
-    static let runSummary = """
-        json_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target,
-          'max_concurrency', r.max_concurrency, 'max_errors', r.max_errors, 'rerun_of', r.rerun_of,
-          'created_at', fleet_time(r.created_at), 'finished_at', fleet_time(r.finished_at),
-          'tasks', (SELECT coalesce(sum(n), 0) FROM run_tally c WHERE c.run_id = r.run_id),
-          \(tallies))
         """
 
     static let runView = """

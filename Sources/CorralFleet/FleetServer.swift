@@ -59,11 +59,12 @@ package enum FleetServer {
         let router = Router(context: BasicRequestContext.self)
         let routes = KnownRoutes()
         router.add(middleware: RequestLog(logger: logger))
-        router.add(middleware: SecurityHeaders())
+        router.add(middleware: SecurityHeaders(policy: FleetPage.policy))
         router.add(middleware: AccessMiddleware(token: configuration.token.map(TokenCheck.init),
                                                 listensOnLoopback: configuration.listen.isLoopback, routes: routes,
-                                                servesPage: false))
+                                                page: FleetPage.html))
         api.add(to: router)
+        FleetPage.add(to: router, queries: FleetQueries(client: client, logger: logger))
         routes.record(router)
 
         let listen = configuration.listen

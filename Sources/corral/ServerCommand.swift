@@ -16,7 +16,8 @@ struct ServerCommand: ParsableCommand {
         discussion: """
             Agents join with `corral agent --server-db URL --name HOST`. A run targets hosts by
             name, by label or all, and gets every host's outcome and output. The schema is
-            created and migrated at start. See docs/fleet.md.
+            created and migrated at start. The page at / (http://127.0.0.1:7080/ by default)
+            lists runs and hosts, starts runs and follows each host's output. See docs/fleet.md.
 
             Examples:
               corral server --db-file /etc/corral/db-url --listen 0.0.0.0:7080 --token-file /etc/corral/token

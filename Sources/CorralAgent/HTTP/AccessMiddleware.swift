@@ -11,15 +11,19 @@ package struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: TokenCheck?
     let listensOnLoopback: Bool
     let routes: KnownRoutes
-    /// Whether `GET /` is the agent's page (shown, static, to a browser
-    /// without the token); `corral server` has no page yet.
+    /// Whether `GET /` is a page (shown, static, to a browser without the
+    /// token, so that it can ask for the token).
     var servesPage = true
+    /// The page at `/`: the agent's, or the one `corral server` passes.
+    let page: String
 
-    package init(token: TokenCheck?, listensOnLoopback: Bool, routes: KnownRoutes, servesPage: Bool = true) {
+    package init(token: TokenCheck?, listensOnLoopback: Bool, routes: KnownRoutes, servesPage: Bool = true,
+                 page: String? = nil) {
         self.token = token
         self.listensOnLoopback = listensOnLoopback
         self.routes = routes
         self.servesPage = servesPage
+        self.page = page ?? WebPage.html
     }
 
     /// Answered without a token: health checks, and the API's description.
@@ -52,7 +56,7 @@ package struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
                request.headers[.accept]?.contains("text/html") == true {
                 var headers = HTTPFields()
                 headers[.contentType] = "text/html; charset=utf-8"
-                return Response(status: .unauthorized, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: WebPage.html)))
+                return Response(status: .unauthorized, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
             }
             return error.response
         } catch let error as HTTPResponseError {

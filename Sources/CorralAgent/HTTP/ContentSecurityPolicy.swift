@@ -4,11 +4,11 @@ import Foundation
 /// own inline script and style, admitted by the SHA-256 of their exact
 /// bytes (no `unsafe-inline`, so injected markup cannot run or restyle),
 /// requests to the agent itself only, and no framing by any page.
-enum ContentSecurityPolicy {
+package enum ContentSecurityPolicy {
     /// The policy for `WebPage.html`, sent on every response.
     static let page = policy(for: WebPage.html)
 
-    static func policy(for html: String) -> String {
+    package static func policy(for html: String) -> String {
         let scripts = inlineElements("script", in: html).map(hashSource)
         let styles = inlineElements("style", in: html).map(hashSource)
         return ["default-src 'none'",

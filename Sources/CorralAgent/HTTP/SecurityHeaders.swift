@@ -6,9 +6,13 @@ import Hummingbird
 /// and no referrer.
 package struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
     /// Computed when the middleware is made, at start.
-    let policy = ContentSecurityPolicy.page
+    let policy: String
 
-    package init() {}
+    /// With the agent's page's policy.
+    package init() { policy = ContentSecurityPolicy.page }
+
+    /// With another page's policy (`ContentSecurityPolicy.policy(for:)`).
+    package init(policy: String) { self.policy = policy }
 
     package func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
