@@ -237,7 +237,7 @@ struct FleetAPI: Sendable {
     // MARK: Views
 
     /// A run's (`r`) error count and its counts by state, from the tally
-    /// the task transitions keep (Schema's migration 3).
+    /// the task transitions keep (Schema.swift).
     static let tallies = """
         'errors', (SELECT coalesce(sum(c.n), 0) FROM run_tally c WHERE c.run_id = r.run_id AND c.error),
         'counts', (SELECT coalesce(json_object_agg(c.state, c.n ORDER BY c.state), '{}')

@@ -99,7 +99,7 @@ struct FleetQueries: Sendable {
         """
 
     /// A run in a list: no results, no job beyond its command's start; its
-    /// counts from the tally the task transitions keep (Schema's migration 3).
+    /// counts from the tally the task transitions keep (Schema.swift).
     static let runSummary = """
         jsonb_build_object('id', r.run_id, 'name', r.name, 'state', r.state, 'target', r.target,
           'command', \(FleetQueries.command), 'timeout', (r.job::jsonb) ->> 'timeout',

@@ -20,7 +20,7 @@ package enum Schema {
     static let lockKey: Int64 = 0x636f7272616c  // "corral"
 
     package static let migrations: [Migration] = [
-        Migration(version: 1, name: "agents, runs, tasks, task output, and the functions over them", statements: [
+        Migration(version: 1, name: "agents, runs, tasks, their tally, task output, and the functions over them", statements: [
         #"""
         CREATE TABLE agent (
           agent_id bigserial PRIMARY KEY,
@@ -30,7 +30,7 @@ package enum Schema {
           boot_id uuid,
           registered_at timestamptz NOT NULL DEFAULT now(),
           seen_at timestamptz NOT NULL DEFAULT now(),
-          state text NOT NULL DEFAULT 'up' CHECK (state IN ('up', 'down'))
+          state text NOT NULL DEFAULT 'up' CHECK (state IN ('up', 'suspect', 'down'))
         ) WITH (fillfactor = 70);
         """#,
         #"""
@@ -49,7 +49,13 @@ package enum Schema {
           state text NOT NULL DEFAULT 'running'
             CHECK (state IN ('running', 'stopped', 'cancelling', 'cancelled', 'done')),
           created_at timestamptz NOT NULL DEFAULT now(),
-          finished_at timestamptz
+          finished_at timestamptz,
+          -- The run this one re-ran (POST /v1/runs/{id}/rerun).
+          rerun_of bigint REFERENCES run ON DELETE SET NULL,
+          -- The job's timeout + kill grace + drain, when it has a timeout: a
+          -- task running longer than that plus the TTL with no outcome is
+          -- ended 'lost' by the reaper, even while its agent heartbeats.
+          deadline_s double precision CHECK (deadline_s > 0)
         );
         """#,
         #"""
@@ -96,45 +102,103 @@ package enum Schema {
         $$;
         """#,
         #"""
+        -- How many of a run's tasks are in each state (and are errors), kept
+        -- in the same statement as every task transition by the triggers
+        -- below: a run's counts, its error budget, its window and its close
+        -- cost a few rows, not a scan of its hosts.
+        CREATE TABLE run_tally (
+          run_id bigint NOT NULL REFERENCES run ON DELETE CASCADE,
+          state text NOT NULL,
+          error boolean NOT NULL,
+          n int NOT NULL,
+          PRIMARY KEY (run_id, state, error)
+        );
+        """#,
+        #"""
+        -- One statement's changes, folded into the tally in key order (so two
+        -- statements on the same runs lock the tally rows in the same order).
+        -- n has no CHECK: PostgreSQL checks the row an upsert proposes (a
+        -- negative change) even when it updates the existing row instead.
+        CREATE FUNCTION fleet_tally_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO run_tally AS t (run_id, state, error, n)
+          SELECT run_id, state, fleet_is_error(state, exit_code), count(*) FROM inserted
+           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
+          RETURN NULL;
+        END $$;
+        """#,
+        #"""
+        CREATE FUNCTION fleet_tally_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO run_tally AS t (run_id, state, error, n)
+          SELECT run_id, state, error, sum(d) FROM (
+              SELECT run_id, state, fleet_is_error(state, exit_code) AS error, 1 AS d FROM after_rows
+              UNION ALL
+              SELECT run_id, state, fleet_is_error(state, exit_code), -1 FROM before_rows) x
+           GROUP BY 1, 2, 3 HAVING sum(d) <> 0 ORDER BY 1, 2, 3
+          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
+          RETURN NULL;
+        END $$;
+        """#,
+        #"""
+        CREATE TRIGGER task_tally_insert AFTER INSERT ON task REFERENCING NEW TABLE AS inserted
+          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_inserted();
+        """#,
+        #"""
+        CREATE TRIGGER task_tally_update AFTER UPDATE ON task REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_updated();
+        """#,
+        #"""
         -- Moves a run on, its row locked by the caller's transaction: the error
-        -- budget, then the window, then the close. Every task transition calls it.
+        -- budget, then the window, then the close. Every task transition calls
+        -- it. Counts come from run_tally; the window looks at the next due
+        -- tasks only (a due task of an agent known down is undelivered).
         CREATE FUNCTION fleet_settle(p_run bigint) RETURNS void LANGUAGE plpgsql AS $$
         DECLARE
           r run%ROWTYPE;
-          active int;
           errors int;
+          active int;
+          waiting int;
+          open int;
+          k int;
         BEGIN
           SELECT * INTO r FROM run WHERE run_id = p_run FOR UPDATE;
           IF NOT FOUND OR r.finished_at IS NOT NULL THEN RETURN; END IF;
-          IF r.state = 'running' THEN
-            SELECT count(*) INTO errors FROM task WHERE run_id = p_run AND fleet_is_error(state, exit_code);
-            IF errors > r.max_errors THEN
-              UPDATE run SET state = 'stopped' WHERE run_id = p_run;
-              r.state := 'stopped';
-            END IF;
+          SELECT coalesce(sum(n) FILTER (WHERE error), 0),
+                 coalesce(sum(n) FILTER (WHERE state IN ('queued', 'running')), 0),
+                 coalesce(sum(n) FILTER (WHERE state IN ('pending', 'queued')), 0)
+            INTO errors, active, waiting FROM run_tally WHERE run_id = p_run;
+          IF r.state = 'running' AND errors > r.max_errors THEN
+            UPDATE run SET state = 'stopped' WHERE run_id = p_run;
+            r.state := 'stopped';
           END IF;
-          IF r.state = 'stopped' THEN
+          IF r.state = 'stopped' AND waiting > 0 THEN
             UPDATE task SET state = 'skipped', finished_at = now(),
                             note = 'not started: the run stopped after more than max_errors errors'
              WHERE run_id = p_run AND state IN ('pending', 'queued');
-          ELSIF r.state = 'cancelling' THEN
+          ELSIF r.state = 'cancelling' AND waiting > 0 THEN
             UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
              WHERE run_id = p_run AND state IN ('pending', 'queued');
-          ELSE
-            -- Due tasks of agents known down are not handed out: undelivered.
-            UPDATE task t SET state = 'undelivered', finished_at = now(),
-                              note = 'the agent was down when the task was due'
-              FROM agent a
-             WHERE t.run_id = p_run AND t.state = 'pending' AND a.agent_id = t.agent_id AND a.state = 'down';
-            SELECT count(*) INTO active FROM task WHERE run_id = p_run AND state IN ('queued', 'running');
-            IF active < r.max_concurrency THEN
-              UPDATE task SET state = 'queued', queued_at = now()
-               WHERE run_id = p_run AND agent_id IN (
-                 SELECT agent_id FROM task WHERE run_id = p_run AND state = 'pending'
-                  ORDER BY ordinal LIMIT r.max_concurrency - active);
-            END IF;
+          ELSIF r.state = 'running' THEN
+            WHILE active < r.max_concurrency LOOP
+              WITH due AS (
+                SELECT t.agent_id, a.state = 'down' AS down FROM task t JOIN agent a ON a.agent_id = t.agent_id
+                 WHERE t.run_id = p_run AND t.state = 'pending' ORDER BY t.ordinal LIMIT r.max_concurrency - active)
+              UPDATE task t SET state = CASE WHEN due.down THEN 'undelivered' ELSE 'queued' END,
+                                queued_at = CASE WHEN due.down THEN NULL ELSE now() END,
+                                finished_at = CASE WHEN due.down THEN now() END,
+                                note = CASE WHEN due.down THEN 'the agent was down when the task was due' END
+                FROM due WHERE t.run_id = p_run AND t.agent_id = due.agent_id;
+              GET DIAGNOSTICS k = ROW_COUNT;
+              EXIT WHEN k = 0;
+              SELECT coalesce(sum(n), 0) INTO active FROM run_tally
+               WHERE run_id = p_run AND state IN ('queued', 'running');
+            END LOOP;
           END IF;
-          IF NOT EXISTS (SELECT 1 FROM task WHERE run_id = p_run AND state IN ('pending', 'queued', 'running')) THEN
+          SELECT coalesce(sum(n), 0) INTO open FROM run_tally
+           WHERE run_id = p_run AND state IN ('pending', 'queued', 'running');
+          IF open = 0 THEN
             UPDATE run SET finished_at = now(),
                            state = CASE state WHEN 'running' THEN 'done' WHEN 'cancelling' THEN 'cancelled' ELSE state END
              WHERE run_id = p_run;
@@ -192,83 +256,12 @@ package enum Schema {
         $$;
         """#,
         #"""
-        -- The reaper, one server at a time: agents silent past the TTL are down;
-        -- their running tasks lost (never re-run), their queued ones undelivered.
-        -- Returns the tasks it ended, or -1 when another server holds the lock.
-        CREATE FUNCTION fleet_reap(p_ttl interval) RETURNS int LANGUAGE plpgsql AS $$
-        DECLARE
-          r bigint;
-          n int := 0;
-          k int;
-        BEGIN
-          IF NOT pg_try_advisory_xact_lock(hashtext('corral.fleet.reaper')) THEN RETURN -1; END IF;
-          UPDATE agent SET state = 'down' WHERE state = 'up' AND seen_at < now() - p_ttl;
-          FOR r IN SELECT DISTINCT t.run_id FROM task t JOIN agent a ON a.agent_id = t.agent_id
-                    WHERE a.state = 'down' AND t.state IN ('queued', 'running') ORDER BY 1 LOOP
-            PERFORM 1 FROM run WHERE run_id = r FOR UPDATE;
-            UPDATE task t SET state = 'undelivered', finished_at = now(), note = 'the agent went silent before it took the task'
-              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'queued';
-            GET DIAGNOSTICS k = ROW_COUNT;
-            n := n + k;
-            UPDATE task t SET state = 'lost', finished_at = now(),
-                              note = 'the agent went silent past the TTL while the task ran; it is not run again'
-              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'running';
-            GET DIAGNOSTICS k = ROW_COUNT;
-            n := n + k;
-            PERFORM fleet_settle(r);
-          END LOOP;
-          RETURN n;
-        END $$;
-        """#,
-        #"""
-        -- Cancels a run (p_host NULL) or one host's task: not started → cancelled
-        -- at once; running → asked in the agent's next heartbeat reply.
-        -- Returns the tasks it touched, or -1 for no such run or host.
-        CREATE FUNCTION fleet_cancel(p_run bigint, p_host text) RETURNS int LANGUAGE plpgsql AS $$
-        DECLARE
-          n int;
-          k int;
-        BEGIN
-          PERFORM 1 FROM run WHERE run_id = p_run FOR UPDATE;
-          IF NOT FOUND THEN RETURN -1; END IF;
-          IF p_host IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task WHERE run_id = p_run AND host = p_host) THEN
-            RETURN -1;
-          END IF;
-          IF p_host IS NULL THEN
-            UPDATE run SET state = 'cancelling' WHERE run_id = p_run AND finished_at IS NULL AND state IN ('running', 'stopped');
-          END IF;
-          UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
-           WHERE run_id = p_run AND (p_host IS NULL OR host = p_host) AND state IN ('pending', 'queued');
-          GET DIAGNOSTICS n = ROW_COUNT;
-          UPDATE task SET cancel_requested_at = now()
-           WHERE run_id = p_run AND (p_host IS NULL OR host = p_host) AND state = 'running' AND cancel_requested_at IS NULL;
-          GET DIAGNOSTICS k = ROW_COUNT;
-          PERFORM fleet_settle(p_run);
-          RETURN n + k;
-        END $$;
-        """#,
-        ]),
-        Migration(version: 2, name: "suspect agents, re-runs, and tasks overdue past their deadline", statements: [
-        #"""
-        ALTER TABLE agent DROP CONSTRAINT agent_state_check,
-          ADD CONSTRAINT agent_state_check CHECK (state IN ('up', 'suspect', 'down'));
-        """#,
-        #"""
-        -- rerun_of: the run this one re-ran (POST /v1/runs/{id}/rerun).
-        -- deadline_s: the job's timeout + kill grace + drain, when it has a
-        -- timeout: a task running longer than that plus the TTL without an
-        -- outcome is ended 'lost' by the reaper, even while its agent
-        -- heartbeats (an agent that keeps beating but never reports).
-        ALTER TABLE run ADD COLUMN rerun_of bigint REFERENCES run ON DELETE SET NULL,
-                        ADD COLUMN deadline_s double precision CHECK (deadline_s > 0);
-        """#,
-        #"""
         -- The reaper, one server at a time. An agent silent past half the TTL is
         -- 'suspect' (shown; it keeps its tasks); past the TTL 'down': its running
         -- tasks lost (never re-run), its queued ones undelivered. A running task
         -- past its deadline + grace + TTL with no outcome is lost too.
         -- Returns the tasks it ended, or -1 when another server holds the lock.
-        CREATE OR REPLACE FUNCTION fleet_reap(p_ttl interval) RETURNS int LANGUAGE plpgsql AS $$
+        CREATE FUNCTION fleet_reap(p_ttl interval) RETURNS int LANGUAGE plpgsql AS $$
         DECLARE
           r bigint;
           n int := 0;
@@ -305,114 +298,31 @@ package enum Schema {
           RETURN n;
         END $$;
         """#,
-        ]),
-        Migration(version: 3, name: "run counters kept by the task transitions themselves", statements: [
         #"""
-        -- How many of a run's tasks are in each state (and are errors), kept
-        -- in the same statement as every task transition by the triggers
-        -- below: a run's counts, its error budget, its window and its close
-        -- cost a few rows, not a scan of its hosts.
-        CREATE TABLE run_tally (
-          run_id bigint NOT NULL REFERENCES run ON DELETE CASCADE,
-          state text NOT NULL,
-          error boolean NOT NULL,
-          n int NOT NULL,
-          PRIMARY KEY (run_id, state, error)
-        );
-        """#,
-        #"""
-        INSERT INTO run_tally (run_id, state, error, n)
-        SELECT run_id, state, fleet_is_error(state, exit_code), count(*) FROM task GROUP BY 1, 2, 3;
-        """#,
-        #"""
-        -- One statement's changes, folded into the tally in key order (so two
-        -- statements on the same runs lock the tally rows in the same order).
-        -- n has no CHECK: PostgreSQL checks the row an upsert proposes (a
-        -- negative change) even when it updates the existing row instead.
-        CREATE FUNCTION fleet_tally_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          INSERT INTO run_tally AS t (run_id, state, error, n)
-          SELECT run_id, state, fleet_is_error(state, exit_code), count(*) FROM inserted
-           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
-          RETURN NULL;
-        END $$;
-        """#,
-        #"""
-        CREATE FUNCTION fleet_tally_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          INSERT INTO run_tally AS t (run_id, state, error, n)
-          SELECT run_id, state, error, sum(d) FROM (
-              SELECT run_id, state, fleet_is_error(state, exit_code) AS error, 1 AS d FROM after_rows
-              UNION ALL
-              SELECT run_id, state, fleet_is_error(state, exit_code), -1 FROM before_rows) x
-           GROUP BY 1, 2, 3 HAVING sum(d) <> 0 ORDER BY 1, 2, 3
-          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
-          RETURN NULL;
-        END $$;
-        """#,
-        #"""
-        CREATE TRIGGER task_tally_insert AFTER INSERT ON task REFERENCING NEW TABLE AS inserted
-          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_inserted();
-        """#,
-        #"""
-        CREATE TRIGGER task_tally_update AFTER UPDATE ON task REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
-          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_updated();
-        """#,
-        #"""
-        -- Moves a run on, its row locked by the caller's transaction: the error
-        -- budget, then the window, then the close. Every task transition calls
-        -- it. Counts come from run_tally; the window looks at the next due
-        -- tasks only (a due task of an agent known down is undelivered).
-        CREATE OR REPLACE FUNCTION fleet_settle(p_run bigint) RETURNS void LANGUAGE plpgsql AS $$
+        -- Cancels a run (p_host NULL) or one host's task: not started → cancelled
+        -- at once; running → asked in the agent's next heartbeat reply.
+        -- Returns the tasks it touched, or -1 for no such run or host.
+        CREATE FUNCTION fleet_cancel(p_run bigint, p_host text) RETURNS int LANGUAGE plpgsql AS $$
         DECLARE
-          r run%ROWTYPE;
-          errors int;
-          active int;
-          waiting int;
-          open int;
+          n int;
           k int;
         BEGIN
-          SELECT * INTO r FROM run WHERE run_id = p_run FOR UPDATE;
-          IF NOT FOUND OR r.finished_at IS NOT NULL THEN RETURN; END IF;
-          SELECT coalesce(sum(n) FILTER (WHERE error), 0),
-                 coalesce(sum(n) FILTER (WHERE state IN ('queued', 'running')), 0),
-                 coalesce(sum(n) FILTER (WHERE state IN ('pending', 'queued')), 0)
-            INTO errors, active, waiting FROM run_tally WHERE run_id = p_run;
-          IF r.state = 'running' AND errors > r.max_errors THEN
-            UPDATE run SET state = 'stopped' WHERE run_id = p_run;
-            r.state := 'stopped';
+          PERFORM 1 FROM run WHERE run_id = p_run FOR UPDATE;
+          IF NOT FOUND THEN RETURN -1; END IF;
+          IF p_host IS NOT NULL AND NOT EXISTS (SELECT 1 FROM task WHERE run_id = p_run AND host = p_host) THEN
+            RETURN -1;
           END IF;
-          IF r.state = 'stopped' AND waiting > 0 THEN
-            UPDATE task SET state = 'skipped', finished_at = now(),
-                            note = 'not started: the run stopped after more than max_errors errors'
-             WHERE run_id = p_run AND state IN ('pending', 'queued');
-          ELSIF r.state = 'cancelling' AND waiting > 0 THEN
-            UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
-             WHERE run_id = p_run AND state IN ('pending', 'queued');
-          ELSIF r.state = 'running' THEN
-            WHILE active < r.max_concurrency LOOP
-              WITH due AS (
-                SELECT t.agent_id, a.state = 'down' AS down FROM task t JOIN agent a ON a.agent_id = t.agent_id
-                 WHERE t.run_id = p_run AND t.state = 'pending' ORDER BY t.ordinal LIMIT r.max_concurrency - active)
-              UPDATE task t SET state = CASE WHEN due.down THEN 'undelivered' ELSE 'queued' END,
-                                queued_at = CASE WHEN due.down THEN NULL ELSE now() END,
-                                finished_at = CASE WHEN due.down THEN now() END,
-                                note = CASE WHEN due.down THEN 'the agent was down when the task was due' END
-                FROM due WHERE t.run_id = p_run AND t.agent_id = due.agent_id;
-              GET DIAGNOSTICS k = ROW_COUNT;
-              EXIT WHEN k = 0;
-              SELECT coalesce(sum(n), 0) INTO active FROM run_tally
-               WHERE run_id = p_run AND state IN ('queued', 'running');
-            END LOOP;
+          IF p_host IS NULL THEN
+            UPDATE run SET state = 'cancelling' WHERE run_id = p_run AND finished_at IS NULL AND state IN ('running', 'stopped');
           END IF;
-          SELECT coalesce(sum(n), 0) INTO open FROM run_tally
-           WHERE run_id = p_run AND state IN ('pending', 'queued', 'running');
-          IF open = 0 THEN
-            UPDATE run SET finished_at = now(),
-                           state = CASE state WHEN 'running' THEN 'done' WHEN 'cancelling' THEN 'cancelled' ELSE state END
-             WHERE run_id = p_run;
-          END IF;
+          UPDATE task SET state = 'cancelled', finished_at = now(), note = 'cancelled before it started'
+           WHERE run_id = p_run AND (p_host IS NULL OR host = p_host) AND state IN ('pending', 'queued');
+          GET DIAGNOSTICS n = ROW_COUNT;
+          UPDATE task SET cancel_requested_at = now()
+           WHERE run_id = p_run AND (p_host IS NULL OR host = p_host) AND state = 'running' AND cancel_requested_at IS NULL;
+          GET DIAGNOSTICS k = ROW_COUNT;
+          PERFORM fleet_settle(p_run);
+          RETURN n + k;
         END $$;
         """#,
         ]),
