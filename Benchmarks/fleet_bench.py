@@ -104,13 +104,14 @@ def write_scripts(directory):
           "SELECT fleet_finish(:run, :aid, :attempt::uuid, 'exited', 0::int, NULL::text, 0.012::float8, NULL::text, '%s'::text);\n"
           % (uuid.UUID(int=0), RESULT.replace("'", "''")))
     # One statement of 16 chunks of 4 KiB, base64 as the agent sends them,
-    # keyed (run, agent, seq) with ON CONFLICT DO NOTHING.
+    # keyed (run, agent, seq, the run's day) with ON CONFLICT DO NOTHING, as the agent sends them.
     chunks = [base64.b64encode(output_chunk(rng, n)).decode() for n in range(CHUNKS_PER_STATEMENT)]
     seqs = ",".join(":seq + %d" % i for i in range(CHUNKS_PER_STATEMENT))
     write("output.sql", "\\set aid random(:amin, :amax)\n\\set seq random(0, 100000000) * %d\n" % CHUNKS_PER_STATEMENT +
-          "INSERT INTO task_output (run_id, agent_id, seq, stream, data)\n"
-          "SELECT :run, :aid, u.s, u.st, decode(u.d, 'base64')\n"
-          "  FROM unnest(ARRAY[%s]::int[], '{%s}'::text[],\n  '{%s}'::text[]) AS u(s, st, d)\n"
+          "INSERT INTO task_output (day, run_id, agent_id, seq, stream, data)\n"
+          "SELECT r.day, r.run_id, :aid, u.s, u.st, decode(u.d, 'base64')\n"
+          "  FROM run r, unnest(ARRAY[%s]::int[], '{%s}'::text[],\n  '{%s}'::text[]) AS u(s, st, d)\n"
+          " WHERE r.run_id = :run\n"
           "ON CONFLICT DO NOTHING;\n" % (seqs, ",".join(["stdout"] * CHUNKS_PER_STATEMENT), ",".join(chunks)))
     say("pgbench scripts in %s (output: %d chunks of %d bytes per statement)" % (directory, CHUNKS_PER_STATEMENT, CHUNK))
 

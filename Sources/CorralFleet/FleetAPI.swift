@@ -123,6 +123,7 @@ struct FleetAPI: Sendable {
             SELECT \(runID), a.agent_id, a.name, row_number() OVER (ORDER BY a.name)
               FROM agent a WHERE a.agent_id = ANY(\(ids))
             """, logger: logger).collect()
+        try await connection.query("SELECT fleet_output_partition(day) FROM run WHERE run_id = \(runID)", logger: logger).collect()
         try await connection.query("SELECT fleet_settle(\(runID))", logger: logger).collect()
         return .success((runID, false))
     }
@@ -179,6 +180,7 @@ struct FleetAPI: Sendable {
             guard rows.found else { return rows }
             let chunks = try await client.query("""
                 SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
+                 AND o.day = (SELECT day FROM run WHERE run_id = \(run))
                  WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(start) ORDER BY o.seq LIMIT 1000
                 """)
             for try await (seq, name, data) in chunks.decode((Int, String, ByteBuffer).self) {

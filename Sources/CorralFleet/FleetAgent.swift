@@ -304,9 +304,10 @@ final class FleetAgent: Service, Sendable {
                     let (run, seqList, streamList, dataList) = (entry.run, seqs, streams, data)
                     _ = try await limited("output") {
                         try await client.query("""
-                            INSERT INTO task_output (run_id, agent_id, seq, stream, data)
-                            SELECT \(run), \(agent), u.s, u.st, decode(u.d, 'base64')
-                              FROM unnest(\(seqList)::int[], \(streamList)::text[], \(dataList)::text[]) AS u(s, st, d)
+                            INSERT INTO task_output (day, run_id, agent_id, seq, stream, data)
+                            SELECT r.day, r.run_id, \(agent), u.s, u.st, decode(u.d, 'base64')
+                              FROM run r, unnest(\(seqList)::int[], \(streamList)::text[], \(dataList)::text[]) AS u(s, st, d)
+                             WHERE r.run_id = \(run)
                             ON CONFLICT DO NOTHING
                             """).collect()
                     }
@@ -321,8 +322,9 @@ final class FleetAgent: Service, Sendable {
                 let (run, dropped) = (entry.run, "\(cursor.droppedBytes)")
                 _ = try await limited("output") {
                     try await client.query("""
-                        INSERT INTO task_output (run_id, agent_id, seq, stream, data)
-                        VALUES (\(run), \(agent), 2147483647, 'truncated', convert_to(\(dropped), 'UTF8'))
+                        INSERT INTO task_output (day, run_id, agent_id, seq, stream, data)
+                        SELECT r.day, r.run_id, \(agent), 2147483647, 'truncated', convert_to(\(dropped), 'UTF8')
+                          FROM run r WHERE r.run_id = \(run)
                         ON CONFLICT DO NOTHING
                         """).collect()
                 }

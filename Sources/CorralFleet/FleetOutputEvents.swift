@@ -124,6 +124,7 @@ struct FleetOutputEvents: Sendable {
             var chunks: [Chunk] = []
             let rows = try await client.query("""
                 SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
+                 AND o.day = (SELECT day FROM run WHERE run_id = \(run))
                  WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(after) ORDER BY o.seq LIMIT \(FleetOutputEvents.pageSize)
                 """)
             for try await (seq, stream, data) in rows.decode((Int, String, ByteBuffer).self) {

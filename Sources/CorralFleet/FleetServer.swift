@@ -16,6 +16,9 @@ package struct ServerConfiguration: Sendable {
     /// An agent silent this long is down: its running tasks become `lost`.
     package var agentTTL: Duration = .seconds(30)
     package var maxBodyBytes = 1 << 20
+    /// Finished runs and their output are kept this many days (by the
+    /// run's day, UTC); 0 keeps everything.
+    package var keepDays = 30
     package var logLevel: Logger.Level = .info
 
     package init(database: DatabaseURL) { self.database = database }
@@ -28,6 +31,7 @@ package struct ServerConfiguration: Sendable {
         guard agentTTL >= .milliseconds(500), agentTTL <= .seconds(86_400) else {
             throw FleetError("--agent-ttl must be from 500ms to 1d")
         }
+        guard (0...36_500).contains(keepDays) else { throw FleetError("--keep-days must be from 0 (keep everything) to 36500") }
     }
 }
 
@@ -84,8 +88,9 @@ package enum FleetServer {
             },
             logger: quiet)
         let reaper = Reaper(client: client, ttl: configuration.agentTTL, logger: logger)
+        let maintenance = Maintenance(client: client, keepDays: configuration.keepDays, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [app, reaper],
+            services: [app, reaper, maintenance],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: quiet))
         try await group.run()
@@ -117,6 +122,39 @@ struct Reaper: Service {
                 logger.warning("reaper: \(String(reflecting: error))")
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// The database's upkeep, at start and every hour: the output partitions
+/// of today and tomorrow (so the first run of a day does no DDL), and
+/// retention (`fleet_retain`: the output partitions and the finished runs
+/// of days older than `keepDays`). Any number of servers may run it: the
+/// functions take advisory locks.
+struct Maintenance: Service {
+    let client: PostgresClient
+    let keepDays: Int
+    let logger: Logger
+    static let interval: Duration = .seconds(3600)
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let deleted = try await withTimeLimit(.seconds(300), "the database upkeep") { [client, keepDays] in
+                    _ = try await client.query("""
+                        SELECT fleet_output_partition((now() AT TIME ZONE 'UTC')::date),
+                               fleet_output_partition((now() AT TIME ZONE 'UTC')::date + 1)
+                        """).collect()
+                    guard keepDays > 0 else { return 0 }
+                    var count = 0
+                    for try await n in try await client.query("SELECT fleet_retain(\(keepDays))").decode(Int.self) { count = n }
+                    return count
+                }
+                if deleted > 0 { logger.notice("retention: deleted \(deleted) runs older than \(keepDays) days, and their output") }
+            } catch {
+                logger.warning("database upkeep: \(String(reflecting: error))")
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Maintenance.interval) }
         }
     }
 }

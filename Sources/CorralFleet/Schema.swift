@@ -49,6 +49,9 @@ package enum Schema {
           state text NOT NULL DEFAULT 'running'
             CHECK (state IN ('running', 'stopped', 'cancelling', 'cancelled', 'done')),
           created_at timestamptz NOT NULL DEFAULT now(),
+          -- The run's day (UTC): its output's partition, and what retention
+          -- counts from.
+          day date NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')::date,
           finished_at timestamptz,
           -- The run this one re-ran (POST /v1/runs/{id}/rerun).
           rerun_of bigint REFERENCES run ON DELETE SET NULL,
@@ -80,16 +83,64 @@ package enum Schema {
         CREATE INDEX task_pending ON task (run_id, ordinal) WHERE state = 'pending';
         """#,
         #"""
+        -- Partitioned by the run's day: retention drops a day's output as one
+        -- table, not row by row. The partitions are made by
+        -- fleet_output_partition when a run is created (and a day ahead by
+        -- the server), dropped by fleet_retain.
         CREATE TABLE task_output (
+          day date NOT NULL,
           run_id bigint NOT NULL,
           agent_id bigint NOT NULL,
           seq int NOT NULL,
           stream text NOT NULL CHECK (stream IN ('stdout', 'stderr', 'combined', 'truncated')),
           at timestamptz NOT NULL DEFAULT now(),
           data bytea NOT NULL,
-          PRIMARY KEY (run_id, agent_id, seq),
+          PRIMARY KEY (run_id, agent_id, seq, day),
           FOREIGN KEY (run_id, agent_id) REFERENCES task ON DELETE CASCADE
-        );
+        ) PARTITION BY RANGE (day);
+        """#,
+        #"""
+        CREATE INDEX run_day ON run (day);
+        """#,
+        #"""
+        -- Makes the output partition of a day, once (servers may race).
+        CREATE FUNCTION fleet_output_partition(p_day date) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+          name text := 'task_output_' || to_char(p_day, 'YYYYMMDD');
+        BEGIN
+          IF to_regclass(name) IS NOT NULL THEN RETURN; END IF;
+          PERFORM pg_advisory_xact_lock(hashtext('corral.fleet.partition'));
+          IF to_regclass(name) IS NOT NULL THEN RETURN; END IF;
+          EXECUTE format('CREATE TABLE %I PARTITION OF task_output FOR VALUES FROM (%L) TO (%L)', name, p_day, p_day + 1);
+        END $$;
+        """#,
+        #"""
+        -- Retention, one server at a time: the output partitions of days older
+        -- than p_keep_days are dropped and those days' finished runs deleted
+        -- (with their tasks and tallies). A day with a run still unfinished is
+        -- kept whole. Returns the runs deleted, or -1 when another server
+        -- holds the lock.
+        CREATE FUNCTION fleet_retain(p_keep_days int) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE
+          cutoff date := (now() AT TIME ZONE 'UTC')::date - p_keep_days;
+          part record;
+          n int;
+        BEGIN
+          IF NOT pg_try_advisory_xact_lock(hashtext('corral.fleet.retain')) THEN RETURN -1; END IF;
+          FOR part IN
+            SELECT c.relname, to_date(right(c.relname, 8), 'YYYYMMDD') AS day
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'task_output'::regclass AND c.relname ~ '^task_output_[0-9]{8}$'
+          LOOP
+            IF part.day < cutoff AND NOT EXISTS (SELECT 1 FROM run WHERE day = part.day AND finished_at IS NULL) THEN
+              EXECUTE format('DROP TABLE %I', part.relname);
+            END IF;
+          END LOOP;
+          DELETE FROM run r WHERE r.day < cutoff AND r.finished_at IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM run u WHERE u.day = r.day AND u.finished_at IS NULL);
+          GET DIAGNOSTICS n = ROW_COUNT;
+          RETURN n;
+        END $$;
         """#,
         #"""
         CREATE FUNCTION fleet_time(p_at timestamptz) RETURNS text LANGUAGE sql STABLE AS $$

@@ -40,6 +40,8 @@ struct ServerCommand: ParsableCommand {
     var tokenFile: String?
     @Option(name: .customLong("agent-ttl"), help: ArgumentHelp("An agent silent this long is down: its running tasks become lost, its queued ones undelivered; half of it, suspect (default 30s).", valueName: "duration"))
     var agentTTL: String?
+    @Option(name: .customLong("keep-days"), help: ArgumentHelp("Finished runs and their output are kept this many days, 0 to 36500; 0 keeps everything (default 30).", valueName: "n"))
+    var keepDays: Int?
     @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body (default 1MiB).", valueName: "size"))
     var maxBody: String?
     @Option(name: .customLong("log-format"), help: ArgumentHelp("Log lines on stderr as text or json, one object per line (default text).", valueName: "format"))
@@ -55,6 +57,7 @@ struct ServerCommand: ParsableCommand {
         .init(key: "listen", kind: .text, defaultValue: .text("127.0.0.1:7080")),
         .init(key: "token-file", kind: .text, defaultValue: nil),
         .init(key: "agent-ttl", kind: .text, defaultValue: .text("30s")),
+        .init(key: "keep-days", kind: .integer(0...36_500), defaultValue: .integer(30)),
         .init(key: "max-body", kind: .text, defaultValue: .text("1MiB")),
         .init(key: "log-format", kind: .text, defaultValue: .text("text")),
         .init(key: "log-level", kind: .text, defaultValue: .text("info")),
@@ -68,6 +71,7 @@ struct ServerCommand: ParsableCommand {
             ("max-body", maxBody), ("log-format", logFormat), ("log-level", logLevel),
         ]
         for case let (key, text?) in texts { given[key] = .text(text) }
+        if let keepDays { given["keep-days"] = .integer(keepDays) }
         return given
     }
 
@@ -139,6 +143,7 @@ struct ServerCommand: ParsableCommand {
             throw ValidationError("\(settings.place("max-body")) expects a size from 1KiB to 64MiB, got \"\(body)\"")
         }
         configuration.maxBodyBytes = Int(maxBody)
+        configuration.keepDays = settings.integer("keep-days")
         let level = settings.text("log-level") ?? ""
         guard let logLevel = Logger.Level(rawValue: level) else {
             throw ValidationError("\(settings.place("log-level")) expects one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))

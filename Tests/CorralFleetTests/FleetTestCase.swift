@@ -97,8 +97,8 @@ class FleetTestCase: XCTestCase {
 
     /// Starts another server on the test's database (after the first was
     /// killed); the API calls go to it from here on.
-    func restartServer() throws {
-        server = try startServer()
+    func restartServer(_ extra: [String] = []) throws {
+        server = try startServer(extra)
     }
 
     /// Runs `scripts/pg-cluster ARGUMENTS` (the cluster of CORRAL_TEST_PG_DIR)
@@ -126,9 +126,9 @@ class FleetTestCase: XCTestCase {
         }
     }
 
-    func startServer() throws -> FleetProcess {
+    func startServer(_ extra: [String] = []) throws -> FleetProcess {
         let process = try launch(["server", "--db", databaseURL, "--listen", "127.0.0.1:0", "--agent-ttl", agentTTL,
-                                  "--log-level", "notice"], directory: scratch.path)
+                                  "--log-level", "notice"] + extra, directory: scratch.path)
         guard process.waitUntilListening() else {
             throw FleetTestFailure("the server did not start: \(process.output)")
         }
