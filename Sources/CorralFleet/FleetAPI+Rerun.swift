@@ -146,13 +146,14 @@ extension FleetAPI {
         do {
             run = try RunRequest(body: Array(original.request.utf8))
         } catch {
-            return .failure(APIError(.conflict, "not_rerunnable", "run \(id) was created by an older request format: \(error.message)"))
+            return .failure(APIError(.conflict, "not_rerunnable", "run \(id)'s request no longer reads as a run: \(error.message)"))
         }
         run.target = .hosts(hosts)
         let suffix = " (re-run of #\(id): \(rerun.label))"
         var name = original.name
         while !name.isEmpty, name.utf8.count + suffix.utf8.count > RunRequest.maximumNameBytes { name.removeLast() }
         run.name = rerun.name ?? name + suffix
-        return try await insert(run, key: key, requestText: requestText, rerunOf: id, connection: connection, logger: logger)
+        return try await insert(run, key: key, requestText: original.request, idempotentText: requestText, rerunOf: id,
+                                connection: connection, logger: logger)
     }
 }

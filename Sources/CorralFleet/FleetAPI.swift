@@ -66,12 +66,15 @@ struct FleetAPI: Sendable {
     /// Resolves the target (frozen from here on: hosts that join later
     /// are not in the run), then inserts the run and its tasks and opens
     /// the window, in the caller's transaction.
-    static func insert(_ run: RunRequest, key: String?, requestText: String, rerunOf: Int64? = nil,
+    /// `requestText`: the create request (a re-run passes its run's);
+    /// `idempotentText`: what a replay with the same key must match.
+    static func insert(_ run: RunRequest, key: String?, requestText: String, idempotentText: String? = nil, rerunOf: Int64? = nil,
                        connection: PostgresConnection, logger: Logger) async throws -> Result<(Int64, Bool), APIError> {
+        let idempotentText = idempotentText ?? requestText
         if let key {
-            let rows = try await connection.query("SELECT run_id, request FROM run WHERE idempotency_key = \(key)", logger: logger)
-            for try await (id, earlier) in rows.decode((Int64, String).self) {
-                guard earlier == requestText else {
+            let rows = try await connection.query("SELECT run_id, idempotent_request FROM run WHERE idempotency_key = \(key)", logger: logger)
+            for try await (id, earlier) in rows.decode((Int64, String?).self) {
+                guard earlier == idempotentText else {
                     return .failure(APIError(.conflict, "idempotency_conflict",
                                              "Idempotency-Key was already used for run \(id) with a different request"))
                 }
@@ -108,23 +111,26 @@ struct FleetAPI: Sendable {
         // A lost race on the same key waits for the first insert's commit,
         // then finds its run.
         var runID: Int64?
+        let storedIdempotent: String? = key == nil ? nil : idempotentText
         let inserted = try await connection.query("""
-            INSERT INTO run (name, job, target, max_concurrency, max_errors, idempotency_key, request, rerun_of, deadline_s)
+            INSERT INTO run (name, job, target, max_concurrency, max_errors, idempotency_key, request, idempotent_request,
+                             rerun_of, deadline_s)
             VALUES (\(run.name), \(run.jobJSON), \(run.targetJSON)::jsonb, \(window), \(budget), \(key), \(requestText),
-                    \(rerunOf), \(run.deadlineSeconds))
+                    \(storedIdempotent), \(rerunOf), \(run.deadlineSeconds))
             ON CONFLICT (idempotency_key) DO NOTHING RETURNING run_id
             """, logger: logger)
         for try await id in inserted.decode(Int64.self) { runID = id }
         guard let runID else {
-            return try await insert(run, key: key, requestText: requestText, rerunOf: rerunOf, connection: connection, logger: logger)
+            return try await insert(run, key: key, requestText: requestText, idempotentText: idempotentText, rerunOf: rerunOf,
+                                    connection: connection, logger: logger)
         }
-        try await connection.query("""
+        _ = try await connection.query("""
             INSERT INTO task (run_id, agent_id, host, ordinal)
             SELECT \(runID), a.agent_id, a.name, row_number() OVER (ORDER BY a.name)
               FROM agent a WHERE a.agent_id = ANY(\(ids))
             """, logger: logger).collect()
-        try await connection.query("SELECT fleet_output_partition(day) FROM run WHERE run_id = \(runID)", logger: logger).collect()
-        try await connection.query("SELECT fleet_settle(\(runID))", logger: logger).collect()
+        _ = try await connection.query("SELECT fleet_output_partition(day) FROM run WHERE run_id = \(runID)", logger: logger).collect()
+        _ = try await connection.query("SELECT fleet_settle(\(runID))", logger: logger).collect()
         return .success((runID, false))
     }
 

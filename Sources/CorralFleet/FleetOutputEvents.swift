@@ -13,8 +13,10 @@ import Synchronization
 /// chunk number; data `{"seq","stream","text"}`, or `"base64"` for bytes
 /// that are not UTF-8), a `truncated` event `{"bytes"}` where the agent's
 /// cap dropped output, and, once the task is final and every chunk was
-/// sent, one `result` event (the task as `GET /v1/runs/{id}` shows it) and
-/// the end. `Last-Event-ID` (or `?last_event_id=`) resumes after a chunk.
+/// sent, one `result` event (id `done`; the task as `GET /v1/runs/{id}`
+/// shows it) and the end. `Last-Event-ID` (or `?last_event_id=`) resumes
+/// after a chunk; after `done` the answer is `204` (an EventSource then
+/// stops instead of reconnecting for the result again).
 ///
 /// The server polls the database for each stream (every half second, a
 /// page of chunks at a time), so a stream costs one small indexed query per
@@ -30,24 +32,43 @@ struct FleetOutputEvents: Sendable {
     static let keepAlive: Duration = .seconds(15)
     static let pageSize = 200
 
-    /// The streams open on one server.
+    /// The streams open on one server, and whether it is shutting down
+    /// (then every stream ends at its next poll).
     final class Count: Sendable {
         private let value = Atomic<Int>(0)
+        private let stopping = Atomic<Bool>(false)
 
-        /// False (and nothing counted) when `maximumStreams` are open.
-        func enter() -> Bool {
+        /// A place for one stream, or nil when `maximumStreams` are open.
+        /// The place is given back when the slot goes, whether the stream
+        /// ran or its response was never written (a client already gone).
+        func enter() -> Slot? {
             let (count, _) = value.add(1, ordering: .relaxed)
-            if count <= FleetOutputEvents.maximumStreams { return true }
+            if count <= FleetOutputEvents.maximumStreams { return Slot(count: self) }
             value.subtract(1, ordering: .relaxed)
-            return false
+            return nil
         }
 
-        func leave() { value.subtract(1, ordering: .relaxed) }
+        fileprivate func leave() { value.subtract(1, ordering: .relaxed) }
+
+        var isStopping: Bool { stopping.load(ordering: .relaxed) }
+        func stop() { stopping.store(true, ordering: .relaxed) }
+    }
+
+    final class Slot: Sendable {
+        private let count: Count
+        fileprivate init(count: Count) { self.count = count }
+        deinit { count.leave() }
     }
 
     func response(_ request: Request, run: Int64, host: String) async throws -> Response {
         let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id").map { String($0) }
         var after = 0
+        if resume == "done" {
+            guard try await state(run: run, host: host) != nil else {
+                throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)")
+            }
+            return Response(status: .noContent)
+        }
         if let resume {
             guard let n = Int(resume), n >= 0, n <= Int(Int32.max) else {
                 throw APIError(.badRequest, "bad_last_event_id", "Last-Event-ID must be an output event id (a number)", field: "last_event_id")
@@ -58,8 +79,7 @@ struct FleetOutputEvents: Sendable {
         guard try await state(run: run, host: host) != nil else {
             throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)")
         }
-        let open = api.streams
-        guard open.enter() else {
+        guard let slot = api.streams.enter() else {
             throw APIError(.serviceUnavailable, "too_many_streams",
                            "\(FleetOutputEvents.maximumStreams) output streams are open: poll GET …/output?after=SEQ instead")
         }
@@ -69,12 +89,12 @@ struct FleetOutputEvents: Sendable {
         let events = self
         let start = after
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            defer { open.leave() }
+            defer { withExtendedLifetime(slot) {} }
             try await writer.write(ByteBuffer(string: ": corral task \(run)/\(host)\nretry: 2000\n\n"))
             var sent = start
             let ends = ContinuousClock.now + FleetOutputEvents.maximumDuration
             var quietSince = ContinuousClock.now
-            while ContinuousClock.now < ends, !Task.isCancelled {
+            while ContinuousClock.now < ends, !Task.isCancelled, !events.api.streams.isStopping {
                 // The state first: a task final before this read has every
                 // chunk committed (the agent ships its chunks, then the outcome).
                 guard let final = try await events.state(run: run, host: host) else { break }
@@ -86,7 +106,7 @@ struct FleetOutputEvents: Sendable {
                 if !chunks.isEmpty { quietSince = .now }
                 if final, chunks.count < FleetOutputEvents.pageSize {
                     if let task = try await events.task(run: run, host: host) {
-                        try await writer.write(ByteBuffer(string: "event: result\ndata: \(task)\n\n"))
+                        try await writer.write(ByteBuffer(string: "id: done\nevent: result\ndata: \(task)\n\n"))
                     }
                     break
                 }

@@ -620,10 +620,12 @@ function resolveTarget() {
     $("resolved").dataset.count = "0";
     return;
   }
-  const down = matched.filter((a) => a.state !== "up").length;
+  const down = matched.filter((a) => a.state === "down").length;
+  const suspect = matched.filter((a) => a.state === "suspect").length;
   $("resolved").dataset.count = String(matched.length);
   $("resolved").textContent = "Resolves to " + matched.length + " host" + (matched.length === 1 ? "" : "s") +
-    (down ? " (" + down + " not up: their tasks will end undelivered)" : "") +
+    (down ? " (" + down + " down: their tasks will end undelivered)" : "") +
+    (suspect ? " (" + suspect + " suspect: silent for a while, their tasks wait for them up to the TTL)" : "") +
     (matched.length && matched.length <= 8 ? ": " + matched.map((a) => a.name).join(", ") : "") + ".";
 }
 function drawHostPick() {

@@ -33,8 +33,8 @@ struct FleetQueries: Sendable {
                            AND (cardinality(\(query.states)::text[]) = 0 OR r.state = ANY(\(query.states)::text[]))
                            AND (NOT \(query.active) OR r.finished_at IS NULL)
                            AND (NOT \(query.finished) OR r.finished_at IS NOT NULL)
-                           AND (NOT \(query.errors) OR EXISTS (SELECT 1 FROM task t WHERE t.run_id = r.run_id
-                                                                 AND fleet_is_error(t.state, t.exit_code)))
+                           AND (NOT \(query.errors) OR EXISTS (SELECT 1 FROM run_tally c WHERE c.run_id = r.run_id
+                                                                 AND c.error AND c.n > 0))
                            AND (\(query.pattern)::text IS NULL OR r.name ILIKE \(query.pattern) ESCAPE '\\'
                                 OR \(unescaped: FleetQueries.command) ILIKE \(query.pattern) ESCAPE '\\')
                          ORDER BY r.run_id DESC LIMIT \(query.limit)) x

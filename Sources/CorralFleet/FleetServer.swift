@@ -90,7 +90,7 @@ package enum FleetServer {
         let reaper = Reaper(client: client, ttl: configuration.agentTTL, logger: logger)
         let maintenance = Maintenance(client: client, keepDays: configuration.keepDays, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [app, reaper, maintenance],
+            services: [app, reaper, maintenance, StreamsStop(streams: api.streams)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: quiet))
         try await group.run()
@@ -147,7 +147,7 @@ struct Maintenance: Service {
                         """).collect()
                     guard keepDays > 0 else { return 0 }
                     var count = 0
-                    for try await n in try await client.query("SELECT fleet_retain(\(keepDays))").decode(Int.self) { count = n }
+                    for try await n in try await client.query("SELECT fleet_retain(\(keepDays)::int)").decode(Int.self) { count = n }
                     return count
                 }
                 if deleted > 0 { logger.notice("retention: deleted \(deleted) runs older than \(keepDays) days, and their output") }
@@ -156,5 +156,16 @@ struct Maintenance: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Maintenance.interval) }
         }
+    }
+}
+
+/// Ends the output event streams when the server shuts down gracefully
+/// (they would otherwise hold the shutdown for up to their 10 minutes).
+struct StreamsStop: Service {
+    let streams: FleetOutputEvents.Count
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        streams.stop()
     }
 }

@@ -45,7 +45,10 @@ package enum Schema {
           max_concurrency int NOT NULL CHECK (max_concurrency > 0),
           max_errors int NOT NULL CHECK (max_errors >= 0),
           idempotency_key text UNIQUE,
+          -- The create request as sent (a re-run reads its run's again), and,
+          -- with a key, what a replay of that key must match.
           request text NOT NULL,
+          idempotent_request text,
           state text NOT NULL DEFAULT 'running'
             CHECK (state IN ('running', 'stopped', 'cancelling', 'cancelled', 'done')),
           created_at timestamptz NOT NULL DEFAULT now(),
@@ -81,6 +84,13 @@ package enum Schema {
         """#,
         #"""
         CREATE INDEX task_pending ON task (run_id, ordinal) WHERE state = 'pending';
+        """#,
+        #"""
+        CREATE UNIQUE INDEX task_host ON task (run_id, host);
+        """#,
+        #"""
+        -- What an agent matches with its journal at start and after a failure.
+        CREATE INDEX task_agent_open ON task (agent_id) WHERE state IN ('running', 'lost');
         """#,
         #"""
         -- Partitioned by the run's day: retention drops a day's output as one
@@ -193,6 +203,22 @@ package enum Schema {
         END $$;
         """#,
         #"""
+        -- Tasks deleted on their own (not with their run, whose tally goes too).
+        CREATE FUNCTION fleet_tally_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO run_tally AS t (run_id, state, error, n)
+          SELECT d.run_id, d.state, fleet_is_error(d.state, d.exit_code), -count(*) FROM deleted d
+           WHERE EXISTS (SELECT 1 FROM run r WHERE r.run_id = d.run_id)
+           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+          ON CONFLICT (run_id, state, error) DO UPDATE SET n = t.n + excluded.n;
+          RETURN NULL;
+        END $$;
+        """#,
+        #"""
+        CREATE TRIGGER task_tally_delete AFTER DELETE ON task REFERENCING OLD TABLE AS deleted
+          FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_deleted();
+        """#,
+        #"""
         CREATE TRIGGER task_tally_insert AFTER INSERT ON task REFERENCING NEW TABLE AS inserted
           FOR EACH STATEMENT EXECUTE FUNCTION fleet_tally_inserted();
         """#,
@@ -259,19 +285,29 @@ package enum Schema {
         #"""
         -- An agent's claim: its own queued tasks, at most one per attempt id it
         -- brings (its free slots), each now running under that attempt.
+        -- The runs' rows are locked first, in run order, as every other
+        -- transition locks its run before its tasks and tally rows (a claim
+        -- taking task and tally rows first could deadlock with a finish).
         CREATE FUNCTION fleet_claim(p_agent bigint, p_attempts uuid[])
-        RETURNS TABLE (run_id bigint, attempt_id uuid, job text) LANGUAGE sql AS $$
+        RETURNS TABLE (run_id bigint, attempt_id uuid, job text) LANGUAGE plpgsql AS $$
+        DECLARE
+          runs bigint[];
+        BEGIN
+          runs := ARRAY(SELECT t.run_id FROM task t WHERE t.agent_id = p_agent AND t.state = 'queued'
+                         ORDER BY t.run_id LIMIT cardinality(p_attempts));
+          IF cardinality(runs) = 0 THEN RETURN; END IF;
+          PERFORM 1 FROM run r WHERE r.run_id = ANY(runs) ORDER BY r.run_id FOR UPDATE;
+          RETURN QUERY
           WITH picked AS (
             SELECT t.run_id FROM task t
-             WHERE t.agent_id = p_agent AND t.state = 'queued'
-             ORDER BY t.run_id LIMIT cardinality(p_attempts)
-               FOR UPDATE SKIP LOCKED),
+             WHERE t.agent_id = p_agent AND t.state = 'queued' AND t.run_id = ANY(runs)
+             ORDER BY t.run_id),
           numbered AS (SELECT picked.run_id, row_number() OVER (ORDER BY picked.run_id) AS i FROM picked)
           UPDATE task t SET state = 'running', attempt_id = p_attempts[n.i], claimed_at = now()
             FROM numbered n, run r
            WHERE t.run_id = n.run_id AND t.agent_id = p_agent AND r.run_id = t.run_id
-          RETURNING t.run_id, t.attempt_id, r.job
-        $$;
+          RETURNING t.run_id, t.attempt_id, r.job;
+        END $$;
         """#,
         #"""
         -- An agent's outcome for an attempt: recorded only over the same attempt,
@@ -385,10 +421,10 @@ package enum Schema {
     @discardableResult
     package static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
         try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger).collect()
+            _ = try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger).collect()
             do {
                 let applied = try await apply(connection, logger: logger)
-                try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger).collect()
+                _ = try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger).collect()
                 return applied
             } catch {
                 // The session lock goes with the connection if this fails too.
@@ -399,7 +435,7 @@ package enum Schema {
     }
 
     private static func apply(_ connection: PostgresConnection, logger: Logger) async throws -> [Int] {
-        try await connection.query("""
+        _ = try await connection.query("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
               version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
             """, logger: logger).collect()
@@ -415,9 +451,9 @@ package enum Schema {
         for migration in migrations where !known.contains(migration.version) {
             try await connection.withTransaction(logger: logger) { transaction in
                 for statement in migration.statements {
-                    try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                    _ = try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
                 }
-                try await transaction.query(
+                _ = try await transaction.query(
                     "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
                     logger: logger).collect()
             }

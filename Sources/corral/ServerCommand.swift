@@ -82,7 +82,9 @@ struct ServerCommand: ParsableCommand {
             throw ValidationError("\(settings.place("log-format")) expects text or json, got \"\(settings.text("log-format") ?? "")\"")
         }
         if printConfig {
-            print(settings.rendered(title: "corral server: effective configuration"), terminator: "")
+            // A URL's password is not printed (the output goes to terminals and logs).
+            let text = settings.rendered(title: "corral server: effective configuration")
+            print(text.replacing(#/(postgres(?:ql)?://[^:@/\s"]+):[^@\s"]+@/#) { "\($0.output.1):***@" }, terminator: "")
             return
         }
         format.bootstrap()

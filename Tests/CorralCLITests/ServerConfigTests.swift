@@ -38,6 +38,15 @@ final class ServerConfigTests: CLITestCase {
         XCTAssertTrue(again.stdout.text.contains("listen = \"127.0.0.1:9100\"  # from the file\n"), again.stdout.text)
     }
 
+    func testPrintConfigHidesTheDatabasePassword() async throws {
+        let result = try await runner.run(spec(["server", "--db", "postgres://corral:s3cret@db.internal:5433/fleet?sslmode=require",
+                                                "--print-config"]))
+        XCTAssertEqual(exitCode(result), 0, result.stderr.text)
+        XCTAssertTrue(result.stdout.text.contains("db = \"postgres://corral:***@db.internal:5433/fleet?sslmode=require\"  # from --db\n"),
+                      result.stdout.text)
+        XCTAssertFalse(result.stdout.text.contains("s3cret"))
+    }
+
     func testMistakesAreErrorsNamingTheKeyBeforeAnyConnection() async throws {
         let cases: [(String, [String], String)] = [
             ("agent-ttl = \"soon\"\ndb = \"postgres://a@h/d\"", [], "case0.toml: agent-ttl expects"),

@@ -106,6 +106,10 @@ final class FleetTests: FleetTestCase {
         XCTAssertEqual(events.last?.event, "result")
         XCTAssertEqual(events.last?.json["state"] as? String, "exited")
         XCTAssertEqual(events.last?.json["exit_code"] as? Int, 4)
+        // The result's id is `done`: an EventSource reconnecting with it is
+        // told there is nothing more (204), not sent the result again.
+        XCTAssertEqual(events.last?.id, "done")
+        XCTAssertEqual(try client.get("/v1/runs/\(run)/tasks/e1/events", headers: ["Last-Event-ID": "done"]).status, 204)
 
         // Resumed after the first chunk: the rest, then the result.
         let resumed = SSE.parse(try client.events("/v1/runs/\(run)/tasks/e1/events",
