@@ -35,7 +35,7 @@ describe_process() {
 # grep option $1: -F for a fixed entry, -E for a pattern), one per line; a
 # single grep over every /proc/PID/environ (NUL-separated entries).
 pids_with_entry() {
-    grep -lsxz "$1" -- "$2" /proc/[0-9]*/environ 2>/dev/null | sed -e 's|^/proc/||' -e 's|/environ$||' | sort -n
+    grep -lsxz "$1" -- "$2" /proc/[0-9]*/environ 2>/dev/null | sed -e 's|^/proc/||' -e 's|/environ$||' | LC_ALL=C sort
     return 0
 }
 
@@ -50,7 +50,7 @@ suite_processes() {
 # the check, but named, so that a reader knows they were seen.
 foreign_job_processes() {
     local pid
-    for pid in $(comm -23 <(pids_with_entry -E 'CORRAL_JOB_ID=.*') <(pids_with_entry -F "CORRAL_TEST_RUN=$1")); do
+    for pid in $(LC_ALL=C comm -23 <(pids_with_entry -E 'CORRAL_JOB_ID=.*') <(pids_with_entry -F "CORRAL_TEST_RUN=$1")); do
         describe_process "$pid"
     done
     return 0
