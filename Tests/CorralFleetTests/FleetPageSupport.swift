@@ -91,7 +91,7 @@ extension FleetTestCase {
     /// Runs a scenario of `Browser/fleet_page.py` against the server (or
     /// another one on `port`); its report. Screenshots are kept under
     /// `.build/test-artifacts/fleet-page-<scenario>-<step>.png`.
-    func pageScenario(_ scenario: String, _ arguments: [String], port: Int? = nil,
+    func pageScenario(_ scenario: String, _ arguments: [String], port: UInt16? = nil,
                       file: StaticString = #filePath, line: UInt = #line) async throws -> [String: Any] {
         let artifacts = FleetTestCase.repositoryRoot.appendingPathComponent(".build/test-artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
