@@ -58,13 +58,8 @@ class FleetTestCase: XCTestCase {
         let query = url[slash.upperBound...].firstIndex(of: "?").map { String(url[$0...]) } ?? ""
         databaseURL = String(url[..<slash.upperBound]) + databaseName + query
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: EndToEnd.corralBinary), EndToEnd.corralBinary)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("corral-fleet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        marker = UUID().uuidString
-        var configuration = Runner.Configuration()
-        configuration.reapOrphans = true
-        configuration.containment = .processGroup
-        runner = try Runner(configuration: configuration)
+        let prepared = try EndToEnd.prepare("corral-fleet", containment: .processGroup)
+        scratch = prepared.scratch; marker = prepared.marker; runner = prepared.runner
         server = try startServer()
     }
 

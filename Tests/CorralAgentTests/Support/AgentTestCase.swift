@@ -23,16 +23,11 @@ class AgentTestCase: XCTestCase {
     override func setUp() async throws {
         try await super.setUp()
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: AgentTestCase.binary), AgentTestCase.binary)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("corral-agent-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        marker = UUID().uuidString
-        var configuration = Runner.Configuration()
-        configuration.reapOrphans = true
         // The agent is contained by process group only, and its jobs are
         // left alone when it dies: a crash test must find the jobs exactly
         // as a crashed agent leaves them (the agent itself uses cgroups).
-        configuration.containment = .processGroup
-        runner = try Runner(configuration: configuration)
+        let prepared = try EndToEnd.prepare("corral-agent", containment: .processGroup)
+        scratch = prepared.scratch; marker = prepared.marker; runner = prepared.runner
     }
 
     override func tearDown() async throws {
