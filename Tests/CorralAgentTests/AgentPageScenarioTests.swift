@@ -295,11 +295,8 @@ final class AgentPageScenarioTests: AgentTestCase {
         let screenshot = artifacts.appendingPathComponent("agent-page-\(shot ?? name).png").path
         try? FileManager.default.removeItem(atPath: screenshot)
         let driver = AgentTestCase.repositoryRoot.appendingPathComponent("Tests/CorralAgentTests/Browser/page_scenarios.py").path
-        var spec = JobSpec(.executable("python3", arguments: [driver, "http://127.0.0.1:\(agent.port)/", screenshot, name] + arguments))
-        spec.timeout = .seconds(240)
-        spec.outputLimit = .bytes(16 << 20)
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        let result = try await runner.run(spec)
+        let result = try await EndToEnd.runDriver(driver, ["http://127.0.0.1:\(agent.port)/", screenshot, name] + arguments,
+                                                  runner: runner, marker: marker, timeout: .seconds(240))
         guard case .exited(0) = result.outcome else {
             XCTFail("page scenario \(name): \(result.outcome)\n\(result.stdout.text.prefix(4000))\n\(result.stderr.text.suffix(4000))",
                     file: file, line: line)

@@ -81,11 +81,7 @@ extension FleetTestCase {
 
     /// Skips the test, loudly, when Debian's chromium is not installed.
     func requireChromium() throws {
-        guard ["/usr/bin/chromium", "/usr/bin/chromium-browser"].contains(where: FileManager.default.isExecutableFile) else {
-            let message = "SKIPPED LOUDLY: chromium is not installed (scripts/test installs it with apt); \(name) was NOT run in a browser"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            throw XCTSkip(message)
-        }
+        if let message = EndToEnd.chromiumMissing(name) { throw XCTSkip(message) }
     }
 
     /// Runs a scenario of `Browser/fleet_page.py` against the server (or
@@ -97,11 +93,8 @@ extension FleetTestCase {
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
         let prefix = artifacts.appendingPathComponent("fleet-page-\(scenario)").path
         let driver = FleetTestCase.repositoryRoot.appendingPathComponent("Tests/CorralFleetTests/Browser/fleet_page.py").path
-        var spec = JobSpec(.executable("python3", arguments: [driver, "http://127.0.0.1:\(port ?? server.port)/", prefix, scenario] + arguments))
-        spec.timeout = .seconds(300)
-        spec.outputLimit = .bytes(16 << 20)
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        let result = try await runner.run(spec)
+        let result = try await EndToEnd.runDriver(driver, ["http://127.0.0.1:\(port ?? server.port)/", prefix, scenario] + arguments,
+                                                  runner: runner, marker: marker, timeout: .seconds(300))
         guard case .exited(0) = result.outcome else {
             XCTFail("page scenario \(scenario): \(result.outcome)\n\(result.stdout.text.prefix(4000))\n\(result.stderr.text.suffix(4000))",
                     file: file, line: line)

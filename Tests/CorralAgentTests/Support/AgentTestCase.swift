@@ -89,11 +89,7 @@ class AgentTestCase: XCTestCase {
 
     /// Skips the test, loudly, when Debian's chromium is not installed.
     func requireChromium() throws {
-        guard ["/usr/bin/chromium", "/usr/bin/chromium-browser"].contains(where: FileManager.default.isExecutableFile) else {
-            let message = "SKIPPED LOUDLY: chromium is not installed (scripts/test installs it with apt); \(name) was NOT run in a browser"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            throw XCTSkip(message)
-        }
+        if let message = EndToEnd.chromiumMissing(name) { throw XCTSkip(message) }
     }
 
     /// Runs `corral` with these arguments to the end (for start-up failures).
