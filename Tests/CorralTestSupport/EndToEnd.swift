@@ -46,7 +46,8 @@ public enum EndToEnd {
         configuration.reapOrphans = true
         configuration.containment = containment
         do {
-            return (scratch, UUID().uuidString, try Runner(configuration: configuration))
+            let runner = try Runner(configuration: configuration)
+            return (scratch, UUID().uuidString, runner)
         } catch {
             try? FileManager.default.removeItem(at: scratch)
             throw error
