@@ -89,21 +89,13 @@ extension FleetTestCase {
     /// `.build/test-artifacts/fleet-page-<scenario>-<step>.png`.
     func pageScenario(_ scenario: String, _ arguments: [String], port: UInt16? = nil,
                       file: StaticString = #filePath, line: UInt = #line) async throws -> [String: Any] {
-        let artifacts = FleetTestCase.repositoryRoot.appendingPathComponent(".build/test-artifacts")
-        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let prefix = artifacts.appendingPathComponent("fleet-page-\(scenario)").path
+        let prefix = try EndToEnd.artifacts(in: FleetTestCase.repositoryRoot).appendingPathComponent("fleet-page-\(scenario)").path
         let driver = FleetTestCase.repositoryRoot.appendingPathComponent("Tests/CorralFleetTests/Browser/fleet_page.py").path
         let result = try await EndToEnd.runDriver(driver, ["http://127.0.0.1:\(port ?? server.port)/", prefix, scenario] + arguments,
                                                   runner: runner, marker: marker, timeout: .seconds(300))
-        guard case .exited(0) = result.outcome else {
-            XCTFail("page scenario \(scenario): \(result.outcome)\n\(result.stdout.text.prefix(4000))\n\(result.stderr.text.suffix(4000))",
-                    file: file, line: line)
-            throw FleetTestFailure("scenario \(scenario) failed")
-        }
-        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.bytes)) as? [String: Any],
-                                   file: file, line: line)
-        XCTAssertEqual((report["csp_violations"] as? [String])?.count, 0, "the page breaks its own policy: \(report)",
-                       file: file, line: line)
+        let (report, problems) = EndToEnd.pageReport(result, "page scenario \(scenario)")
+        for problem in problems { XCTFail(problem, file: file, line: line) }
+        guard let report else { throw FleetTestFailure("scenario \(scenario) failed") }
         for shot in report["screenshots"] as? [String] ?? [] {
             let size = (try? FileManager.default.attributesOfItem(atPath: shot))?[.size] as? Int ?? 0
             XCTAssertGreaterThan(size, 10_000, "screenshot at \(shot)", file: file, line: line)

@@ -27,4 +27,26 @@ extension EndToEnd {
         spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
         return try await runner.run(spec)
     }
+
+    /// `.build/test-artifacts` of the repository at `root` (made if missing),
+    /// where the browser tests keep their screenshots.
+    public static func artifacts(in root: URL) throws -> URL {
+        let directory = root.appendingPathComponent(".build/test-artifacts")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// A page driver's report (its stdout as a JSON object; nil when there
+    /// is none) and what is wrong with the run: the driver failed, printed
+    /// no JSON object, or the page broke its own Content-Security-Policy.
+    public static func pageReport(_ result: JobResult, _ what: String) -> (report: [String: Any]?, problems: [String]) {
+        guard case .exited(0) = result.outcome else {
+            return (nil, ["\(what): \(result.outcome)\n\(result.stdout.text.prefix(4000))\n\(result.stderr.text.suffix(4000))"])
+        }
+        guard let report = (try? JSONSerialization.jsonObject(with: Data(result.stdout.bytes))) as? [String: Any] else {
+            return (nil, ["\(what): the driver printed no JSON object\n\(result.stdout.text.prefix(4000))"])
+        }
+        let violations = (report["csp_violations"] as? [String])?.count
+        return (report, violations == 0 ? [] : ["\(what): the page breaks its own policy: \(report)"])
+    }
 }
