@@ -112,6 +112,7 @@ let package = Package(
         // Helpers the end-to-end test targets share (not a test bundle).
         .target(
             name: "CorralTestSupport",
+            dependencies: ["Corral"],
             path: "Tests/CorralTestSupport",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -14,6 +14,7 @@ import Hummingbird
 /// attributes; the Content-Security-Policy admits exactly the one
 /// `<script>` and the one `<style>` element by hash (widths and 256/RGB
 /// colours are set through the CSSOM, which the policy does not govern).
+/// The pieces it shares with the agent's page come from `PageParts`.
 enum FleetPage {
     /// The policy sent on every response of the server.
     static let policy = ContentSecurityPolicy.policy(for: html)
@@ -30,17 +31,9 @@ enum FleetPage {
     }
 
     static let html = #"""
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Corral fleet</title>
+\#(PageParts.head(title: "Corral fleet"))
 <style>
-  :root { --bg:#f6f7f9; --panel:#fff; --ink:#1d2330; --muted:#5b6578; --line:#e3e6eb; --accent:#2f6fed;
-          --ok:#1a7f45; --bad:#b8312a; --warn:#9a6512; --run:#2f6fed; --term-bg:#0f1420; --term-fg:#d8dee9; }
-  * { box-sizing: border-box; }
-  body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; background:var(--bg); color:var(--ink); }
+\#(PageParts.baseStyle)
   header { display:flex; flex-wrap:wrap; align-items:center; gap:6px 18px; padding:10px 20px; background:#1d2330; color:#fff; }
   header h1 { font-size:17px; margin:0; font-weight:600; }
   header nav { display:flex; gap:4px; }
@@ -58,10 +51,7 @@ enum FleetPage {
   button.secondary { background:#fff; color:var(--ink); border-color:#c9ced6; }
   button.danger { background:var(--bad); border-color:var(--bad); }
   button.link { background:none; border:none; color:inherit; padding:0; font-weight:600; cursor:pointer; }
-  button:disabled { opacity:.5; cursor:default; }
-  :focus-visible { outline:3px solid #f0b429; outline-offset:1px; }
-  .toolbar { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin-bottom:8px; color:var(--muted); }
-  .toolbar input[type=search] { flex:1 1 160px; }
+\#(PageParts.controlStyle)
   .tablewrap { max-height: calc(100vh - 260px); overflow-y:auto; overflow-x:hidden; border:1px solid var(--line); border-radius:6px; }
   table { border-collapse:collapse; width:100%; font-size:13px; table-layout:fixed; }
   th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
@@ -103,14 +93,7 @@ enum FleetPage {
   pre.term { background:var(--term-bg); color:var(--term-fg); padding:10px 12px; border-radius:6px; min-height:200px;
              max-height: calc(100vh - 300px); overflow:auto; white-space:pre-wrap; overflow-wrap:anywhere; font-size:12.5px; margin:0; }
   pre.term .host { color:#8fb3ff; font-weight:600; }
-  pre.term .bold { font-weight:700; } pre.term .dim { opacity:.7; } pre.term .italic { font-style:italic; } pre.term .ul { text-decoration:underline; }
-  pre.term .f0 { color:#4c566a; } pre.term .f1 { color:#ff5f56; } pre.term .f2 { color:#5fd068; } pre.term .f3 { color:#f4d35e; } pre.term .f4 { color:#5c9dff; }
-  pre.term .f5 { color:#d47ee8; } pre.term .f6 { color:#4fd6d6; } pre.term .f7 { color:#d8dee9; } pre.term .f8 { color:#7b869c; } pre.term .f9 { color:#ff8a80; }
-  pre.term .f10 { color:#9cf09f; } pre.term .f11 { color:#fff59d; } pre.term .f12 { color:#9ec5ff; } pre.term .f13 { color:#f0b0ff; } pre.term .f14 { color:#a0f0f0; } pre.term .f15 { color:#ffffff; }
-  pre.term .b0 { background:#4c566a; } pre.term .b1 { background:#a1261f; } pre.term .b2 { background:#1f7a35; } pre.term .b3 { background:#8a6d0b; } pre.term .b4 { background:#1f4fa8; }
-  pre.term .b5 { background:#7a2f8a; } pre.term .b6 { background:#16717a; } pre.term .b7 { background:#aab2c0; } pre.term .b8 { background:#5f6a80; } pre.term .b9 { background:#d9463c; }
-  pre.term .b10 { background:#2fa852; } pre.term .b11 { background:#b89a1a; } pre.term .b12 { background:#3f77d9; } pre.term .b13 { background:#a64fba; } pre.term .b14 { background:#2a9ea8; } pre.term .b15 { background:#e5e9f0; }
-  pre.term .fi { color:var(--term-bg); } pre.term .bi { background:var(--term-fg); }
+\#(PageParts.terminalStyle("pre.term"))
   .empty { color:var(--muted); padding:24px 0; text-align:center; }
   .error { color:var(--bad); margin:6px 0; min-height:1em; }
   .hint { color:var(--muted); font-size:12.5px; }
@@ -129,14 +112,7 @@ enum FleetPage {
   <nav aria-label="views"><a href="#runs" id="nav-runs">Runs</a><a href="#new" id="nav-new">New run</a><a href="#hosts" id="nav-hosts">Hosts</a></nav>
   <span class="conn" id="conn" aria-live="polite"></span></header>
 <div id="banner" role="alert" hidden></div>
-<section id="login" hidden>
-  <h2>Token required</h2>
-  <p id="login-why">This server requires a token. Enter it to open the page (it is kept as a cookie for this site).</p>
-  <form id="login-form" method="get" action="/">
-    <input id="token" name="token" type="password" autocomplete="current-password" aria-label="token" required>
-    <button type="submit">Open</button>
-  </form>
-</section>
+\#(PageParts.tokenPrompt("server"))
 <main id="main">
   <section id="runs-view" aria-labelledby="runs-title" hidden>
     <h2 id="runs-title">Runs</h2>
@@ -270,10 +246,7 @@ enum FleetPage {
   </section>
 </main>
 <script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-const hadToken = location.search.includes("token=");
-if (hadToken) history.replaceState(null, "", "/" + location.hash);
+\#(PageParts.scriptStart)
 
 // --- Text helpers ---------------------------------------------------------------
 function el(tag, className, text) {
@@ -282,13 +255,7 @@ function el(tag, className, text) {
   if (text != null) node.textContent = text;
   return node;
 }
-function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
-function span(seconds) {
-  if (seconds == null) return "";
-  if (seconds < 60) return (seconds < 10 ? seconds.toFixed(2) : seconds.toFixed(1)).replace(/\.?0+$/, "") + "s";
-  const m = Math.floor(seconds / 60), h = Math.floor(m / 60);
-  return h ? h + "h" + String(m % 60).padStart(2, "0") + "m" : m + "m" + String(Math.floor(seconds % 60)).padStart(2, "0") + "s";
-}
+\#(PageParts.textHelpers)
 function when(text) {
   if (!text) return "";
   const at = new Date(text), now = new Date();
@@ -334,12 +301,7 @@ async function api(path, options) {
   }
   return body;
 }
-function showLogin() {
-  $("login").hidden = false; $("main").hidden = true;
-  $("login-why").textContent = hadToken ? "That token was refused. Enter the server's token." :
-    "This server requires a token. Enter it to open the page (it is kept as a cookie for this site).";
-  if (document.activeElement !== $("token")) $("token").focus();
-}
+\#(PageParts.showLogin("server"))
 let unreachableSince = null;
 function unreachable(error) {
   if (!unreachableSince) unreachableSince = new Date();
@@ -429,21 +391,7 @@ function route() {
 }
 window.addEventListener("hashchange", route);
 
-function keyboardRows(body, open) {
-  body.addEventListener("keydown", (event) => {
-    const tr = event.target.closest("tr.row");
-    if (!tr) return;
-    let to = null;
-    if (event.key === "ArrowDown") to = tr.nextElementSibling;
-    else if (event.key === "ArrowUp") to = tr.previousElementSibling;
-    else if (event.key === "Home") to = tr.parentElement.firstElementChild;
-    else if (event.key === "End") to = tr.parentElement.lastElementChild;
-    else if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(tr); return; }
-    else return;
-    event.preventDefault();
-    if (to) { tr.tabIndex = -1; to.tabIndex = 0; to.focus(); }
-  });
-}
+\#(PageParts.keyboardRows)
 function tabStop(body, preferred) {
   const rows = Array.from(body.children);
   const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("tr.row");
@@ -557,37 +505,7 @@ function updateHostRow(row, agent) {
 $("hosts-search").oninput = refreshHosts;
 
 // --- New run ----------------------------------------------------------------------------
-// Splits argv text as a POSIX shell splits words: '…' literal, "…" with
-// \" \\ \$ \` escapes, a backslash escaping the next character.
-function splitWords(text) {
-  const words = [];
-  let word = null, index = 0;
-  while (index < text.length) {
-    const c = text[index];
-    if (c === " " || c === "\t" || c === "\n") { if (word !== null) { words.push(word); word = null; } index++; continue; }
-    if (word === null) word = "";
-    if (c === "'") {
-      const end = text.indexOf("'", index + 1);
-      if (end < 0) throw new Error("argv: a ' quote is not closed");
-      word += text.slice(index + 1, end); index = end + 1;
-    } else if (c === '"') {
-      index++;
-      for (;;) {
-        if (index >= text.length) throw new Error('argv: a " quote is not closed');
-        const d = text[index];
-        if (d === '"') { index++; break; }
-        if (d === "\\" && index + 1 < text.length && '"\\$`'.includes(text[index + 1])) { word += text[index + 1]; index += 2; continue; }
-        word += d; index++;
-      }
-    } else if (c === "\\") {
-      if (index + 1 >= text.length) throw new Error("argv: a backslash at the end escapes nothing");
-      word += text[index + 1]; index += 2;
-    } else { word += c; index++; }
-  }
-  if (word !== null) words.push(word);
-  if (!words.length) throw new Error("argv: no words");
-  return words;
-}
+\#(PageParts.splitWords)
 function parseLabels(text) {
   const labels = {};
   for (const pair of text.trim().split(/\s+/).filter(Boolean)) {
@@ -690,72 +608,7 @@ $("run-form").onsubmit = async (event) => {
 };
 
 // --- ANSI rendering ------------------------------------------------------------------------
-const PALETTE = [[0,0,0],[205,49,49],[13,188,121],[229,229,16],[36,114,200],[188,63,188],[17,168,205],[229,229,229],
-                 [102,102,102],[241,76,76],[35,209,139],[245,245,67],[59,142,234],[214,112,214],[41,184,219],[255,255,255]];
-function xterm(n) {
-  if (n < 16) return PALETTE[n];
-  if (n < 232) { const v = [0, 95, 135, 175, 215, 255]; n -= 16; return [v[Math.floor(n / 36)], v[Math.floor(n / 6) % 6], v[n % 6]]; }
-  const g = 8 + 10 * (n - 232); return [g, g, g];
-}
-function sgr(state, text) {
-  const codes = text === "" ? [0] : text.split(/[;:]/).map((v) => v === "" ? 0 : Number(v));
-  for (let i = 0; i < codes.length; i++) {
-    const c = codes[i];
-    if (c === 0) Object.assign(state, { fg: null, bg: null, bold: false, dim: false, italic: false, ul: false, inverse: false });
-    else if (c === 1) state.bold = true; else if (c === 2) state.dim = true; else if (c === 3) state.italic = true;
-    else if (c === 4) state.ul = true; else if (c === 7) state.inverse = true;
-    else if (c === 22) { state.bold = false; state.dim = false; } else if (c === 23) state.italic = false;
-    else if (c === 24) state.ul = false; else if (c === 27) state.inverse = false;
-    else if (c >= 30 && c <= 37) state.fg = c - 30; else if (c >= 90 && c <= 97) state.fg = c - 82;
-    else if (c >= 40 && c <= 47) state.bg = c - 40; else if (c >= 100 && c <= 107) state.bg = c - 92;
-    else if (c === 39) state.fg = null; else if (c === 49) state.bg = null;
-    else if (c === 38 || c === 48) {
-      let color = null;
-      if (codes[i + 1] === 5 && codes[i + 2] != null) { color = codes[i + 2] < 16 ? codes[i + 2] : xterm(Math.min(255, codes[i + 2])); i += 2; }
-      else if (codes[i + 1] === 2 && codes[i + 4] != null) { color = [codes[i + 2], codes[i + 3], codes[i + 4]].map((v) => Math.min(255, v)); i += 4; }
-      if (c === 38) state.fg = color; else state.bg = color;
-    }
-  }
-}
-function styled(state, text) {
-  const node = el("span");
-  const classes = [];
-  let fg = state.fg, bg = state.bg;
-  if (state.inverse) { const t = fg; fg = bg == null ? "inverse" : bg; bg = t == null ? "inverse" : t; }
-  for (const [value, prefix] of [[fg, "f"], [bg, "b"]]) {
-    if (value === "inverse") classes.push(prefix + "i");
-    else if (typeof value === "number") classes.push(prefix + value);
-    else if (Array.isArray(value)) node.style[prefix === "f" ? "color" : "backgroundColor"] = "rgb(" + value.join(",") + ")";
-  }
-  if (state.bold) classes.push("bold"); if (state.dim) classes.push("dim");
-  if (state.italic) classes.push("italic"); if (state.ul) classes.push("ul");
-  node.className = classes.join(" ");
-  node.textContent = text;
-  return node;
-}
-// SGR (ESC [ … m) sets the style; every other CSI, OSC and two-byte escape
-// is removed; a sequence cut at the end of a chunk waits for the next one.
-const ESCAPE = /\x1b(?:\[([0-9;:?<=>]*)[ -\/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -\/]*[0-Z\\^-~])/y;
-const PARTIAL = /^\x1b(?:\[[0-9;:?<=>]*[ -\/]*|\][^\x07\x1b]*\x1b?|[ -\/]*)$/;
-function renderText(st, text, into) {
-  text = st.carry + text; st.carry = "";
-  let plain = 0, index = 0;
-  const flush = (end) => { if (end > plain) into.push(styled(st, text.slice(plain, end))); };
-  for (;;) {
-    const at = text.indexOf("\x1b", index);
-    if (at < 0) break;
-    ESCAPE.lastIndex = at;
-    const m = ESCAPE.exec(text);
-    if (!m) {
-      if (text.length - at < 512 && PARTIAL.test(text.slice(at))) { flush(at); st.carry = text.slice(at); return; }
-      index = at + 1; continue;
-    }
-    flush(at);
-    if (m[2] === "m" && !/[?<=>]/.test(m[1] || "")) sgr(st, m[1] || "");
-    plain = index = at + m[0].length;
-  }
-  flush(text.length);
-}
+\#(PageParts.ansi)
 
 // --- Output tails ------------------------------------------------------------------------------
 // One tail per host shown: its cursor (`next`), a decoder that joins a

@@ -290,25 +290,14 @@ final class AgentPageScenarioTests: AgentTestCase {
     /// its report, after checking the page kept to its CSP.
     private func scenario(_ agent: AgentProcess, _ name: String, _ arguments: [String], name shot: String? = nil,
                           file: StaticString = #filePath, line: UInt = #line) async throws -> [String: Any] {
-        let artifacts = AgentTestCase.repositoryRoot.appendingPathComponent(".build/test-artifacts")
-        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let screenshot = artifacts.appendingPathComponent("agent-page-\(shot ?? name).png").path
+        let screenshot = try EndToEnd.artifacts(in: AgentTestCase.repositoryRoot).appendingPathComponent("agent-page-\(shot ?? name).png").path
         try? FileManager.default.removeItem(atPath: screenshot)
         let driver = AgentTestCase.repositoryRoot.appendingPathComponent("Tests/CorralAgentTests/Browser/page_scenarios.py").path
-        var spec = JobSpec(.executable("python3", arguments: [driver, "http://127.0.0.1:\(agent.port)/", screenshot, name] + arguments))
-        spec.timeout = .seconds(240)
-        spec.outputLimit = .bytes(16 << 20)
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        let result = try await runner.run(spec)
-        guard case .exited(0) = result.outcome else {
-            XCTFail("page scenario \(name): \(result.outcome)\n\(result.stdout.text.prefix(4000))\n\(result.stderr.text.suffix(4000))",
-                    file: file, line: line)
-            throw HTTPClient.Failure(description: "scenario \(name) failed")
-        }
-        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.bytes)) as? [String: Any],
-                                   file: file, line: line)
-        XCTAssertEqual((report["csp_violations"] as? [String])?.count, 0, "the page breaks its own policy: \(report)",
-                       file: file, line: line)
+        let result = try await EndToEnd.runDriver(driver, ["http://127.0.0.1:\(agent.port)/", screenshot, name] + arguments,
+                                                  runner: runner, marker: marker, timeout: .seconds(240))
+        let (report, problems) = EndToEnd.pageReport(result, "page scenario \(name)")
+        for problem in problems { XCTFail(problem, file: file, line: line) }
+        guard let report else { throw HTTPClient.Failure(description: "scenario \(name) failed") }
         let size = (try? FileManager.default.attributesOfItem(atPath: screenshot))?[.size] as? Int ?? 0
         XCTAssertGreaterThan(size, 10_000, "screenshot at \(screenshot)", file: file, line: line)
         print("agent page \(name) screenshot: \(screenshot)")

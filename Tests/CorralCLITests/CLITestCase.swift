@@ -18,12 +18,8 @@ class CLITestCase: XCTestCase {
     override func setUp() async throws {
         try await super.setUp()
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: CLITestCase.binary), CLITestCase.binary)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("corral-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        marker = UUID().uuidString
-        var configuration = Runner.Configuration()
-        configuration.reapOrphans = true
-        runner = try Runner(configuration: configuration)
+        let prepared = try EndToEnd.prepare("corral-cli")
+        scratch = prepared.scratch; marker = prepared.marker; runner = prepared.runner
     }
 
     override func tearDown() async throws {

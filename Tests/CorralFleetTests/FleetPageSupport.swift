@@ -81,36 +81,21 @@ extension FleetTestCase {
 
     /// Skips the test, loudly, when Debian's chromium is not installed.
     func requireChromium() throws {
-        guard ["/usr/bin/chromium", "/usr/bin/chromium-browser"].contains(where: FileManager.default.isExecutableFile) else {
-            let message = "SKIPPED LOUDLY: chromium is not installed (scripts/test installs it with apt); \(name) was NOT run in a browser"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            throw XCTSkip(message)
-        }
+        if let message = EndToEnd.chromiumMissing(name) { throw XCTSkip(message) }
     }
 
     /// Runs a scenario of `Browser/fleet_page.py` against the server (or
     /// another one on `port`); its report. Screenshots are kept under
     /// `.build/test-artifacts/fleet-page-<scenario>-<step>.png`.
-    func pageScenario(_ scenario: String, _ arguments: [String], port: Int? = nil,
+    func pageScenario(_ scenario: String, _ arguments: [String], port: UInt16? = nil,
                       file: StaticString = #filePath, line: UInt = #line) async throws -> [String: Any] {
-        let artifacts = FleetTestCase.repositoryRoot.appendingPathComponent(".build/test-artifacts")
-        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let prefix = artifacts.appendingPathComponent("fleet-page-\(scenario)").path
+        let prefix = try EndToEnd.artifacts(in: FleetTestCase.repositoryRoot).appendingPathComponent("fleet-page-\(scenario)").path
         let driver = FleetTestCase.repositoryRoot.appendingPathComponent("Tests/CorralFleetTests/Browser/fleet_page.py").path
-        var spec = JobSpec(.executable("python3", arguments: [driver, "http://127.0.0.1:\(port ?? server.port)/", prefix, scenario] + arguments))
-        spec.timeout = .seconds(300)
-        spec.outputLimit = .bytes(16 << 20)
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        let result = try await runner.run(spec)
-        guard case .exited(0) = result.outcome else {
-            XCTFail("page scenario \(scenario): \(result.outcome)\n\(result.stdout.text.prefix(4000))\n\(result.stderr.text.suffix(4000))",
-                    file: file, line: line)
-            throw FleetTestFailure("scenario \(scenario) failed")
-        }
-        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.bytes)) as? [String: Any],
-                                   file: file, line: line)
-        XCTAssertEqual((report["csp_violations"] as? [String])?.count, 0, "the page breaks its own policy: \(report)",
-                       file: file, line: line)
+        let result = try await EndToEnd.runDriver(driver, ["http://127.0.0.1:\(port ?? server.port)/", prefix, scenario] + arguments,
+                                                  runner: runner, marker: marker, timeout: .seconds(300))
+        let (report, problems) = EndToEnd.pageReport(result, "page scenario \(scenario)")
+        for problem in problems { XCTFail(problem, file: file, line: line) }
+        guard let report else { throw FleetTestFailure("scenario \(scenario) failed") }
         for shot in report["screenshots"] as? [String] ?? [] {
             let size = (try? FileManager.default.attributesOfItem(atPath: shot))?[.size] as? Int ?? 0
             XCTAssertGreaterThan(size, 10_000, "screenshot at \(shot)", file: file, line: line)

@@ -58,13 +58,8 @@ class FleetTestCase: XCTestCase {
         let query = url[slash.upperBound...].firstIndex(of: "?").map { String(url[$0...]) } ?? ""
         databaseURL = String(url[..<slash.upperBound]) + databaseName + query
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: EndToEnd.corralBinary), EndToEnd.corralBinary)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("corral-fleet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        marker = UUID().uuidString
-        var configuration = Runner.Configuration()
-        configuration.reapOrphans = true
-        configuration.containment = .processGroup
-        runner = try Runner(configuration: configuration)
+        let prepared = try EndToEnd.prepare("corral-fleet", containment: .processGroup)
+        scratch = prepared.scratch; marker = prepared.marker; runner = prepared.runner
         server = try startServer()
     }
 
@@ -158,14 +153,14 @@ class FleetTestCase: XCTestCase {
     }
 
     func launch(_ arguments: [String], directory: String) throws -> FleetProcess {
-        let process = try FleetProcess(runner: runner, arguments: arguments, marker: marker, directory: directory)
+        let process = try FleetProcess(runner: runner, arguments: arguments, marker: marker, workingDirectory: directory)
         processes.append(process)
         return process
     }
 
     // MARK: API
 
-    func request(_ method: String, _ path: String, json body: String? = nil, port: Int? = nil,
+    func request(_ method: String, _ path: String, json body: String? = nil, port: UInt16? = nil,
                  headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? server.port)\(path)")!)
         request.httpMethod = method
@@ -307,67 +302,4 @@ struct FleetTestFailure: Error, CustomStringConvertible {
 }
 
 /// A running `corral server` or `corral agent`.
-final class FleetProcess: Sendable {
-    private struct State {
-        var output = ""
-        var pid: Int32 = 0
-        var port: Int = 0
-        var result: JobResult?
-    }
-    private final class Shared: Sendable {
-        let state = Mutex(State())
-        let exited = DispatchSemaphore(value: 0)
-    }
-    private let shared = Shared()
-    private let handle: JobHandle
-
-    init(runner: Runner, arguments: [String], marker: String, directory: String) throws {
-        var spec = JobSpec(.executable(EndToEnd.corralBinary, arguments: arguments))
-        spec.workingDirectory = directory
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        spec.outputLimit = .unlimited
-        spec.timeout = .seconds(600)
-        spec.lingering = .leaveRunning
-        let shared = self.shared
-        handle = try runner.submit(
-            spec,
-            onOutput: { chunk in shared.state.withLock { $0.output += String(decoding: chunk.bytes, as: UTF8.self) } },
-            onStart: { start in shared.state.withLock { $0.pid = start.pid } },
-            onCompletion: { result in
-                shared.state.withLock { $0.result = result }
-                shared.exited.signal()
-            })
-    }
-
-    var pid: Int32 { shared.state.withLock { $0.pid } }
-    var output: String { shared.state.withLock { $0.output } }
-    var hasExited: Bool { shared.state.withLock { $0.result != nil } }
-    var port: Int { shared.state.withLock { $0.port } }
-
-    func waitUntilListening(upTo limit: Duration = .seconds(60)) -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline, !hasExited {
-            let output = self.output
-            if let range = output.range(of: "listening on http://127.0.0.1:") {
-                let digits = output[range.upperBound...].prefix(while: \.isNumber)
-                if let port = Int(digits) {
-                    shared.state.withLock { $0.port = port }
-                    return true
-                }
-            }
-            usleep(20_000)
-        }
-        return false
-    }
-
-    func signal(_ number: Int32) {
-        let pid = self.pid
-        if pid > 0, !hasExited { kill(pid, number) }
-    }
-
-    func waitForExit(upTo limit: Duration = .seconds(60)) -> JobResult? {
-        let seconds = Double(limit.components.seconds)
-        if shared.exited.wait(timeout: .now() + seconds) == .success { shared.exited.signal() }
-        return shared.state.withLock { $0.result }
-    }
-}
+typealias FleetProcess = CorralProcess

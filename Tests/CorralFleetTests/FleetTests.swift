@@ -87,7 +87,7 @@ final class FleetTests: FleetTestCase {
         try startAgent("e1", extra: ["--fleet-output-cap", "64KiB"])
         let run = try createRun(#"{"target":{"all":true},"job":{"shell":"echo line1; sleep 2; echo line2 >&2; exit 4","timeout":"30s"}}"#)
         XCTAssertTrue(waitUntil { (try? self.tasks(self.runView(run))["e1"]?["state"] as? String) == "running" })
-        let client = HTTPClient(port: UInt16(server.port))
+        let client = HTTPClient(port: server.port)
         // Opened while the job runs: the first line comes before the job ends.
         var sawLineWhileRunning = false
         let stream = try client.events("/v1/runs/\(run)/tasks/e1/events") { text in

@@ -1,7 +1,9 @@
+import Corral
 import Foundation
 
-/// What the end-to-end test targets (CLI and agent) share: where the built
-/// `corral` is, the processes that carry a test's marker, and a bounded wait.
+/// What the end-to-end test targets (CLI, agent and fleet) share: where the
+/// built `corral` is, a test's scratch, marker and runner, the processes that
+/// carry its marker, and a bounded wait.
 public enum EndToEnd {
     /// The `corral` binary built beside the test bundle.
     public static var corralBinary: String {
@@ -30,5 +32,25 @@ public enum EndToEnd {
             usleep(interval)
         }
         return condition()
+    }
+
+    /// What an end-to-end test starts from: a fresh scratch directory
+    /// (`<prefix>-<UUID>` in the temporary directory), a marker no other
+    /// process has in its environment, and a runner that reaps orphans and
+    /// contains its jobs as `containment` says.
+    public static func prepare(_ prefix: String, containment: ContainmentSetting = .automatic) throws
+        -> (scratch: URL, marker: String, runner: Runner) {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        var configuration = Runner.Configuration()
+        configuration.reapOrphans = true
+        configuration.containment = containment
+        do {
+            let runner = try Runner(configuration: configuration)
+            return (scratch, UUID().uuidString, runner)
+        } catch {
+            try? FileManager.default.removeItem(at: scratch)
+            throw error
+        }
     }
 }

@@ -8,20 +8,13 @@
 /// No inline `style` attributes or event-handler attributes: the
 /// Content-Security-Policy admits exactly the one `<script>` and the one
 /// `<style>` element, by hash (colours beyond the 16 named ones are set
-/// through the CSSOM, which the policy does not govern).
+/// through the CSSOM, which the policy does not govern). The pieces it
+/// shares with the fleet page come from `PageParts`.
 enum WebPage {
     static let html = #"""
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Corral agent</title>
+\#(PageParts.head(title: "Corral agent"))
 <style>
-  :root { --bg:#f6f7f9; --panel:#fff; --ink:#1d2330; --muted:#5b6578; --line:#e3e6eb; --accent:#2f6fed;
-          --ok:#1a7f45; --bad:#b8312a; --warn:#9a6512; --run:#2f6fed; --term-bg:#0f1420; --term-fg:#d8dee9; }
-  * { box-sizing: border-box; }
-  body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; background:var(--bg); color:var(--ink); }
+\#(PageParts.baseStyle)
   header { display:flex; flex-wrap:wrap; align-items:center; gap:6px 16px; padding:10px 20px; background:#1d2330; color:#fff; }
   header h1 { font-size:17px; margin:0; font-weight:600; letter-spacing:.2px; }
   header .info, header .counts { color:#c9d1e0; font-size:13px; }
@@ -41,10 +34,7 @@ enum WebPage {
                      padding:6px 10px; font:inherit; text-decoration:none; }
   button.secondary, a.button.secondary { background:#fff; color:var(--ink); border-color:#c9ced6; }
   button.danger { background:var(--bad); border-color:var(--bad); }
-  button:disabled { opacity:.5; cursor:default; }
-  :focus-visible { outline:3px solid #f0b429; outline-offset:1px; }
-  .toolbar { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin-bottom:8px; color:var(--muted); }
-  .toolbar input[type=search] { flex:1 1 160px; }
+\#(PageParts.controlStyle)
   .toolbar.below { margin-top:8px; }
   .tablewrap { max-height: calc(100vh - 250px); overflow-y:auto; overflow-x:hidden; border:1px solid var(--line); border-radius:6px; }
   table { border-collapse:collapse; width:100%; font-size:13px; table-layout:fixed; }
@@ -74,14 +64,7 @@ enum WebPage {
   #output .stderr { color:#ffb4a8; }
   pre#output .gap { display:block; margin:6px 0; padding:4px 8px; background:#3b2f12; color:#ffd27a; border:1px dashed #ffd27a;
                     border-radius:4px; font-weight:600; white-space:normal; }
-  #output .bold { font-weight:700; } #output .dim { opacity:.7; } #output .italic { font-style:italic; } #output .ul { text-decoration:underline; }
-  #output .f0 { color:#4c566a; } #output .f1 { color:#ff5f56; } #output .f2 { color:#5fd068; } #output .f3 { color:#f4d35e; } #output .f4 { color:#5c9dff; }
-  #output .f5 { color:#d47ee8; } #output .f6 { color:#4fd6d6; } #output .f7 { color:#d8dee9; } #output .f8 { color:#7b869c; } #output .f9 { color:#ff8a80; }
-  #output .f10 { color:#9cf09f; } #output .f11 { color:#fff59d; } #output .f12 { color:#9ec5ff; } #output .f13 { color:#f0b0ff; } #output .f14 { color:#a0f0f0; } #output .f15 { color:#ffffff; }
-  #output .b0 { background:#4c566a; } #output .b1 { background:#a1261f; } #output .b2 { background:#1f7a35; } #output .b3 { background:#8a6d0b; } #output .b4 { background:#1f4fa8; }
-  #output .b5 { background:#7a2f8a; } #output .b6 { background:#16717a; } #output .b7 { background:#aab2c0; } #output .b8 { background:#5f6a80; } #output .b9 { background:#d9463c; }
-  #output .b10 { background:#2fa852; } #output .b11 { background:#b89a1a; } #output .b12 { background:#3f77d9; } #output .b13 { background:#a64fba; } #output .b14 { background:#2a9ea8; } #output .b15 { background:#e5e9f0; }
-  #output .fi { color:var(--term-bg); } #output .bi { background:var(--term-fg); }
+\#(PageParts.terminalStyle("#output"))
   .empty { color:var(--muted); padding:24px 0; text-align:center; }
   .error { color:var(--bad); margin:6px 0; min-height:1em; }
   .jobhead { display:flex; flex-wrap:wrap; align-items:center; gap:10px; margin-bottom:10px; }
@@ -96,14 +79,7 @@ enum WebPage {
 <header><h1>Corral agent</h1><span class="info" id="hostinfo"></span><span class="counts" id="counts"></span>
   <span class="conn" id="conn" aria-live="polite"></span></header>
 <div id="banner" role="alert" hidden></div>
-<section id="login" hidden>
-  <h2>Token required</h2>
-  <p id="login-why">This agent requires a token. Enter it to open the page (it is kept as a cookie for this site).</p>
-  <form id="login-form" method="get" action="/">
-    <input id="token" name="token" type="password" autocomplete="current-password" aria-label="token" required>
-    <button type="submit">Open</button>
-  </form>
-</section>
+\#(PageParts.tokenPrompt("agent"))
 <main id="main">
   <section aria-labelledby="jobs-title">
     <h2>Submit a job</h2>
@@ -162,8 +138,7 @@ enum WebPage {
   </section>
 </main>
 <script>
-"use strict";
-const $ = (id) => document.getElementById(id);
+\#(PageParts.scriptStart)
 const PAGE = 100;
 const rows = new Map();   // job id -> { tr, cells, job }
 let oldest = null;        // seq of the oldest job loaded with "Load older" (null: the newest page only)
@@ -174,8 +149,6 @@ let current = null;       // the job in view, as last read
 let source = null;        // EventSource of the job in view
 let out = null;           // output state of the job in view
 let refreshing = false;
-const hadToken = location.search.includes("token=");
-if (hadToken) history.replaceState(null, "", "/" + location.hash);
 
 const ICONS = { ok: "\u2713", fail: "\u2717", running: "\u25B6", queued: "\u2026", timed_out: "\u25F7", cancelled: "\u2298" };
 function tone(job) {
@@ -189,11 +162,7 @@ function stateBadge(el, job) {
   el.className = "badge " + t;
 }
 function time(text) { return text ? new Date(text).toLocaleTimeString() : ""; }
-function span(seconds) {
-  if (seconds < 60) return (seconds < 10 ? seconds.toFixed(2) : seconds.toFixed(1)).replace(/\.?0+$/, "") + "s";
-  const m = Math.floor(seconds / 60), h = Math.floor(m / 60);
-  return h ? h + "h" + String(m % 60).padStart(2, "0") + "m" : m + "m" + String(Math.floor(seconds % 60)).padStart(2, "0") + "s";
-}
+\#(PageParts.textHelpers)
 function duration(job) {
   if (job.duration_s != null) return span(job.duration_s);
   if (job.started_at && !job.final) return span(Math.max(0, Math.floor((Date.now() - new Date(job.started_at)) / 1000))) + "\u2026";
@@ -214,12 +183,7 @@ async function api(path, options) {
   if (!response.ok) throw new Error((body.error && body.error.message) || response.statusText);
   return body;
 }
-function showLogin() {
-  $("login").hidden = false; $("main").hidden = true;
-  $("login-why").textContent = hadToken ? "That token was refused. Enter the agent's token." :
-    "This agent requires a token. Enter it to open the page (it is kept as a cookie for this site).";
-  if (document.activeElement !== $("token")) $("token").focus();
-}
+\#(PageParts.showLogin("agent"))
 let unreachableSince = null;
 function banner(text, warn) {
   $("banner").hidden = !text; $("banner").textContent = text || "";
@@ -261,7 +225,6 @@ function makeRow(job) {
   tr.addEventListener("click", () => { location.hash = job.id; });
   return { tr, cells, badge, job: null };
 }
-function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
 function updateRow(row, job) {
   row.job = job;
   setText(row.cells[0], job.id);
@@ -348,52 +311,11 @@ function resetList() { generation++; oldest = null; olderLeft = false; refreshin
 $("filter").onchange = resetList;
 let searchTimer = null;
 $("search").oninput = () => { clearTimeout(searchTimer); searchTimer = setTimeout(resetList, 250); };
-$("jobs").addEventListener("keydown", (event) => {
-  const tr = event.target.closest("tr.job");
-  if (!tr) return;
-  let to = null;
-  if (event.key === "ArrowDown") to = tr.nextElementSibling;
-  else if (event.key === "ArrowUp") to = tr.previousElementSibling;
-  else if (event.key === "Home") to = tr.parentElement.firstElementChild;
-  else if (event.key === "End") to = tr.parentElement.lastElementChild;
-  else if (event.key === "Enter" || event.key === " ") { event.preventDefault(); location.hash = tr.dataset.id; return; }
-  else return;
-  event.preventDefault();
-  if (to) { tr.tabIndex = -1; to.tabIndex = 0; to.focus(); }
-});
+\#(PageParts.keyboardRows)
+keyboardRows($("jobs"), (tr) => { location.hash = tr.dataset.id; });
 
 // --- Submitting ---------------------------------------------------------------
-// Splits argv text as a POSIX shell would split words: '…' literal,
-// "…" with \" \\ \$ \` escapes, a backslash escaping the next character.
-function splitWords(text) {
-  const words = [];
-  let word = null, index = 0;
-  while (index < text.length) {
-    const c = text[index];
-    if (c === " " || c === "\t" || c === "\n") { if (word !== null) { words.push(word); word = null; } index++; continue; }
-    if (word === null) word = "";
-    if (c === "'") {
-      const end = text.indexOf("'", index + 1);
-      if (end < 0) throw new Error("argv: a ' quote is not closed");
-      word += text.slice(index + 1, end); index = end + 1;
-    } else if (c === '"') {
-      index++;
-      for (;;) {
-        if (index >= text.length) throw new Error('argv: a " quote is not closed');
-        const d = text[index];
-        if (d === '"') { index++; break; }
-        if (d === "\\" && index + 1 < text.length && '"\\$`'.includes(text[index + 1])) { word += text[index + 1]; index += 2; continue; }
-        word += d; index++;
-      }
-    } else if (c === "\\") {
-      if (index + 1 >= text.length) throw new Error("argv: a backslash at the end escapes nothing");
-      word += text[index + 1]; index += 2;
-    } else { word += c; index++; }
-  }
-  if (word !== null) words.push(word);
-  if (!words.length) throw new Error("argv: no words");
-  return words;
-}
+\#(PageParts.splitWords)
 async function submit(spec) {
   return api("/v1/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(spec) });
 }
@@ -498,74 +420,8 @@ function bytesOf(event) {
   if (event.text != null) return new TextEncoder().encode(event.text);
   return Uint8Array.from(atob(event.base64), (c) => c.charCodeAt(0));
 }
-const PALETTE = [[0,0,0],[205,49,49],[13,188,121],[229,229,16],[36,114,200],[188,63,188],[17,168,205],[229,229,229],
-                 [102,102,102],[241,76,76],[35,209,139],[245,245,67],[59,142,234],[214,112,214],[41,184,219],[255,255,255]];
-function xterm(n) {
-  if (n < 16) return PALETTE[n];
-  if (n < 232) { const v = [0, 95, 135, 175, 215, 255]; n -= 16; return [v[Math.floor(n / 36)], v[Math.floor(n / 6) % 6], v[n % 6]]; }
-  const g = 8 + 10 * (n - 232); return [g, g, g];
-}
-function sgr(state, text) {
-  const codes = text === "" ? [0] : text.split(/[;:]/).map((v) => v === "" ? 0 : Number(v));
-  for (let i = 0; i < codes.length; i++) {
-    const c = codes[i];
-    if (c === 0) Object.assign(state, { fg: null, bg: null, bold: false, dim: false, italic: false, ul: false, inverse: false });
-    else if (c === 1) state.bold = true; else if (c === 2) state.dim = true; else if (c === 3) state.italic = true;
-    else if (c === 4) state.ul = true; else if (c === 7) state.inverse = true;
-    else if (c === 22) { state.bold = false; state.dim = false; } else if (c === 23) state.italic = false;
-    else if (c === 24) state.ul = false; else if (c === 27) state.inverse = false;
-    else if (c >= 30 && c <= 37) state.fg = c - 30; else if (c >= 90 && c <= 97) state.fg = c - 82;
-    else if (c >= 40 && c <= 47) state.bg = c - 40; else if (c >= 100 && c <= 107) state.bg = c - 92;
-    else if (c === 39) state.fg = null; else if (c === 49) state.bg = null;
-    else if (c === 38 || c === 48) {
-      let color = null;
-      if (codes[i + 1] === 5 && codes[i + 2] != null) { color = codes[i + 2] < 16 ? codes[i + 2] : xterm(Math.min(255, codes[i + 2])); i += 2; }
-      else if (codes[i + 1] === 2 && codes[i + 4] != null) { color = [codes[i + 2], codes[i + 3], codes[i + 4]].map((v) => Math.min(255, v)); i += 4; }
-      if (c === 38) state.fg = color; else state.bg = color;
-    }
-  }
-}
-function styled(state, stream, text) {
-  const el = document.createElement("span");
-  const classes = stream === "stderr" ? ["stderr"] : [];
-  let fg = state.fg, bg = state.bg;
-  if (state.inverse) { const t = fg; fg = bg == null ? "inverse" : bg; bg = t == null ? "inverse" : t; }
-  for (const [value, prefix] of [[fg, "f"], [bg, "b"]]) {
-    if (value === "inverse") classes.push(prefix + "i");
-    else if (typeof value === "number") classes.push(prefix + value);
-    else if (Array.isArray(value)) el.style[prefix === "f" ? "color" : "backgroundColor"] = "rgb(" + value.join(",") + ")";
-  }
-  if (state.bold) classes.push("bold"); if (state.dim) classes.push("dim");
-  if (state.italic) classes.push("italic"); if (state.ul) classes.push("ul");
-  el.className = classes.join(" ");
-  el.textContent = text;
-  return el;
-}
-// Text with escape sequences: SGR (ESC [ … m) sets the style; every other
-// CSI, OSC and two-byte escape is removed; a sequence cut at the end of a
-// chunk waits for the next one.
-const ESCAPE = /\x1b(?:\[([0-9;:?<=>]*)[ -\/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -\/]*[0-Z\\^-~])/y;
-const PARTIAL = /^\x1b(?:\[[0-9;:?<=>]*[ -\/]*|\][^\x07\x1b]*\x1b?|[ -\/]*)$/;
-function render_text(stream, text, into) {
-  const st = out[stream].ansi;
-  text = st.carry + text; st.carry = "";
-  let plain = 0, index = 0;
-  const flush = (end) => { if (end > plain) into.push(styled(st, stream, text.slice(plain, end))); };
-  for (;;) {
-    const at = text.indexOf("\x1b", index);
-    if (at < 0) break;
-    ESCAPE.lastIndex = at;
-    const m = ESCAPE.exec(text);
-    if (!m) {
-      if (text.length - at < 512 && PARTIAL.test(text.slice(at))) { flush(at); st.carry = text.slice(at); return; }
-      index = at + 1; continue;
-    }
-    flush(at);
-    if (m[2] === "m" && !/[?<=>]/.test(m[1] || "")) sgr(st, m[1] || "");
-    plain = index = at + m[0].length;
-  }
-  flush(text.length);
-}
+\#(PageParts.ansi)
+function render_text(stream, text, into) { renderText(out[stream].ansi, text, into, stream === "stderr" ? "stderr" : ""); }
 function appendBytes(stream, bytes) {
   const s = out[stream];
   s.seen += bytes.length;

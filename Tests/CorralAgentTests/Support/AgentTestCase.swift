@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import XCTest
 import CorralTestSupport
 @testable import Corral
@@ -24,16 +23,11 @@ class AgentTestCase: XCTestCase {
     override func setUp() async throws {
         try await super.setUp()
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: AgentTestCase.binary), AgentTestCase.binary)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("corral-agent-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        marker = UUID().uuidString
-        var configuration = Runner.Configuration()
-        configuration.reapOrphans = true
         // The agent is contained by process group only, and its jobs are
         // left alone when it dies: a crash test must find the jobs exactly
         // as a crashed agent leaves them (the agent itself uses cgroups).
-        configuration.containment = .processGroup
-        runner = try Runner(configuration: configuration)
+        let prepared = try EndToEnd.prepare("corral-agent", containment: .processGroup)
+        scratch = prepared.scratch; marker = prepared.marker; runner = prepared.runner
     }
 
     override func tearDown() async throws {
@@ -95,11 +89,7 @@ class AgentTestCase: XCTestCase {
 
     /// Skips the test, loudly, when Debian's chromium is not installed.
     func requireChromium() throws {
-        guard ["/usr/bin/chromium", "/usr/bin/chromium-browser"].contains(where: FileManager.default.isExecutableFile) else {
-            let message = "SKIPPED LOUDLY: chromium is not installed (scripts/test installs it with apt); \(name) was NOT run in a browser"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            throw XCTSkip(message)
-        }
+        if let message = EndToEnd.chromiumMissing(name) { throw XCTSkip(message) }
     }
 
     /// Runs `corral` with these arguments to the end (for start-up failures).
@@ -155,71 +145,16 @@ class AgentTestCase: XCTestCase {
     }
 }
 
-/// A running `corral agent`.
-final class AgentProcess: Sendable {
-    private struct State {
-        var output = ""
-        var pid: Int32 = 0
-        var port: UInt16 = 0
-        var result: JobResult?
-    }
-    private final class Shared: Sendable {
-        let state = Mutex(State())
-        let exited = DispatchSemaphore(value: 0)
-    }
-    private let shared = Shared()
-    private let handle: JobHandle
+/// A running `corral agent`: the process driver the fleet tests share.
+typealias AgentProcess = CorralProcess
 
-    init(runner: Runner, binary: String, arguments: [String], marker: String, workingDirectory: String? = nil) throws {
-        var spec = JobSpec(.executable(binary, arguments: arguments))
-        spec.workingDirectory = workingDirectory
-        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        spec.outputLimit = .unlimited
-        spec.timeout = .seconds(600)
-        spec.lingering = .leaveRunning
-        let shared = self.shared
-        handle = try runner.submit(
-            spec,
-            onOutput: { chunk in shared.state.withLock { $0.output += String(decoding: chunk.bytes, as: UTF8.self) } },
-            onStart: { start in shared.state.withLock { $0.pid = start.pid } },
-            onCompletion: { result in
-                shared.state.withLock { $0.result = result }
-                shared.exited.signal()
-            })
-    }
-
-    var pid: Int32 { shared.state.withLock { $0.pid } }
-    var output: String { shared.state.withLock { $0.output } }
-    var hasExited: Bool { shared.state.withLock { $0.result != nil } }
-    var port: UInt16 { shared.state.withLock { $0.port } }
+extension CorralProcess {
+    /// A client of the agent's API on its port.
     var client: HTTPClient { HTTPClient(port: port) }
 
-    func waitUntilListening(upTo limit: Duration = .seconds(60)) -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline, !hasExited {
-            let output = self.output
-            if let range = output.range(of: "listening on http://127.0.0.1:") {
-                let digits = output[range.upperBound...].prefix(while: \.isNumber)
-                if let port = UInt16(digits) {
-                    shared.state.withLock { $0.port = port }
-                    return true
-                }
-            }
-            usleep(20_000)
-        }
-        return false
-    }
-
     /// SIGTERM: the agent's graceful shutdown.
-    func terminate() { kill(pid, SIGTERM) }
+    func terminate() { signal(SIGTERM) }
 
     /// SIGKILL to the agent alone (not its jobs): a crash.
-    func crash() { kill(pid, SIGKILL) }
-
-    /// The agent's own result once it exited (nil if it did not within the limit).
-    func waitForExit(upTo limit: Duration = .seconds(60)) -> JobResult? {
-        let seconds = Double(limit.components.seconds)
-        if shared.exited.wait(timeout: .now() + seconds) == .success { shared.exited.signal() }
-        return shared.state.withLock { $0.result }
-    }
+    func crash() { signal(SIGKILL) }
 }
