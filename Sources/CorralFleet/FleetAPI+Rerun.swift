@@ -26,17 +26,7 @@ struct RerunRequest: Sendable {
     static let fields: Set<String> = ["hosts", "name"]
 
     init(body: [UInt8]) throws(APIError) {
-        let value: JSONValue
-        switch JSONParser.parse(body) {
-        case .success(let parsed): value = parsed
-        case .failure(let failure): throw APIError(.badRequest, "bad_json", "the body is not JSON: \(failure)")
-        }
-        guard case .object(let members) = value else {
-            throw APIError(.badRequest, "bad_request", "the body must be a JSON object")
-        }
-        if let unknown = members.keys.sorted().first(where: { !RerunRequest.fields.contains($0) }) {
-            throw APIError(.badRequest, "bad_request", "unknown field \(unknown); known: \(RerunRequest.fields.sorted().joined(separator: ", "))", field: unknown)
-        }
+        let members = try RunRequest.object(body, fields: RerunRequest.fields)
         let usage = "hosts: \"all\", \"failed\", \"lost\" or a list of the run's host names"
         switch members["hosts"] {
         case .string("all")?: hosts = .all

@@ -282,9 +282,14 @@ struct FleetAPI: Sendable {
         return id
     }
 
+    func database<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await FleetAPI.database(what, logger: logger, body)
+    }
+
     /// A database call; a failure is logged with its detail and answered
     /// 503 with a plain message (no SQL in an API answer).
-    func database<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func database<T: Sendable>(_ what: String, logger: Logger,
+                                      _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await withTimeLimit(.seconds(15), what, body)
         } catch let error as APIError {

@@ -116,17 +116,8 @@ struct FleetQueries: Sendable {
 
     // MARK: Helpers
 
-    /// A database call; a failure is logged with its detail and answered
-    /// 503 with a plain message (no SQL in an API answer).
     private func database<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        do {
-            return try await withTimeLimit(.seconds(15), what, body)
-        } catch let error as APIError {
-            throw error
-        } catch {
-            logger.error("database: \(what) failed", metadata: ["error": "\(String(reflecting: error))"])
-            throw APIError(.serviceUnavailable, "database_unavailable", "\(what): the database did not answer; the server's log has the detail")
-        }
+        try await FleetAPI.database(what, logger: logger, body)
     }
 
     private static func first(_ rows: PostgresRowSequence) async throws -> String? {

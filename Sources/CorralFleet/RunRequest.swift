@@ -43,17 +43,7 @@ struct RunRequest: Sendable {
     static let fields: Set<String> = ["name", "target", "job", "max_concurrency", "max_errors"]
 
     init(body: [UInt8]) throws(APIError) {
-        let value: JSONValue
-        switch JSONParser.parse(body) {
-        case .success(let parsed): value = parsed
-        case .failure(let failure): throw APIError(.badRequest, "bad_json", "the body is not JSON: \(failure)")
-        }
-        guard case .object(let members) = value else {
-            throw APIError(.badRequest, "bad_request", "the body must be a JSON object")
-        }
-        if let unknown = members.keys.sorted().first(where: { !RunRequest.fields.contains($0) }) {
-            throw APIError(.badRequest, "bad_request", "unknown field \(unknown); known: \(RunRequest.fields.sorted().joined(separator: ", "))", field: unknown)
-        }
+        let members = try RunRequest.object(body, fields: RunRequest.fields)
         switch members["name"] {
         case nil: name = "run"
         case .string(let text)? where !text.isEmpty && text.utf8.count <= RunRequest.maximumNameBytes: name = text
@@ -73,6 +63,23 @@ struct RunRequest: Sendable {
         }
         maxConcurrency = try RunRequest.bound(members["max_concurrency"], field: "max_concurrency", minimum: 1)
         maxErrors = try RunRequest.bound(members["max_errors"], field: "max_errors", minimum: 0)
+    }
+
+    /// A request body's members: a JSON object with only the `fields`
+    /// named, or the error naming what is wrong.
+    static func object(_ body: [UInt8], fields: Set<String>) throws(APIError) -> [String: JSONValue] {
+        let value: JSONValue
+        switch JSONParser.parse(body) {
+        case .success(let parsed): value = parsed
+        case .failure(let failure): throw APIError(.badRequest, "bad_json", "the body is not JSON: \(failure)")
+        }
+        guard case .object(let members) = value else {
+            throw APIError(.badRequest, "bad_request", "the body must be a JSON object")
+        }
+        if let unknown = members.keys.sorted().first(where: { !fields.contains($0) }) {
+            throw APIError(.badRequest, "bad_request", "unknown field \(unknown); known: \(fields.sorted().joined(separator: ", "))", field: unknown)
+        }
+        return members
     }
 
     private static func target(_ value: JSONValue?) throws(APIError) -> Target {
