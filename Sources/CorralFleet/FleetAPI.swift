@@ -170,38 +170,19 @@ struct FleetAPI: Sendable {
             }
             after = n
         }
-        struct Rows: Sendable {
-            var found = false
-            var final = false
-            var chunks: [(seq: Int, stream: String, bytes: [UInt8])] = []
-        }
         let start = after
-        let rows = try await database("read output") {
-            var rows = Rows()
-            for try await (_, state) in try await client.query(
-                "SELECT run_id, state FROM task WHERE run_id = \(run) AND host = \(host)").decode((Int64, String).self) {
-                rows.found = true
-                rows.final = !["pending", "queued", "running"].contains(state)
-            }
-            guard rows.found else { return rows }
-            let chunks = try await client.query("""
-                SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
-                 AND o.day = (SELECT day FROM run WHERE run_id = \(run))
-                 WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(start) ORDER BY o.seq LIMIT 1000
-                """)
-            for try await (seq, name, data) in chunks.decode((Int, String, ByteBuffer).self) {
-                rows.chunks.append((seq, name, Array(data.readableBytesView)))
-            }
-            return rows
+        let read = try await database("read output") { [client] () -> (final: Bool, chunks: [TaskOutput.Chunk])? in
+            guard let final = try await TaskOutput.isFinal(client, run: run, host: host) else { return nil }
+            return (final, try await TaskOutput.chunks(client, run: run, host: host, after: start, limit: 1000))
         }
-        guard rows.found else { throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)") }
+        guard let read else { throw APIError(.notFound, "not_found", "run \(run) has no task on \(host)") }
         var bytes: [UInt8] = []
         var truncated: Int?
         var next = after
-        for chunk in rows.chunks {
+        for chunk in read.chunks {
             next = chunk.seq
-            if chunk.stream == "truncated" {
-                truncated = Int(String(decoding: chunk.bytes, as: UTF8.self))
+            if let dropped = chunk.truncatedBytes {
+                truncated = dropped
             } else if stream == "combined" || chunk.stream == stream || (stream == "stdout" && chunk.stream == "combined") {
                 bytes += chunk.bytes
             }
@@ -214,7 +195,7 @@ struct FleetAPI: Sendable {
         }
         json.add("next", next)
         // Final once the task is and nothing more is left to read.
-        json.add("final", rows.final && rows.chunks.count < 1000)
+        json.add("final", read.final && read.chunks.count < 1000)
         json.add("truncated_bytes", truncated)
         return self.json(json.text)
     }

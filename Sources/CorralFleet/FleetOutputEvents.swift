@@ -124,33 +124,13 @@ struct FleetOutputEvents: Sendable {
     /// Whether the task is final; nil when there is no such task.
     private func state(run: Int64, host: String) async throws -> Bool? {
         try await api.database("read a task") { [client = api.client] in
-            var final: Bool?
-            for try await state in try await client.query("SELECT state FROM task WHERE run_id = \(run) AND host = \(host)")
-                .decode(String.self) {
-                final = !["pending", "queued", "running"].contains(state)
-            }
-            return final
+            try await TaskOutput.isFinal(client, run: run, host: host)
         }
     }
 
-    private struct Chunk: Sendable {
-        var seq: Int
-        var stream: String
-        var bytes: [UInt8]
-    }
-
-    private func chunks(run: Int64, host: String, after: Int) async throws -> [Chunk] {
+    private func chunks(run: Int64, host: String, after: Int) async throws -> [TaskOutput.Chunk] {
         try await api.database("read output") { [client = api.client] in
-            var chunks: [Chunk] = []
-            let rows = try await client.query("""
-                SELECT o.seq, o.stream, o.data FROM task_output o JOIN task t ON t.run_id = o.run_id AND t.agent_id = o.agent_id
-                 AND o.day = (SELECT day FROM run WHERE run_id = \(run))
-                 WHERE t.run_id = \(run) AND t.host = \(host) AND o.seq > \(after) ORDER BY o.seq LIMIT \(FleetOutputEvents.pageSize)
-                """)
-            for try await (seq, stream, data) in rows.decode((Int, String, ByteBuffer).self) {
-                chunks.append(Chunk(seq: seq, stream: stream, bytes: Array(data.readableBytesView)))
-            }
-            return chunks
+            try await TaskOutput.chunks(client, run: run, host: host, after: after, limit: FleetOutputEvents.pageSize)
         }
     }
 
@@ -164,19 +144,13 @@ struct FleetOutputEvents: Sendable {
         }
     }
 
-    private static func event(_ chunk: Chunk) -> String {
+    private static func event(_ chunk: TaskOutput.Chunk) -> String {
+        guard let dropped = chunk.truncatedBytes else {
+            return EventStream.outputEvent(seq: chunk.seq, stream: chunk.stream, bytes: chunk.bytes)
+        }
         var json = JSONWriter()
         json.add("seq", chunk.seq)
-        if chunk.stream == "truncated" {
-            json.add("bytes", Int(String(decoding: chunk.bytes, as: UTF8.self)) ?? 0)
-            return "id: \(chunk.seq)\nevent: truncated\ndata: \(json.text)\n\n"
-        }
-        json.add("stream", chunk.stream)
-        if let text = String(validating: chunk.bytes, as: UTF8.self) {
-            json.add("text", text)
-        } else {
-            json.add("base64", Data(chunk.bytes).base64EncodedString())
-        }
-        return "id: \(chunk.seq)\nevent: output\ndata: \(json.text)\n\n"
+        json.add("bytes", dropped)
+        return "id: \(chunk.seq)\nevent: truncated\ndata: \(json.text)\n\n"
     }
 }

@@ -10,7 +10,7 @@ import NIOCore
 /// the job starts; the last event is `result`, with the job as `GET
 /// /v1/jobs/{id}` shows it, and then the stream ends. Comments keep idle
 /// connections alive.
-struct EventStream: Sendable {
+package struct EventStream: Sendable {
     let service: JobService
 
     func response(_ request: Request, id: String, channel: any Channel) async throws -> Response {
@@ -99,14 +99,20 @@ struct EventStream: Sendable {
     static let pageSize = 16
 
     static func outputEvent(_ chunk: JournalBatch.Chunk) -> String {
+        outputEvent(seq: chunk.seq, stream: chunk.stream, bytes: chunk.bytes)
+    }
+
+    /// One chunk as an `output` event (also the fleet server's format):
+    /// data `{"seq","stream","text"}`, or `"base64"` for bytes that are not UTF-8.
+    package static func outputEvent(seq: Int, stream: String, bytes: [UInt8]) -> String {
         var json = JSONWriter()
-        json.add("seq", chunk.seq)
-        json.add("stream", chunk.stream)
-        if let text = String(validating: chunk.bytes, as: UTF8.self) {
+        json.add("seq", seq)
+        json.add("stream", stream)
+        if let text = String(validating: bytes, as: UTF8.self) {
             json.add("text", text)
         } else {
-            json.add("base64", Data(chunk.bytes).base64EncodedString())
+            json.add("base64", Data(bytes).base64EncodedString())
         }
-        return "id: \(chunk.seq)\nevent: output\ndata: \(json.text)\n\n"
+        return "id: \(seq)\nevent: output\ndata: \(json.text)\n\n"
     }
 }
