@@ -95,7 +95,7 @@ int cc_is_cgroup2(const char *path) {
     return info.f_type == 0x63677270 ? 1 : 0;
 }
 
-int cc_proc_stat(pid_t pid, char *state, pid_t *group, bool *kernel_thread) {
+int cc_proc_stat(pid_t pid, char *state, pid_t *parent_out, pid_t *group, bool *kernel_thread) {
     char path[64], text[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -113,6 +113,7 @@ int cc_proc_stat(pid_t pid, char *state, pid_t *group, bool *kernel_thread) {
     if (close_paren == NULL
         || sscanf(close_paren + 1, " %c %d %d %*d %*d %*d %u", &letter, &parent, &pgrp, &flags) != 4) return -EIO;
     *state = letter;
+    *parent_out = (pid_t)parent;
     *group = (pid_t)pgrp;
     *kernel_thread = (flags & 0x00200000u) != 0;  /* PF_KTHREAD */
     return 0;

@@ -67,6 +67,23 @@ final class EscapeeSweepTests: ContainmentTestCase {
         XCTAssertEqual(leftovers, Array(repeating: 0, count: 20))
     }
 
+    /// The batch order behind the test above: the root of a forking tree
+    /// comes first even when the pid counter has wrapped and its children
+    /// have lower pids (so /proc lists them first), and a batch limited to
+    /// `pidfdLimit` findings always includes it.
+    func testTheRootOfAForkingTreeIsSweptFirstWhateverItsPID() {
+        typealias C = ProcessSnapshot.Candidate
+        let children = (100..<500).map { C(pid: pid_t($0), parent: 32000, group: 32000) }
+        let grandchild = C(pid: 50, parent: 100, group: 32000)
+        let root = C(pid: 32000, parent: 1, group: 32000)
+        let other = C(pid: 20, parent: 7, group: 20)  // a second escaped tree's root
+        let ordered = rootsFirst([grandchild] + children + [root, other])
+        XCTAssertEqual(Set(ordered.prefix(2).map(\.pid)), [32000, 20])
+        XCTAssertEqual(ordered.count, children.count + 3)
+        XCTAssertEqual(Set(ordered.map(\.pid)).count, ordered.count)
+        XCTAssertLessThan(2, EscapeeSweeper.pidfdLimit)
+    }
+
     /// A job running `corral` itself: the inner runner overwrites
     /// CORRAL_JOB_ID, the list keeps the outer id, so the outer sweep still
     /// finds the inner job's escapee when the inner corral is SIGKILLed.

@@ -116,9 +116,9 @@ int cc_pidfd_send_signal(int pidfd, int signal);
 /// 1 if `path` is on a cgroup v2 filesystem, 0 if not, -errno on error.
 int cc_is_cgroup2(const char *path);
 
-/// Reads /proc/<pid>/stat: the state letter, the process group and
+/// Reads /proc/<pid>/stat: the state letter, the parent, the process group and
 /// whether it is a kernel thread (PF_KTHREAD). Returns 0 or -errno.
-int cc_proc_stat(pid_t pid, char *state, pid_t *group, bool *kernel_thread);
+int cc_proc_stat(pid_t pid, char *state, pid_t *parent, pid_t *group, bool *kernel_thread);
 
 /// The job markers a process carries: `CORRAL_JOB_ID` (its innermost job)
 /// and `CORRAL_JOB_IDS` (every enclosing job's id, comma-separated, outermost

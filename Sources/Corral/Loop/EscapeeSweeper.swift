@@ -29,6 +29,10 @@ final class EscapeeSweeper: TimerOwner {
     /// Passes a job gets before its result goes out regardless (the drain
     /// timeout bounds the wait anyway).
     static let passLimit = 48
+    /// Passes that each killed a full batch (`pidfdLimit`) a job gets on
+    /// top: thousands of escapees are killed a batch per pass, not given up
+    /// on after `passLimit` (bounded still: fewer than pid_max in all).
+    static let saturatedPassLimit = 512
     /// Pidfds one batch may hold at most; a job with more candidates is
     /// inconclusive and swept again (descriptors stay bounded).
     static let pidfdLimit = 256
@@ -172,10 +176,11 @@ struct SweepOrder: Sendable {
             var answer = SweepAnswer(id: order.id, work: order.work, unreadable: snapshot?.unreadable ?? [])
             switch order.work {
             case .signal:
-                for candidate in snapshot?.byJob[order.id.rawValue] ?? [] where candidate.pid != order.leader {
+                for candidate in rootsFirst(snapshot?.byJob[order.id.rawValue] ?? []) where candidate.pid != order.leader {
                     if candidate.group == order.skipGroup { continue }
                     guard pidfds < EscapeeSweeper.pidfdLimit else {
                         answer.inconclusive = true
+                        answer.saturated = true
                         break
                     }
                     let pidfd = cc_pidfd_open(candidate.pid)
@@ -218,6 +223,16 @@ struct SweepOrder: Sendable {
     }
 }
 
+/// Candidates whose parent is not one of them come first: the root of a
+/// tree that forks all the time (`while :; do sleep 1000 & done`) is then
+/// among the first `pidfdLimit` killed, even when its children number
+/// thousands and the pid counter has wrapped (so /proc lists them first).
+/// Once it is dead the tree stops growing and later passes take the rest.
+func rootsFirst(_ candidates: [ProcessSnapshot.Candidate]) -> [ProcessSnapshot.Candidate] {
+    let pids = Set(candidates.map(\.pid))
+    return candidates.filter { !pids.contains($0.parent) } + candidates.filter { pids.contains($0.parent) }
+}
+
 struct SweepFinding: Sendable {
     let pid: pid_t
     /// Open, and pinned before the marker was read again; the loop signals through it and closes it.
@@ -235,6 +250,9 @@ struct SweepAnswer: Sendable {
     var findings: [SweepFinding] = []
     /// Something could not be told yet (mid-exec, out of descriptors): sweep again.
     var inconclusive = false
+    /// The pass stopped at `pidfdLimit` findings: it made full progress, so
+    /// it counts against `saturatedPassLimit`, not `passLimit`.
+    var saturated = false
     /// `.listMarked`: what carries the id; `.keepInCgroup`: the members of the kept cgroup.
     var marked: [pid_t] = []
     var moved: [pid_t] = []

@@ -54,7 +54,11 @@ extension LoopJob {
                 Syscalls.close(finding.pidfd)
             }
             guard repeating, sweepPending else { return false }
-            sweepPasses += 1
+            if answer.saturated, saturatedPasses < EscapeeSweeper.saturatedPassLimit {
+                saturatedPasses += 1
+            } else {
+                sweepPasses += 1
+            }
             // A process seen mid-exec (environment empty) for the first time
             // may be one of ours: the pass is not conclusive, look again.
             sweepInconclusive = answer.inconclusive || !answer.unreadable.isSubset(of: sweepUnreadable)

@@ -86,6 +86,8 @@ final class LoopJob: LoopObject {
     /// new; the result waits for that (bounded by the drain timeout).
     var sweepPending = false
     var sweepPasses = 0
+    /// Passes stopped by the pidfd limit (see `EscapeeSweeper.saturatedPassLimit`).
+    var saturatedPasses = 0
     /// The unreadable processes of this job's last sweep's scan, and whether
     /// that sweep saw a new one (or lost one it had found): not conclusive.
     var sweepUnreadable: Set<pid_t> = []

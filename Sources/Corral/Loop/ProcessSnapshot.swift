@@ -12,6 +12,8 @@ import Glibc
 struct ProcessSnapshot {
     struct Candidate: Hashable {
         let pid: pid_t
+        /// Its parent when scanned.
+        let parent: pid_t
         /// Its process group when scanned.
         let group: pid_t
     }
@@ -36,16 +38,17 @@ struct ProcessSnapshot {
         ProcFiles.forEachProcessID { pid in
             guard pid != me, !leaders.contains(pid) else { return }
             var state: CChar = 0
+            var parent: pid_t = 0
             var group: pid_t = 0
             var kernelThread = false
-            guard cc_proc_stat(pid, &state, &group, &kernelThread) == 0, !kernelThread,
+            guard cc_proc_stat(pid, &state, &parent, &group, &kernelThread) == 0, !kernelThread,
                   state != CChar(UInt8(ascii: "Z")), !jobGroups.contains(group) else { return }
             guard let ids = ProcFiles.jobIDs(of: pid, buffer: buffer) else {
                 unreadable.insert(pid)
                 return
             }
             for jobID in ids {
-                byJob[jobID, default: []].append(Candidate(pid: pid, group: group))
+                byJob[jobID, default: []].append(Candidate(pid: pid, parent: parent, group: group))
             }
         }
         return ProcessSnapshot(byJob: byJob, unreadable: unreadable)
