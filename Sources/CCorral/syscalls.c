@@ -95,7 +95,7 @@ int cc_is_cgroup2(const char *path) {
     return info.f_type == 0x63677270 ? 1 : 0;
 }
 
-int cc_proc_stat(pid_t pid, char *state, pid_t *parent_out, pid_t *group, bool *kernel_thread) {
+int cc_proc_stat(pid_t pid, cc_proc_info *info) {
     char path[64], text[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -109,13 +109,20 @@ int cc_proc_stat(pid_t pid, char *state, pid_t *parent_out, pid_t *group, bool *
     const char *close_paren = strrchr(text, ')');
     int parent = 0, pgrp = 0;
     unsigned int flags = 0;
+    unsigned long utime = 0, stime = 0;
+    unsigned long long start = 0;
     char letter = 0;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+       utime stime cutime cstime priority nice threads itrealvalue starttime */
     if (close_paren == NULL
-        || sscanf(close_paren + 1, " %c %d %d %*d %*d %*d %u", &letter, &parent, &pgrp, &flags) != 4) return -EIO;
-    *state = letter;
-    *parent_out = (pid_t)parent;
-    *group = (pid_t)pgrp;
-    *kernel_thread = (flags & 0x00200000u) != 0;  /* PF_KTHREAD */
+        || sscanf(close_paren + 1, " %c %d %d %*d %*d %*d %u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu",
+                  &letter, &parent, &pgrp, &flags, &utime, &stime, &start) != 7) return -EIO;
+    info->state = letter;
+    info->parent = (pid_t)parent;
+    info->group = (pid_t)pgrp;
+    info->kernel_thread = (flags & 0x00200000u) != 0;  /* PF_KTHREAD */
+    info->cpu_ticks = (unsigned long long)utime + stime;
+    info->start_time = start;
     return 0;
 }
 

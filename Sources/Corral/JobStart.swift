@@ -1,3 +1,4 @@
+import CCorral
 /// A job's leader has just been spawned: what a journal records so that the
 /// job's processes can be found again after the host process dies (see
 /// `Reclaim`).
@@ -24,7 +25,6 @@ public struct JobStart: Hashable, Sendable {
 
     /// The start time of a live process, as `startTime` records it.
     public static func startTime(of pid: Int32) -> UInt64? {
-        guard let fields = ProcFiles.statFields(of: pid), fields.count > 19 else { return nil }
-        return UInt64(fields[19])
+        ProcFiles.processInfo(of: pid).map { UInt64($0.start_time) }
     }
 }

@@ -1,3 +1,4 @@
+import CCorral
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,7 +91,7 @@ public enum Reclaim {
 
     /// Alive and not a zombie.
     private static func isAlive(_ pid: pid_t) -> Bool {
-        guard let fields = ProcFiles.statFields(of: pid), let state = fields.first else { return false }
-        return state != "Z" && state != "X"
+        guard let state = ProcFiles.processInfo(of: pid)?.state else { return false }
+        return state != CChar(UInt8(ascii: "Z")) && state != CChar(UInt8(ascii: "X"))
     }
 }

@@ -284,9 +284,9 @@ struct KeptActivity: Sendable {
     init(of pids: [pid_t]) {
         assertNotOnLoopThread()
         for pid in pids {
-            guard let fields = ProcFiles.statFields(of: pid), fields.count > 12 else { continue }
-            if fields[0] == "R" { runnable = true }
-            cpuTicks += (UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0)
+            guard let info = ProcFiles.processInfo(of: pid) else { continue }
+            if info.state == CChar(UInt8(ascii: "R")) { runnable = true }
+            cpuTicks += UInt64(info.cpu_ticks)
         }
     }
 

@@ -104,8 +104,6 @@ enum ChildList {
         }
         if sawChildrenFile { return children }
         let me = getpid()
-        return ProcFiles.processIDs().filter { pid in
-            ProcFiles.statFields(of: pid).map { $0.count > 1 && pid_t($0[1]) == me } ?? false
-        }
+        return ProcFiles.processIDs().filter { ProcFiles.processInfo(of: $0)?.parent == me }
     }
 }

@@ -102,9 +102,11 @@ enum ProcFiles {
 
     /// Fields after the command in `/proc/<pid>/stat` (state is field 0,
     /// ppid 1, pgrp 2, …, starttime 19).
-    static func statFields(of pid: pid_t) -> [Substring]? {
-        guard let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-        return stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+    /// What /proc/<pid>/stat says, or nil if the process is gone (or the
+    /// file could not be read).
+    static func processInfo(of pid: pid_t) -> cc_proc_info? {
+        var info = cc_proc_info()
+        return cc_proc_stat(pid, &info) == 0 ? info : nil
     }
 
     static func readBytes(_ path: String) -> [UInt8]? {
