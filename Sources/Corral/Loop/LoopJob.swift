@@ -282,6 +282,7 @@ final class LoopJob: LoopObject {
     /// or it goes back to the scheduler, failed or short of resources.
     private func spawned(_ spawned: Result<Spawner.Spawned, Spawner.Failure>) {
         guard let pending else { return }
+        scheduler.stuckSpawns.unwatch(id)
         pending.childEnds.forEach(Syscalls.close)
         scheduler.spawnDescriptorsClosed(pending.childEnds.count)
         self.pending = nil

@@ -32,10 +32,23 @@ final class StuckSpawns: TimerOwner {
         }, StuckSpawns.interval, StuckSpawns.interval)
     }
 
+    /// The job's spawn answered: nothing more to watch.
+    func unwatch(_ id: JobID) {
+        watched.remove(id)
+        if watched.isEmpty, armed {
+            armed = false
+            uv_timer_stop(timer)
+        }
+    }
+
     private func tick() {
+        // Answered spawns leave through `unwatch`; anything else gone is
+        // removed after the walk (removing while iterating would copy the
+        // set at each removal: quadratic with thousands of spawns out).
+        var gone: [JobID] = []
         for id in watched {
             guard let job = scheduler.job(id), job.isSpawning, let watch = job.pending?.watch else {
-                watched.remove(id)  // answered (or gone)
+                gone.append(id)
                 continue
             }
             let reason: JobLifecycle.StopReason
@@ -55,6 +68,7 @@ final class StuckSpawns: TimerOwner {
                 break
             }
         }
+        watched.subtract(gone)
         if watched.isEmpty {
             armed = false
             uv_timer_stop(timer)
