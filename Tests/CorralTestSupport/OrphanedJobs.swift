@@ -24,6 +24,10 @@ public struct HostProcess {
         }
         var environment = ProcessInfo.processInfo.environment
         environment["CORRAL_E2E_MARKER"] = marker
+        // Its temporary files go beside its log, in the calling test's
+        // scratch directory: a host test case killed with -9 never runs its
+        // tearDown, and its scratch directory was left in /tmp.
+        environment["TMPDIR"] = (log as NSString).deletingLastPathComponent
         for (key, value) in extraEnvironment { environment[key] = value }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
