@@ -117,22 +117,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
 
     /// Starts the loop thread. Call once.
     func start() throws(CorralError) {
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, 2 << 20)
-        var thread = pthread_t()
-        let retained = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, &attributes, { argument in
-            let eventLoop = Unmanaged<EventLoop>.fromOpaque(argument!).takeRetainedValue()
-            eventLoop.threadMain()
-            return nil
-        }, retained)
-        guard status == 0 else {
-            Unmanaged<EventLoop>.fromOpaque(retained).release()
-            throw CorralError(.runnerFailure, "cannot start the loop thread: \(Errno(code: status))", errno: status)
-        }
-        pthread_detach(thread)
+        try DetachedThread.start("loop", stackSize: 2 << 20) { self.threadMain() }
     }
 
     private func threadMain() {
@@ -314,6 +299,11 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             case .shutdown: scheduler.beginShutdown()
             }
         }
+    }
+
+    /// The orphan reaper's pass answered (loop thread).
+    func orphanPassDone(_ done: Int?) {
+        orphanReaper?.passDone(done)
     }
 
     /// Called by the scheduler once every job is done during shutdown:

@@ -5,14 +5,14 @@ import Glibc
 #endif
 
 /// One thread that runs closures one at a time, in the order they were
-/// given. A runner has three: its delivery thread, which runs the host's
+/// given. A runner has these: its delivery thread, which runs the host's
 /// callbacks (output chunks, starts, results, so no host code runs on the
 /// loop); its inspector, which does the /proc and cgroupfs work that could
 /// take long or block in the kernel (sweep scans, pipe-holder searches,
-/// `cpu.stat`, `mkdir`/`rmdir` of leaves); and its spawn thread
-/// (`EventLoop.spawnThreads`), which clones the jobs (a `vfork` returns
-/// only once the child has exec'd). Three threads per runner besides the
-/// loop, whatever the number of jobs.
+/// `cpu.stat`, `mkdir`/`rmdir` of leaves); and its spawn threads
+/// (`EventLoop.spawnThreads` of them), which clone the jobs (a `vfork`
+/// returns only once the child has exec'd). A fixed number of threads per
+/// runner besides the loop, whatever the number of jobs.
 ///
 /// `run` only appends to a queue (O(1), never blocks), so the loop can
 /// hand work over. Written here rather than on Dispatch: a serial queue
@@ -35,20 +35,7 @@ final class SerialWorker: Sendable {
     init(name: String, priorityBoost: Int32 = 0) throws(CorralError) {
         self.name = name
         self.priorityBoost = priorityBoost
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        var thread = pthread_t()
-        let retained = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, &attributes, { argument in
-            Unmanaged<SerialWorker>.fromOpaque(argument!).takeRetainedValue().threadMain()
-            return nil
-        }, retained)
-        guard status == 0 else {
-            Unmanaged<SerialWorker>.fromOpaque(retained).release()
-            throw CorralError(.runnerFailure, "cannot start the \(name) thread: \(Errno(code: status))", errno: status)
-        }
-        pthread_detach(thread)
+        try DetachedThread.start(name) { self.threadMain() }
     }
 
     /// Queues `work` for the thread. Never blocks.
