@@ -15,12 +15,19 @@ import Glibc
 /// Every job leader's exit raises SIGCHLD too (exec resets the exit
 /// signal), and listing the children costs as much as there are jobs, so
 /// SIGCHLDs are coalesced: one pass at most every `coalescing`, not one per
-/// exit (at 5,000 jobs in flight that was quadratic).
+/// exit (at 5,000 jobs in flight that was quadratic). A pass lists the
+/// children on the inspector, never on the loop: where the kernel lacks
+/// the `children` file that is a scan of every process on the host (with
+/// 1,000 jobs, `corral batch` stopped them ~50 ms late while the loop
+/// scanned). One pass is out at a time.
 final class OrphanReaper: LoopObject {
     private unowned let eventLoop: EventLoop
     private let signal: UnsafeMutablePointer<uv_signal_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
     private var passScheduled = false
+    /// A pass is on the inspector; `passAgain`: a SIGCHLD came meanwhile.
+    private var passOut = false
+    private var passAgain = false
     private var stopped = false
     private(set) var reaped = 0
     static let coalescing: UInt64 = 50  // ms
@@ -39,54 +46,73 @@ final class OrphanReaper: LoopObject {
 
     func start() {
         uv_signal_start(signal, { handle, _ in
-            (LoopObject.owner(of: handle!.pointee.data) as! OrphanReaper).schedulePass()
+            (LoopObject.owner(of: handle!.pointee.data) as! OrphanReaper).schedulePass(after: OrphanReaper.coalescing)
         }, SIGCHLD)
-        reapAll()  // whatever exited while nothing was listening
+        sendPass()  // whatever exited while nothing was listening
     }
 
+    /// The last pass, on the loop: the runner is closing and no job is
+    /// left whose deadline it could delay.
     func stop() {
         stopped = true
-        reapAll()
+        if let done = OrphanReaper.pass() { reaped += done } else { LeaderRegistry.reaperGaveUp() }
         UVHandle.close(signal)
         UVHandle.close(timer)
     }
 
-    /// A pass put off by spawns under way runs again in 1 ms: new spawns
-    /// wait for it meanwhile.
-    private func retryPass() {
+    /// A pass in `milliseconds` (1 ms when one was put off by spawns under
+    /// way: new spawns wait for it meanwhile).
+    private func schedulePass(after milliseconds: UInt64) {
+        guard !passScheduled, !stopped else { return }
         passScheduled = true
         uv_timer_start(timer, { handle in
             let reaper = LoopObject.owner(of: handle!.pointee.data) as! OrphanReaper
             reaper.passScheduled = false
-            reaper.reapAll()
-        }, 1, 0)
+            reaper.sendPass()
+        }, milliseconds, 0)
     }
 
-    private func schedulePass() {
-        guard !passScheduled else { return }
-        passScheduled = true
-        uv_timer_start(timer, { handle in
-            let reaper = LoopObject.owner(of: handle!.pointee.data) as! OrphanReaper
-            reaper.passScheduled = false
-            reaper.reapAll()
-        }, OrphanReaper.coalescing, 0)
+    private func sendPass() {
+        guard !stopped else { return }
+        guard !passOut else {
+            passAgain = true
+            return
+        }
+        passOut = true
+        eventLoop.inspect({ OrphanReaper.pass() }, then: { [eventLoop] _, done in
+            eventLoop.orphanPassDone(done)
+        })
     }
 
-    func reapAll() {
-        let done = LeaderRegistry.withLeaders { leaders in
+    /// The inspector's answer (on the loop).
+    func passDone(_ done: Int?) {
+        passOut = false
+        guard !stopped else { return }
+        guard let done else {
+            schedulePass(after: 1)  // spawns under way: right after them
+            return
+        }
+        reaped += done
+        if passAgain {
+            passAgain = false
+            schedulePass(after: OrphanReaper.coalescing)
+        }
+    }
+
+    /// Reaps every child that is no job leader; nil if spawns under way
+    /// made it wait (see `LeaderRegistry.withLeaders`). The children are
+    /// listed before the registry's lock is taken (a scan of /proc must
+    /// not hold up spawns and the loop's reaps); those registered, or
+    /// being spawned, by the time it is taken are spared.
+    static func pass() -> Int? {
+        let children = ChildList.current()
+        return LeaderRegistry.withLeaders { leaders in
             var reaped = 0
-            for child in ChildList.current() where !leaders.contains(child) {
+            for child in children where !leaders.contains(child) {
                 var info = cc_exit_info()
                 if cc_wait_pid(child, cc_WEXITED | cc_WNOHANG, &info) == 0, info.pid != 0 { reaped += 1 }
             }
             return reaped
-        }
-        if let done {
-            reaped += done
-        } else if !stopped {
-            retryPass()  // spawns under way: right after them (new ones wait)
-        } else {
-            LeaderRegistry.reaperGaveUp()
         }
     }
 }
