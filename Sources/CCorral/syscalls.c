@@ -45,6 +45,13 @@ int cc_wait_pid(pid_t pid, int options, cc_exit_info *info) {
     return cc_waitid(P_PID, (id_t)pid, options, info);
 }
 
+int cc_is_unreaped_child(pid_t pid) {
+    cc_exit_info ignored;
+    int status = cc_waitid(P_PID, (id_t)pid, WEXITED | WNOHANG | WNOWAIT | __WALL, &ignored);
+    if (status == 0) return 1;
+    return status == -ECHILD ? 0 : status;
+}
+
 int cc_pidfd_open(pid_t pid) {
     long fd = syscall(SYS_pidfd_open, pid, 0);
     return fd < 0 ? -errno : (int)fd;

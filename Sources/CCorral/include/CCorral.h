@@ -107,6 +107,11 @@ int cc_wait_pidfd(int pidfd, int options, cc_exit_info *info);
 /// waitid(P_PID, pid, …, options). Returns 0 or -errno.
 int cc_wait_pid(pid_t pid, int options, cc_exit_info *info);
 
+/// Whether `pid` is a child of this process (of any of its threads) that
+/// has not been reaped: one waitid(WNOHANG | WNOWAIT | __WALL), which
+/// changes nothing and opens no file. 1, 0, or -errno.
+int cc_is_unreaped_child(pid_t pid);
+
 /// pidfd_open(2). Returns the fd or -errno.
 int cc_pidfd_open(pid_t pid);
 
