@@ -240,14 +240,6 @@ static int cc_child_main(void *arg) {
     if (request->watch) __atomic_store_n(&request->watch->child, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
 #endif
 
-    /* The loop thread runs at a raised priority and this child inherited
-       it: the job gets the host's nice value back, first, so that nothing
-       of the job ever runs above the host's priority. (The loop waits for
-       this child until its exec, now at the host's priority: see
-       docs/design.md.) Raising one's own nice value needs no privilege. */
-    if (request->set_nice &&
-        syscall(SYS_setpriority, PRIO_PROCESS, 0, request->nice) < 0)
-        cc_child_fail(context, CC_STAGE_PRIORITY);
     cc_child_reset_signals();
     /* Join the job's cgroup before anything else, so every process the job
        ever makes is born inside it. */
@@ -315,6 +307,17 @@ static int cc_child_main(void *arg) {
             cc_child_fail(context, CC_STAGE_PARENT_DEATH);
         }
     }
+
+    /* The spawn thread runs at a raised priority and this child inherited
+       it, so the setup above (closing every inherited descriptor is most
+       of it) is not queued behind CPU-bound jobs while the spawn thread
+       waits for it. The job itself gets the host's nice value back here,
+       just before its exec: nothing of the job ever runs above the host's
+       priority (docs/design.md). Raising one's own nice value needs no
+       privilege, after the credential changes too. */
+    if (request->set_nice &&
+        syscall(SYS_setpriority, PRIO_PROCESS, 0, request->nice) < 0)
+        cc_child_fail(context, CC_STAGE_PRIORITY);
 
     sigset_t none;
     sigemptyset(&none);

@@ -77,7 +77,11 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         }
         var spawners: [SerialWorker] = []
         do {
-            for index in 0..<EventLoop.spawnThreads { spawners.append(try SerialWorker(name: "corral-spawn\(index)")) }
+            // Above the jobs too: a clone waits for its child's exec, and
+            // the child's setup runs at this thread's priority until then.
+            for index in 0..<EventLoop.spawnThreads {
+                spawners.append(try SerialWorker(name: "corral-spawn\(index)", priorityBoost: EventLoop.priorityBoost))
+            }
         } catch {
             delivery.finish {}
             inspector.finish {}
