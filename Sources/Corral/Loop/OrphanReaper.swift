@@ -89,7 +89,10 @@ final class OrphanReaper: LoopObject {
         passOut = false
         guard !stopped else { return }
         guard let done else {
-            schedulePass(after: 1)  // spawns under way: right after them
+            // Spawns under way, and new ones wait for the next pass: in 1 ms,
+            // even if a coalesced pass was due later (the timer restarts).
+            passScheduled = false
+            schedulePass(after: 1)
             return
         }
         reaped += done
