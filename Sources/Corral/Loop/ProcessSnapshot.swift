@@ -39,13 +39,12 @@ struct ProcessSnapshot {
             guard pid != me, !leaders.contains(pid) else { return }
             guard let info = ProcFiles.processInfo(of: pid), !info.kernel_thread,
                   info.state != CChar(UInt8(ascii: "Z")), !jobGroups.contains(info.group) else { return }
-            let parent = info.parent, group = info.group
             guard let ids = ProcFiles.jobIDs(of: pid, buffer: buffer) else {
                 unreadable.insert(pid)
                 return
             }
             for jobID in ids {
-                byJob[jobID, default: []].append(Candidate(pid: pid, parent: parent, group: group))
+                byJob[jobID, default: []].append(Candidate(pid: pid, parent: info.parent, group: info.group))
             }
         }
         return ProcessSnapshot(byJob: byJob, unreadable: unreadable)
@@ -101,10 +100,10 @@ final class SweepScanner: @unchecked Sendable {
 
     /// A scan skipping the groups of `leaders` (the loop's unreaped job
     /// leaders when it asked). Each is checked first to still be an
-    /// unreaped child of this process: one reaped since the loop asked, its pid taken by a
-    /// new process, is not skipped (a new job leader the loop just spawned
-    /// is our child too, and skipping its fresh group hides nothing of an
-    /// older job). `rescan`: no reuse (a process was caught mid-exec).
+    /// unreaped child of this process: one reaped since the loop asked, its
+    /// pid taken by a new process, is not skipped (a new job leader the loop
+    /// just spawned is our child too, and skipping its fresh group hides
+    /// nothing of an older job). `rescan`: no reuse (a process was caught mid-exec).
     func snapshot(leaders: Set<pid_t>, rescan: Bool) -> ProcessSnapshot {
         assertNotOnLoopThread()
         // One waitid each, no file opened: with 1,000 leaders a check by

@@ -100,8 +100,6 @@ enum ProcFiles {
         return text
     }
 
-    /// Fields after the command in `/proc/<pid>/stat` (state is field 0,
-    /// ppid 1, pgrp 2, …, starttime 19).
     /// What /proc/<pid>/stat says, or nil if the process is gone (or the
     /// file could not be read).
     static func processInfo(of pid: pid_t) -> cc_proc_info? {
