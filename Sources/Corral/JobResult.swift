@@ -53,7 +53,9 @@ public struct JobResult: Hashable, Sendable {
 /// the wall clock.
 public struct JobTiming: Hashable, Sendable {
     public var submitted: MonotonicInstant
-    /// When the leader was spawned; nil if it never was.
+    /// When the leader was spawned; nil if it never was. For a spawn killed
+    /// before its exec (stuck, or held up past the job's timeout on a loaded
+    /// host), when its clone began: its deadline counted from then.
     public var spawned: MonotonicInstant?
     public var leaderExited: MonotonicInstant?
     public var delivered: MonotonicInstant

@@ -171,16 +171,25 @@ final class CgroupContainmentTests: ContainmentTestCase {
     func testStaleLeavesOfADeadRunnerAreCleanedAtStart() async throws {
         try requireCgroupTier()
         let root = URL(fileURLWithPath: runner.containment.directory!).deletingLastPathComponent().path
-        let stale = root + "/runner-999999-dead/leftover"   // created here: nobody holds its lock
+        // A runner's directory as a live one holds it: locked. Any runner
+        // starting on this host (another test process too) cleans what is
+        // unlocked, so the lock is held until the fixture is complete and
+        // let go (the runner "dies") just before the next runner starts.
+        let dead = root + "/runner-\(getpid())-dead\(UInt32.random(in: 1...UInt32.max))"
+        let stale = dead + "/leftover"
         try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        let lock = open(dead, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(lock, 0)
+        XCTAssertEqual(flock(lock, LOCK_EX | LOCK_NB), 0, "a new directory is nobody's")
         let orphan = try runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"]))) { _ in }
         let pid = try XCTUnwrap(waitForProcess(of: orphan.id, named: "sleep"))
         try String(pid).write(toFile: stale + "/cgroup.procs", atomically: false, encoding: .utf8)
+        close(lock)
 
         let next = try Runner(configuration: configuration)
         await next.shutdown()
 
-        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/runner-999999-dead"), "stale directory removed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dead), "stale directory removed")
         XCTAssertTrue(FileManager.default.fileExists(atPath: runner.containment.directory!), "the live runner's is kept")
         XCTAssertTrue(ProcessTable.wait { ProcessTable.entry(pid) == nil || ProcessTable.entry(pid)?.state == "Z" },
                       "the process in the stale leaf was killed")

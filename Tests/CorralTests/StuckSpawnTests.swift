@@ -75,6 +75,10 @@ final class StuckSpawnTests: CorralTestCase {
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(2 * 1 + 10))
         for result in all {
             XCTAssertEqual(result.leaderStatus, .signaled(.kill, coreDumped: false), "the stuck child was killed: \(result)")
+            // Its deadline ran from the clone, and the result says so.
+            XCTAssertGreaterThanOrEqual(result.timing.duration, spec.timeout!, "\(result.id): \(result.timing)")
+            let spawned = try XCTUnwrap(result.timing.spawned)
+            XCTAssertGreaterThanOrEqual(spawned, result.timing.submitted)
             assertNothingLeft(result)
         }
         await stuck.shutdown()

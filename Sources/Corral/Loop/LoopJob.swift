@@ -61,6 +61,9 @@ final class LoopJob: LoopObject {
     var pipesForceClosed = false
     var lingeringKilled = false
     var spawnedAt: MonotonicInstant?
+    /// When the clone of a spawn killed before its exec began: its
+    /// deadline ran from then, so its result's `spawned` says so.
+    var cloneBeganAt: MonotonicInstant?
     var leaderExitedAt: MonotonicInstant?
     var startedAt = WallClockTime.now()
 
@@ -122,8 +125,9 @@ final class LoopJob: LoopObject {
     /// Its spawn has waited for the child's exec past the job's deadline,
     /// or it was cancelled meanwhile: the child is killed (`StuckSpawns`),
     /// and the job is stopped for that reason once the spawn answers.
-    func spawnAborted(_ reason: StopReason) {
+    func spawnAborted(_ reason: StopReason, waitedForExec: Duration?) {
         scheduler.assertOnLoopThread()
+        if let waitedForExec { cloneBeganAt = .now() + (.zero - waitedForExec) }
         perform(lifecycle.spawnAborted(reason))
     }
 
@@ -301,7 +305,7 @@ final class LoopJob: LoopObject {
         case .success(let child):
             pid = child.pid
             pidfd = child.pidfd
-            spawnedAt = .now()
+            spawnedAt = child.aborted ? cloneBeganAt ?? .now() : .now()
             if let sequence = id.rawValue.split(separator: "-").last.flatMap({ UInt64($0) }) {
                 watchdogSlot = scheduler.configuration.watchdog?.track(group: pid, sequence: sequence)
             }

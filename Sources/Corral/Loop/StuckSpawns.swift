@@ -52,16 +52,17 @@ final class StuckSpawns: TimerOwner {
                 continue
             }
             let reason: JobLifecycle.StopReason
+            let waited = watch.waitingForExec
             if job.cancelledWhileSpawning {
                 reason = .cancel
-            } else if let timeout = job.spec.timeout, let waited = watch.waitingForExec, waited >= timeout {
+            } else if let timeout = job.spec.timeout, let waited, waited >= timeout {
                 reason = .deadline
             } else {
                 continue
             }
             switch watch.abort() {
             case .killed:
-                job.spawnAborted(reason)
+                job.spawnAborted(reason, waitedForExec: waited)
             case .notWaiting where reason == .cancel && watch.withdraw():
                 job.spawnWithdrawn()  // still queued: it never clones
             case .notWaiting, .tryAgain:
