@@ -127,6 +127,19 @@ case "cpudeadline":
     report.overshoot = results.compactMap { result in
         result.timing.spawned.map { seconds(result.timing.delivered - ($0 + spec.timeout!)) * 1000 }
     }
+    // Where the overshoot goes: to the leader's death, or from it to the result.
+    let toExit = results.compactMap { result -> Double? in
+        guard let spawned = result.timing.spawned, let exited = result.timing.leaderExited else { return nil }
+        return seconds(exited - (spawned + spec.timeout!)) * 1000
+    }.sorted()
+    let toResult = results.compactMap { result -> Double? in
+        result.timing.leaderExited.map { seconds(result.timing.delivered - $0) * 1000 }
+    }.sorted()
+    func pct(_ values: [Double], _ p: Double) -> Double {
+        values.isEmpty ? 0 : values[Int((Double(values.count - 1) * p).rounded())]
+    }
+    writeStandardError("W7 deadline to leader exit p50/p99 \(pct(toExit, 0.5)) / \(pct(toExit, 0.99)) ms; "
+                       + "leader exit to result p50/p99 \(pct(toResult, 0.5)) / \(pct(toResult, 0.99)) ms\n")
 case "stalldeadline":
     // W6: W2a with a consumer that takes nothing for `stall` seconds (its
     // first result callback blocks; every later one waits behind it on the
