@@ -80,6 +80,43 @@ int cc_raise_this_thread_priority(int boost, int *previous) {
     return setpriority(PRIO_PROCESS, tid, target) < 0 ? -errno : 0;
 }
 
+/* Hand-written: no library wraps the autogroup file. It reads as
+ * "/autogroup-<id> nice <n>\n" and takes a nice value when written (not
+ * with pwrite: procfs gives this file no positioned write). */
+int cc_lower_autogroup_nice(int target, int *nice) {
+    char text[128];
+    int fd = open("/proc/sys/kernel/sched_autogroup_enabled", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;  /* a kernel without autogroups */
+    ssize_t length = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (length <= 0 || text[0] != '1') return 0;
+    fd = open("/proc/self/autogroup", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 0 : -errno;
+    length = read(fd, text, sizeof text - 1);
+    close(fd);
+    int current;
+    const char *field = length > 0 ? (text[length] = 0, strstr(text, " nice ")) : NULL;
+    if (field == NULL || sscanf(field, " nice %d", &current) != 1) return -EINVAL;
+    if (current > target) {
+        int status = cc_set_autogroup_nice(getpid(), target);
+        if (status < 0) return status;
+        current = target;
+    }
+    *nice = current;
+    return 1;
+}
+
+int cc_set_autogroup_nice(int pid, int nice) {
+    char path[64], text[16];
+    snprintf(path, sizeof path, "/proc/%d/autogroup", pid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int length = snprintf(text, sizeof text, "%d", nice);
+    int status = write(fd, text, (size_t)length) == length ? 0 : -errno;
+    close(fd);
+    return status;
+}
+
 void cc_name_this_thread(const char *name) {
     (void)pthread_setname_np(pthread_self(), name);
 }

@@ -107,6 +107,40 @@ final class PriorityTests: CorralTestCase {
         XCTAssertTrue(loopNices.contains(expected), "the new runner's loop runs at \(expected): \(loopNices)")
     }
 
+    /// With the kernel's autogroups on, each session is a scheduling group
+    /// and a job is a session: the runner's session group runs at
+    /// −`priorityBoost` (or lower), a job's at the default 0 — until it is
+    /// stopped, when it gets the runner's, to die without queueing behind
+    /// CPU-bound jobs. Read from /proc/<pid>/autogroup, as the kernel has it.
+    func testAStoppedJobsSessionGetsTheRunnersSchedulingWeight() async throws {
+        guard let enabled = try? String(contentsOfFile: "/proc/sys/kernel/sched_autogroup_enabled", encoding: .utf8),
+              enabled.hasPrefix("1") else {
+            throw XCTSkip("this kernel does not group by session (kernel.sched_autogroup_enabled)")
+        }
+        guard let runnerNice = EventLoop.autogroupNice else {
+            throw XCTSkip("this process may not lower its autogroup's nice value (no CAP_SYS_NICE)")
+        }
+        XCTAssertLessThanOrEqual(runnerNice, -EventLoop.priorityBoost)
+        XCTAssertEqual(ProcessTable.autogroupNice(of: getpid()), runnerNice, "the runner's session group")
+
+        // A job that ignores the stop signal, so its leader lives through the grace.
+        var spec = JobSpec.shell("trap '' TERM; echo ready; while :; do sleep 0.05; done", timeout: .milliseconds(500))
+        spec.killGrace = .seconds(3)
+        let started = Locked<Int32?>(nil)
+        let results = ResultBox()
+        _ = try runner.submit(spec, onStart: { start in started.withLock { $0 = start.pid } },
+                                       onCompletion: results.add)
+        XCTAssertTrue(ProcessTable.wait { started.withLock { $0 } != nil })
+        let pid = try XCTUnwrap(started.withLock { $0 })
+        XCTAssertEqual(ProcessTable.autogroupNice(of: pid), 0, "a running job's session group has the default")
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { ProcessTable.autogroupNice(of: pid) == runnerNice },
+                      "once stopped, its session group has the runner's: \(String(describing: ProcessTable.autogroupNice(of: pid)))")
+        let result = try XCTUnwrap(results.wait(for: 1, upTo: .seconds(60)).first)
+        XCTAssertEqual(result.outcome, .timedOut)
+        XCTAssertEqual(result.leaderStatus, .signaled(.kill, coreDumped: false))
+        assertNothingLeft(result)
+    }
+
     /// The calling thread's id, from /proc/thread-self.
     static func threadID() -> id_t? {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"))?
@@ -127,6 +161,13 @@ extension ProcessTable {
             }
         }
         return found
+    }
+
+    /// The nice value of a process's autogroup (`/autogroup-<id> nice <n>`).
+    static func autogroupNice(of pid: pid_t) -> Int32? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/autogroup", encoding: .utf8),
+              let field = text.split(separator: " ").last else { return nil }
+        return Int32(field.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// The nice field (the 19th) of a `/proc/<pid>/stat` line.

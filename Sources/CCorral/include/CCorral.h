@@ -177,6 +177,17 @@ int cc_pipe_cloexec(int *read_end, int *write_end);
 /// either way. Returns 0 if raised, or -errno (EACCES/EPERM: not allowed).
 int cc_raise_this_thread_priority(int boost, int *previous);
 
+/// Lowers the nice value of this process's scheduling autogroup (its
+/// session's, /proc/self/autogroup) to `target` if it is higher, when the
+/// kernel groups by session (kernel.sched_autogroup_enabled = 1). Returns 1
+/// with the group's nice value in `*nice`, 0 if there are no autogroups,
+/// or -errno (EACCES/EPERM without CAP_SYS_NICE).
+int cc_lower_autogroup_nice(int target, int *nice);
+
+/// Sets the nice value of process `pid`'s autogroup (/proc/<pid>/autogroup).
+/// Returns 0 or -errno.
+int cc_set_autogroup_nice(int pid, int nice);
+
 /// Names the calling thread (pthread_setname_np, at most 15 bytes).
 void cc_name_this_thread(const char *name);
 
