@@ -118,10 +118,12 @@ final class PriorityTests: CorralTestCase {
         XCTAssertEqual(ProcessTable.autogroupNice(of: getpid()), runnerNice, "the runner's session group")
 
         // No timeout: nothing but the cancel below stops it. It ignores the
-        // stop signal, so its leader lives through the grace.
-        var spec = JobSpec.shell("trap '' TERM; while :; do sleep 0.05; done")
+        // stop signal (once it says so), so its leader lives through the grace.
+        var spec = JobSpec.shell("trap '' TERM; echo ready; while :; do sleep 0.05; done")
         spec.killGrace = .seconds(3)
-        let job = try startJob(spec)
+        let said = Locked("")
+        let job = try startJob(spec, onOutput: { chunk in said.withLock { $0 += String(decoding: chunk.bytes, as: UTF8.self) } })
+        XCTAssertTrue(ProcessTable.wait { said.withLock { $0.contains("ready") } })
         XCTAssertEqual(ProcessTable.autogroupNice(of: job.pid), 0, "a running job's session group has the default")
         job.handle.cancel()
         XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { ProcessTable.autogroupNice(of: job.pid) == runnerNice },
