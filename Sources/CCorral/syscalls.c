@@ -80,63 +80,6 @@ int cc_raise_this_thread_priority(int boost, int *previous) {
     return setpriority(PRIO_PROCESS, tid, target) < 0 ? -errno : 0;
 }
 
-/* Hand-written: no library wraps the autogroup file. It reads as
- * "/autogroup-<id> nice <n>\n" and takes a nice value when written, in
- * one write (procfs gives it no positioned write). */
-static int write_autogroup_nice(int fd, int nice) {
-    char text[16];
-    int length = snprintf(text, sizeof text, "%d", nice);
-    ssize_t written = write(fd, text, (size_t)length);
-    if (written == length) return 0;
-    return written < 0 ? -errno : -EIO;
-}
-
-int cc_lower_autogroup_nice(int target, int *nice) {
-    char text[128];
-    int fd = open("/proc/sys/kernel/sched_autogroup_enabled", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;  /* a kernel without autogroups */
-    ssize_t length = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (length <= 0 || text[0] != '1') return 0;
-    fd = open("/proc/self/autogroup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 0 : -errno;
-    length = read(fd, text, sizeof text - 1);
-    close(fd);
-    int current;
-    const char *field = length > 0 ? (text[length] = 0, strstr(text, " nice ")) : NULL;
-    if (field == NULL || sscanf(field, " nice %d", &current) != 1) return -EINVAL;
-    if (current > target) {
-        fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
-        if (fd < 0) return -errno;
-        int status = write_autogroup_nice(fd, target);
-        close(fd);
-        if (status < 0) return status;
-        current = target;
-    }
-    *nice = current;
-    return 1;
-}
-
-int cc_set_job_autogroup_nice(int pid, int pidfd, int nice) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/autogroup", pid);
-    /* Opened first: the descriptor stays bound to whoever had the pid at
-     * the open. Then the pidfd says whether that was still the leader
-     * (unreaped: running, or a zombie not yet waited for); a leader reaped
-     * elsewhere, its pid perhaps reused since, is not written for. */
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    cc_exit_info info;
-    int alive = cc_wait_pidfd(pidfd, WEXITED | WNOHANG | WNOWAIT, &info);
-    if (alive < 0) {
-        close(fd);
-        return alive;
-    }
-    int status = write_autogroup_nice(fd, nice);
-    close(fd);
-    return status;
-}
-
 void cc_name_this_thread(const char *name) {
     (void)pthread_setname_np(pthread_self(), name);
 }

@@ -107,77 +107,6 @@ final class PriorityTests: CorralTestCase {
         XCTAssertTrue(loopNices.contains(expected), "the new runner's loop runs at \(expected): \(loopNices)")
     }
 
-    /// With the kernel's autogroups on, each session is a scheduling group
-    /// and a job is a session: the runner's session group runs at
-    /// −`priorityBoost` (or lower), a job's at the default 0 — until it is
-    /// stopped, when it gets the runner's, to die without queueing behind
-    /// CPU-bound jobs. Read from /proc/<pid>/autogroup, as the kernel has it.
-    func testAStoppedJobsSessionGetsTheRunnersSchedulingWeight() async throws {
-        let runnerNice = try requireAutogroups()
-        XCTAssertLessThanOrEqual(runnerNice, -EventLoop.priorityBoost)
-        XCTAssertEqual(ProcessTable.autogroupNice(of: getpid()), runnerNice, "the runner's session group")
-
-        // No timeout: nothing but the cancel below stops it. It ignores the
-        // stop signal (once it says so), so its leader lives through the grace.
-        var spec = JobSpec.shell("trap '' TERM; echo ready; while :; do sleep 0.05; done")
-        spec.killGrace = .seconds(3)
-        let said = Locked("")
-        let job = try startJob(spec, onOutput: { chunk in said.withLock { $0 += String(decoding: chunk.bytes, as: UTF8.self) } })
-        XCTAssertTrue(ProcessTable.wait { said.withLock { $0.contains("ready") } })
-        XCTAssertEqual(ProcessTable.autogroupNice(of: job.pid), 0, "a running job's session group has the default")
-        job.handle.cancel()
-        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { ProcessTable.autogroupNice(of: job.pid) == runnerNice },
-                      "once stopped, its session group has the runner's: \(String(describing: ProcessTable.autogroupNice(of: job.pid)))")
-        let result = try XCTUnwrap(job.results.wait(for: 1, upTo: .seconds(60)).first)
-        XCTAssertEqual(result.outcome, .cancelled)
-        XCTAssertEqual(result.leaderStatus, .signaled(.kill, coreDumped: false), "the grace ran out")
-        assertNothingLeft(result)
-    }
-
-    /// A grace longer than `hurriedGraceLimit` is the job's own time to stop
-    /// as it likes: its stop handler runs at the default weight. Checked
-    /// once the handler has run (it says so), so the write, which comes
-    /// before the signal, would have been made.
-    func testALongGraceKeepsTheJobsWeightUntilTheKill() async throws {
-        _ = try requireAutogroups()
-        var spec = JobSpec.shell("trap 'echo got-term' TERM; echo ready; while :; do sleep 0.05; done")
-        spec.killGrace = LoopJob.hurriedGraceLimit + .seconds(50)
-        let said = Locked("")
-        let job = try startJob(spec, onOutput: { chunk in said.withLock { $0 += String(decoding: chunk.bytes, as: UTF8.self) } })
-        XCTAssertTrue(ProcessTable.wait { said.withLock { $0.contains("ready") } })
-        job.handle.cancel()
-        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { said.withLock { $0.contains("got-term") } }, said.withLock { $0 })
-        XCTAssertEqual(ProcessTable.autogroupNice(of: job.pid), 0, "not hurried for a long grace")
-        XCTAssertTrue(job.results.all.isEmpty, "still in its grace")
-        kill(-job.pid, SIGKILL)  // the grace would last a minute
-        let result = try XCTUnwrap(job.results.wait(for: 1, upTo: .seconds(60)).first)
-        XCTAssertEqual(result.outcome, .cancelled)
-        assertNothingLeft(result)
-    }
-
-    /// The runner's autogroup nice value, or a skip where there is none.
-    private func requireAutogroups() throws -> Int32 {
-        guard let enabled = try? String(contentsOfFile: "/proc/sys/kernel/sched_autogroup_enabled", encoding: .utf8),
-              enabled.hasPrefix("1") else {
-            throw XCTSkip("this kernel does not group by session (kernel.sched_autogroup_enabled)")
-        }
-        guard let nice = EventLoop.autogroupNice else {
-            throw XCTSkip("this process may not lower its autogroup's nice value (no CAP_SYS_NICE)")
-        }
-        return nice
-    }
-
-    /// Submits `spec` and waits for its leader's pid.
-    private func startJob(_ spec: JobSpec, onOutput: (@Sendable (OutputChunk) -> Void)? = nil) throws
-        -> (handle: JobHandle, pid: pid_t, results: ResultBox) {
-        let started = Locked<pid_t?>(nil)
-        let results = ResultBox()
-        let handle = try runner.submit(spec, onOutput: onOutput, onStart: { start in started.withLock { $0 = start.pid } },
-                                       onCompletion: results.add)
-        XCTAssertTrue(ProcessTable.wait { started.withLock { $0 } != nil })
-        return (handle, try XCTUnwrap(started.withLock { $0 }), results)
-    }
-
     /// The calling thread's id, from /proc/thread-self.
     static func threadID() -> id_t? {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"))?
@@ -198,13 +127,6 @@ extension ProcessTable {
             }
         }
         return found
-    }
-
-    /// The nice value of a process's autogroup (`/autogroup-<id> nice <n>`).
-    static func autogroupNice(of pid: pid_t) -> Int32? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/autogroup", encoding: .utf8),
-              let field = text.split(separator: " ").last else { return nil }
-        return Int32(field.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// The nice field (the 19th) of a `/proc/<pid>/stat` line.

@@ -177,21 +177,6 @@ int cc_pipe_cloexec(int *read_end, int *write_end);
 /// either way. Returns 0 if raised, or -errno (EACCES/EPERM: not allowed).
 int cc_raise_this_thread_priority(int boost, int *previous);
 
-/// Lowers the nice value of this process's scheduling autogroup (its
-/// session's, /proc/self/autogroup) to `target` if it is higher, when the
-/// kernel groups by session (kernel.sched_autogroup_enabled = 1). Returns 1
-/// with the group's nice value in `*nice`, 0 if there are no autogroups,
-/// or -errno: EACCES/EPERM without CAP_SYS_NICE; EAGAIN without
-/// CAP_SYS_ADMIN when any autogroup on the host changed in the last 100 ms
-/// (the kernel's rate limit); EINVAL if the file could not be read.
-int cc_lower_autogroup_nice(int target, int *nice);
-
-/// Sets the nice value of job leader `pid`'s autogroup
-/// (/proc/<pid>/autogroup), if `pidfd` (the leader's) says it is still
-/// unreaped, so a reused pid is never written for. Returns 0 or -errno
-/// (ECHILD: reaped; EAGAIN: the kernel's rate limit, as above).
-int cc_set_job_autogroup_nice(int pid, int pidfd, int nice);
-
 /// Names the calling thread (pthread_setname_np, at most 15 bytes).
 void cc_name_this_thread(const char *name);
 

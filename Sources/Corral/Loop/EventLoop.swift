@@ -65,7 +65,6 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     private var orphanReaper: OrphanReaper?
 
     init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
-        _ = EventLoop.autogroupNice
         delivery = try SerialWorker(name: "corral-delivery")
         do {
             // Above the jobs like the loop: a result waits for its answer
@@ -194,31 +193,6 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             scheduler.childNice = hostNice
         }
     }
-
-    /// With the kernel's autogroups on (Debian's default), each session is
-    /// a scheduling group of its own, and nice orders threads only inside
-    /// one. Every job is a session (setsid), so 100 CPU-bound jobs were
-    /// 100 groups against the runner's one, and the loop's raised nice
-    /// counted for nothing: it waited 8.7 s of 10 s to run (W7). The
-    /// runner's session group goes to nice −`priorityBoost` (from the
-    /// default 0), once per process, if the kernel allows it; every process
-    /// of the host's session shares that group, and it stays so after the
-    /// runner (the session's, not the runner's). Jobs keep groups of their
-    /// own at the default until they are stopped (`LoopJob.hurryTheStop`).
-    /// Autogroups apply only to processes in the root CPU cgroup. Nil: no
-    /// autogroups, or not allowed. Evaluated by the first runner's
-    /// initializer, on the host's thread: the kernel's rate limit (one
-    /// change per 100 ms host-wide without CAP_SYS_ADMIN) is waited out
-    /// once there, never on the loop.
-    static let autogroupNice: Int32? = {
-        var nice: Int32 = 0
-        var status = cc_lower_autogroup_nice(-priorityBoost, &nice)
-        if status == -EAGAIN {
-            usleep(110_000)
-            status = cc_lower_autogroup_nice(-priorityBoost, &nice)
-        }
-        return status == 1 ? nice : nil
-    }()
 
     /// Checks, in debug builds, that loop-only state is touched on the loop
     /// thread: every scheduler and job entry point calls it.

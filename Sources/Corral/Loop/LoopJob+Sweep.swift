@@ -11,7 +11,6 @@ extension LoopJob {
     /// SIGKILL to the group and to the cgroup, at once; what left both is
     /// found by the sweep (on the inspector) and killed when it answers.
     func killEverything() {
-        hurryTheStop(killing: true)
         signalGroup(SIGKILL)
         if containment == .cgroup { killCgroup() }
         scheduler.sweeper.request(self)

@@ -21,7 +21,6 @@ extension LoopJob {
                 // With SIGCONT, so a stopped job can act on it. The cgroup
                 // tier's backstop sweep waits for the grace's SIGKILL (and the
                 // leader's exit): a burst of deadlines costs no extra scans.
-                hurryTheStop(killing: false)
                 signalGroup(spec.stopSignal.rawValue)
                 signalGroup(SIGCONT)
                 if containment == .processGroup { scheduler.sweeper.requestSignal(self, spec.stopSignal.rawValue) }
@@ -78,28 +77,6 @@ extension LoopJob {
         precondition(!leaderReaped, "group signal after the leader was reaped")
         Syscalls.kill(-pid, signal)
     }
-
-    /// A stopped job needs a CPU to act on its signal and die, and CPU-bound
-    /// jobs would queue it behind them (each job is its own autogroup, so
-    /// its nice does not help): its session's group gets the runner's weight
-    /// (`EventLoop.autogroupNice`). W7, 1,000 sleeps stopped among 100
-    /// CPU-bound jobs: deadline to the leader's death p99 430 → 68 ms.
-    /// At the stop signal only with a grace of at most `hurriedGraceLimit`
-    /// (a job's own stop handler runs at that weight for its grace); at
-    /// SIGKILL always. Only the leader's session; its processes in other
-    /// sessions keep theirs. Written through the leader's pidfd check, so a
-    /// pid reaped elsewhere and reused is never written for; the kernel's
-    /// rate limit (EAGAIN, without CAP_SYS_ADMIN) leaves it for the SIGKILL.
-    func hurryTheStop(killing: Bool) {
-        guard !stopHurried, !leaderVanished, !leaderReaped, pidfd >= 0,
-              killing || spec.killGrace <= LoopJob.hurriedGraceLimit,
-              let nice = EventLoop.autogroupNice else { return }
-        let status = cc_set_job_autogroup_nice(pid, pidfd, nice)
-        stopHurried = status != -EAGAIN
-    }
-
-    /// The longest grace a stop signal is hurried for (the default is 2 s).
-    static let hurriedGraceLimit = Duration.seconds(10)
 
     /// Whether any process is still in the job's process group (the id stays
     /// in use while any member does). EPERM answers yes: a member this

@@ -60,8 +60,6 @@ final class LoopJob: LoopObject {
     var leaderVanished = false
     var pipesForceClosed = false
     var lingeringKilled = false
-    /// The session's autogroup got the runner's weight (`hurryTheStop`).
-    var stopHurried = false
     var spawnedAt: MonotonicInstant?
     /// When the clone of a spawn killed before its exec began: its
     /// deadline ran from then, so its result's `spawned` says so.
