@@ -175,12 +175,18 @@ final class CgroupContainmentTests: ContainmentTestCase {
         // starting on this host (another test process too) cleans what is
         // unlocked, so the lock is held until the fixture is complete and
         // let go (the runner "dies") just before the next runner starts.
+        // Made and locked under the root's lock, as a runner makes its own:
+        // a cleaner never sees it unlocked before it is complete.
         let dead = root + "/runner-\(getpid())-dead\(UInt32.random(in: 1...UInt32.max))"
         let stale = dead + "/leftover"
+        let rootLock = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(rootLock, 0)
+        XCTAssertEqual(flock(rootLock, LOCK_EX), 0)
         try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
         let lock = open(dead, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         XCTAssertGreaterThanOrEqual(lock, 0)
         XCTAssertEqual(flock(lock, LOCK_EX | LOCK_NB), 0, "a new directory is nobody's")
+        close(rootLock)
         let orphan = try runner.submit(JobSpec(.executable("/bin/sleep", arguments: ["1000"]))) { _ in }
         let pid = try XCTUnwrap(waitForProcess(of: orphan.id, named: "sleep"))
         try String(pid).write(toFile: stale + "/cgroup.procs", atomically: false, encoding: .utf8)
