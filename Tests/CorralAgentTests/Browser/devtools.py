@@ -124,7 +124,15 @@ class Browser:
     def wait_for(self, expression, what, limit=60):
         deadline = time.time() + limit
         while time.time() < deadline:
-            value = self.evaluate(expression)
+            # A page that is navigating (a form that reloads it) answers an
+            # evaluation with "navigated or closed": not there yet, ask again.
+            result = self.call("Runtime.evaluate", allow_error=True, expression=expression, returnByValue=True)
+            if "error" in result:
+                if "navigated or closed" not in str(result["error"]):
+                    self.fail("Runtime.evaluate: %s" % result["error"])
+                time.sleep(0.1)
+                continue
+            value = result.get("result", {}).get("value")
             if value:
                 return value
             time.sleep(0.1)
