@@ -19,12 +19,16 @@ struct Report {
         var text = "{\"jobs\":\(jobs),\"delivered\":\(delivered),\"errors\":\(errors),\"wall_s\":\(wall)"
         let sorted = overshoot.sorted()
         if !sorted.isEmpty {
-            func pct(_ p: Double) -> Double { sorted[Int((Double(sorted.count - 1) * p).rounded())] }
-            text += ",\"overshoot_ms\":{\"p50\":\(pct(0.5)),\"p99\":\(pct(0.99)),\"max\":\(sorted.last!)}"
+            text += ",\"overshoot_ms\":{\"p50\":\(percentile(sorted, 0.5)),\"p99\":\(percentile(sorted, 0.99)),\"max\":\(sorted.last!)}"
         }
         if let megabytesPerSecond { text += ",\"mb_per_s\":\(megabytesPerSecond)" }
         Swift.print(text + "}")
     }
+}
+
+/// The `p` quantile of ascending `sorted` values (nearest rank); 0 if there are none.
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[Int((Double(sorted.count - 1) * p).rounded())]
 }
 
 /// Runs `count` copies of `spec` with at most `inflight` at once and waits.
@@ -135,11 +139,8 @@ case "cpudeadline":
     let toResult = results.compactMap { result -> Double? in
         result.timing.leaderExited.map { seconds(result.timing.delivered - $0) * 1000 }
     }.sorted()
-    func pct(_ values: [Double], _ p: Double) -> Double {
-        values.isEmpty ? 0 : values[Int((Double(values.count - 1) * p).rounded())]
-    }
-    writeStandardError("W7 deadline to leader exit p50/p99 \(pct(toExit, 0.5)) / \(pct(toExit, 0.99)) ms; "
-                       + "leader exit to result p50/p99 \(pct(toResult, 0.5)) / \(pct(toResult, 0.99)) ms\n")
+    writeStandardError("W7 deadline to leader exit p50/p99 \(percentile(toExit, 0.5)) / \(percentile(toExit, 0.99)) ms; "
+                       + "leader exit to result p50/p99 \(percentile(toResult, 0.5)) / \(percentile(toResult, 0.99)) ms\n")
 case "stalldeadline":
     // W6: W2a with a consumer that takes nothing for `stall` seconds (its
     // first result callback blocks; every later one waits behind it on the
