@@ -69,8 +69,9 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         do {
             // Above the jobs like the loop: a result waits for its answer
             // (cpu.stat, who held the pipe), and 100 CPU-bound jobs on 2
-            // cores held that answer back by seconds at the host's priority.
-            inspector = try SerialWorker(name: "corral-inspect", priorityBoost: EventLoop.priorityBoost)
+            // cores held that answer back by seconds at the host's priority
+            // (and by 0.4 s at p50 at nice -10: `raisePriority`).
+            inspector = try SerialWorker(name: "corral-inspect", priorityBoost: EventLoop.priorityBoost, realtime: true)
         } catch {
             delivery.finish {}
             throw error
@@ -187,11 +188,25 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// cloned from it inherit the raised value, so they are told to put the
     /// host's back just before exec. Unprivileged (EACCES/EPERM), the loop
     /// keeps the host's nice and so do the jobs, with nothing to put back.
+    ///
+    /// A nice value orders threads only within one scheduling group, and
+    /// with autogroups (`kernel.sched_autogroup_enabled`, Debian's default)
+    /// each session is one: every job (a session of its own) then weighs as
+    /// much as the whole runner, and 100 CPU-bound jobs on 2 cores kept the
+    /// loop thread waiting 8.7 s of 10 s at nice -10. So where allowed
+    /// (root, CAP_SYS_NICE, RLIMIT_RTPRIO) the loop and the inspector run in
+    /// the real-time class at its lowest priority, above every normal
+    /// thread of the host whatever its group. That is safe for them only:
+    /// the loop does bounded work per iteration (docs/design.md), the
+    /// inspector bounded walks, and the kernel leaves normal threads 5% of
+    /// each CPU (`sched_rt_runtime_us`) whatever they do. The class is not
+    /// inherited by anything they clone (SCHED_RESET_ON_FORK).
     private func raisePriority() {
         var hostNice: Int32 = 0
         if cc_raise_this_thread_priority(EventLoop.priorityBoost, &hostNice) == 0 {
             scheduler.childNice = hostNice
         }
+        scheduler.hurriesDyingJobs = cc_make_this_thread_realtime() == 0
     }
 
     /// Checks, in debug builds, that loop-only state is touched on the loop

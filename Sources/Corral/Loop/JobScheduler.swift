@@ -48,6 +48,11 @@ final class JobScheduler: LoopObject {
     /// thread runs at a raised priority; nil when it does not. Set once, as
     /// the loop thread starts.
     var childNice: Int32?
+    /// Whether a stopped job's leader is hurried to its death
+    /// (`LoopJob.hurryDeath`): when the loop thread could enter the
+    /// real-time class, which the same privilege allows. Set once, as the
+    /// loop thread starts.
+    var hurriesDyingJobs = false
 
     private var queue: [Submission?] = []
     private var queueHead = 0

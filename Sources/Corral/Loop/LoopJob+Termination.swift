@@ -23,6 +23,7 @@ extension LoopJob {
                 // leader's exit): a burst of deadlines costs no extra scans.
                 signalGroup(spec.stopSignal.rawValue)
                 signalGroup(SIGCONT)
+                hurryDeath(spec.stopSignal.rawValue)
                 if containment == .processGroup { scheduler.sweeper.requestSignal(self, spec.stopSignal.rawValue) }
             case .killEverything:
                 killEverything()
@@ -76,6 +77,19 @@ extension LoopJob {
         guard !leaderVanished else { return }  // reaped elsewhere: the group id may belong to someone else now
         precondition(!leaderReaped, "group signal after the leader was reaped")
         Syscalls.kill(-pid, signal)
+    }
+
+    /// Has the leader, just sent `signal` (SIGKILL, or the stop signal if it
+    /// ends it by default), run its exit in the real-time class: among 100
+    /// CPU-bound jobs on 2 cores a `sleep` took 142 ms at p50 and 708 ms at
+    /// p99 from its SIGTERM to its death, waiting for a turn to die. No code
+    /// of the job runs at that priority (`cc_hurry_dying_process`), and
+    /// the rest of its group is left as it is: a job that forks in a loop
+    /// must not fork faster. Only while the leader is unreaped, so its pid
+    /// is still its own.
+    func hurryDeath(_ signal: Int32) {
+        guard scheduler.hurriesDyingJobs, !leaderVanished, !leaderReaped, leaderStatus == nil else { return }
+        _ = cc_hurry_dying_process(pid, signal)
     }
 
     /// Whether any process is still in the job's process group (the id stays

@@ -29,12 +29,16 @@ final class SerialWorker: Sendable {
     private let available = DispatchSemaphore(value: 0)
     private let name: String
     private let priorityBoost: Int32
+    private let realtime: Bool
 
     /// Starts the thread, named `name` (at most 15 bytes, as Linux keeps it),
-    /// `priorityBoost` nice steps above the host's when the kernel allows.
-    init(name: String, priorityBoost: Int32 = 0) throws(CorralError) {
+    /// `priorityBoost` nice steps above the host's when the kernel allows,
+    /// and in the real-time class if `realtime` and the kernel allows
+    /// (`EventLoop.raisePriority`).
+    init(name: String, priorityBoost: Int32 = 0, realtime: Bool = false) throws(CorralError) {
         self.name = name
         self.priorityBoost = priorityBoost
+        self.realtime = realtime
         try DetachedThread.start(name) { self.threadMain() }
     }
 
@@ -56,6 +60,7 @@ final class SerialWorker: Sendable {
             var hostNice: Int32 = 0
             _ = cc_raise_this_thread_priority(priorityBoost, &hostNice)  // unprivileged: the host's, as the jobs'
         }
+        if realtime { _ = cc_make_this_thread_realtime() }  // unprivileged: the nice value above
         while true {
             available.wait()
             let next = state.withLock { state -> (work: (@Sendable () -> Void)?, done: (@Sendable () -> Void)?) in
