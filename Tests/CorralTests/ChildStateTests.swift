@@ -81,7 +81,8 @@ final class ChildStateTests: CorralTestCase {
     /// ignores it and the loop thread blocks it), blocking stdio (its stdin
     /// here is this process's, made non-blocking), the open-files limit this
     /// process had before the runner raised its own, and the nice value of
-    /// the thread that made the runner (not the loop's raised one).
+    /// the thread that made the runner (not the loop's raised one), in the
+    /// normal scheduling class.
     func testJobSeesAFreshProcessState() async throws {
         let previousPipe = signal(SIGPIPE, SIG_IGN)
         defer { signal(SIGPIPE, previousPipe) }
@@ -118,6 +119,7 @@ final class ChildStateTests: CorralTestCase {
             XCTAssertEqual(Self.openFilesLimit(result.stdout.text), "1024", "the original soft limit")
             let stat = try XCTUnwrap(lines.first { $0.contains(" (cat) ") })
             XCTAssertEqual(ProcessTable.nice(fromStat: stat), hostNice, "the host's nice value")
+            XCTAssertEqual(ProcessTable.policy(fromStat: stat), 0, "the normal class, not the loop's real-time one")
             let flags = lines.filter { $0.hasPrefix("flags:") }
                 .compactMap { Int($0.dropFirst("flags:".count).trimmingCharacters(in: .whitespaces), radix: 8) }
             XCTAssertEqual(flags.count, 3)

@@ -1,3 +1,4 @@
+import CCorral
 import Foundation
 import XCTest
 @testable import Corral
@@ -107,6 +108,91 @@ final class PriorityTests: CorralTestCase {
         XCTAssertTrue(loopNices.contains(expected), "the new runner's loop runs at \(expected): \(loopNices)")
     }
 
+    /// Where the kernel allows the real-time class, the loop and the
+    /// inspector run in it (autogroups make a nice value count only inside
+    /// the runner's session), and a job runs in the normal class.
+    func testLoopAndInspectorRunInTheRealTimeClassAndJobsDoNot() async throws {
+        try PriorityTests.skipUnlessRealTimeIsAllowed()
+        let result = try await runner.run(JobSpec(.executable("/bin/cat", arguments: ["/proc/self/stat"])))
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(ProcessTable.policy(fromStat: result.stdout.text), 0, "the job runs in the normal class")
+        for thread in ["corral-loop", "corral-inspect"] {
+            let policies = ProcessTable.threadPolicies(named: thread)
+            XCTAssertFalse(policies.isEmpty, "\(thread) found")
+            XCTAssertTrue(policies.allSatisfy { $0 == PriorityTests.roundRobin }, "\(thread) is SCHED_RR: \(policies)")
+        }
+        for thread in ["corral-delivery", "corral-spawn0"] {
+            XCTAssertTrue(ProcessTable.threadPolicies(named: thread).allSatisfy { $0 == 0 }, "\(thread) stays normal")
+        }
+    }
+
+    /// A stopped job's leader is hurried to its death in the real-time
+    /// class only when no code of the job can run there: a leader that
+    /// handles or ignores the stop signal stays in the normal class (until
+    /// SIGKILL), one that the signal ends by default is moved.
+    func testOnlyALeaderThatCannotRunCodeAnyMoreIsHurried() async throws {
+        try PriorityTests.skipUnlessRealTimeIsAllowed()
+        let leaders = [
+            ("handles", "trap 'exit 3' TERM; echo ready; while :; do sleep 1; done", -EBUSY),
+            ("ignores", "trap '' TERM; echo ready; while :; do sleep 1; done", -EBUSY),
+            ("defaults", "echo ready; while :; do sleep 1; done", 0),
+        ]
+        for (name, text, expected) in leaders {
+            let started = Locked<JobStart?>(nil)
+            let ready = Locked(false)
+            let results = ResultBox()
+            let handle = try runner.submit(JobSpec(.shell(text)), onOutput: { _ in ready.withLock { $0 = true } },
+                                           onStart: { start in started.withLock { $0 = start } },
+                                           onCompletion: results.add)
+            // Its trap is set once it says so; until its result, its pid is
+            // still its own (the runner has not reaped it).
+            XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { ready.withLock { $0 } && started.withLock { $0 } != nil })
+            let pid = try XCTUnwrap(started.withLock { $0 }).pid
+            XCTAssertEqual(cc_hurry_dying_process(pid, SIGTERM), Int32(expected), name)
+            XCTAssertEqual(ProcessTable.policy(of: pid), expected == 0 ? PriorityTests.roundRobin : 0, name)
+            if expected != 0 {
+                XCTAssertEqual(cc_hurry_dying_process(pid, SIGKILL), 0, "\(name): nothing runs after SIGKILL")
+                XCTAssertEqual(ProcessTable.policy(of: pid), PriorityTests.roundRobin, name)
+            }
+            handle.cancel()
+            XCTAssertEqual(results.wait(for: 1).count, 1, name)
+        }
+    }
+
+    /// A job's handler of its stop signal, at its deadline, runs in the
+    /// normal class: the stop hurries only leaders that cannot run code.
+    func testAStopHandlerRunsInTheNormalClass() async throws {
+        try PriorityTests.skipUnlessRealTimeIsAllowed()
+        // dash runs the trap once its foreground sleep ends (killed by the
+        // group's SIGTERM), then reads its own stat.
+        var spec = JobSpec(.shell("trap 'read -r s < /proc/self/stat; echo \"$s\"; exit 0' TERM; echo ready; "
+                              + "while :; do sleep 0.05; done"))
+        spec.timeout = .milliseconds(500)
+        spec.killGrace = .seconds(10)
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.outcome, .timedOut)
+        let stat = try XCTUnwrap(result.stdout.text.split(separator: "\n").last.map(String.init), result.stdout.text)
+        XCTAssertEqual(ProcessTable.policy(fromStat: stat), 0, "the handler ran in the normal class: \(stat)")
+        XCTAssertLessThan(result.timing.duration, .seconds(8), "the handler ended the job, not the grace's SIGKILL")
+    }
+
+    /// SCHED_RR, as /proc/<pid>/stat shows a policy.
+    static let roundRobin: Int32 = 2
+
+    /// Skips unless a thread of this process may enter the real-time class
+    /// (root, CAP_SYS_NICE, RLIMIT_RTPRIO): elsewhere the runner keeps the
+    /// nice value alone and there is nothing to test. Probed on a thread of
+    /// its own, which ends with the class it took.
+    static func skipUnlessRealTimeIsAllowed() throws {
+        let allowed = Locked<Bool?>(nil)
+        let probe = Thread { allowed.withLock { $0 = cc_make_this_thread_realtime() == 0 } }
+        probe.start()
+        XCTAssertTrue(ProcessTable.wait { allowed.withLock { $0 != nil } })
+        guard allowed.withLock({ $0 }) == true else {
+            throw XCTSkip("this process may not enter the real-time class (no CAP_SYS_NICE or RLIMIT_RTPRIO)")
+        }
+    }
+
     /// The calling thread's id, from /proc/thread-self.
     static func threadID() -> id_t? {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"))?
@@ -134,6 +220,30 @@ extension ProcessTable {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
         return fields.count > 16 ? Int32(fields[16]) : nil
+    }
+
+    /// The scheduling policy field (the 41st) of a `/proc/<pid>/stat` line:
+    /// 0 normal, 1 FIFO, 2 round-robin.
+    static func policy(fromStat stat: String) -> Int32? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        return fields.count > 38 ? Int32(fields[38]) : nil
+    }
+
+    static func policy(of pid: Int32) -> Int32? {
+        (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).flatMap(policy(fromStat:))
+    }
+
+    /// The policy of each thread of this process whose name starts with `name`.
+    static func threadPolicies(named name: String) -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { task in
+            guard (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.hasPrefix(name) == true,
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8) else {
+                return nil
+            }
+            return policy(fromStat: stat)
+        }
     }
 
     /// The nice value of each live runner's loop thread.
