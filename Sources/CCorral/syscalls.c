@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
@@ -133,6 +134,25 @@ int cc_hurry_dying_process(pid_t pid, int signal) {
         return -EBUSY;
     }
     return 0;
+}
+
+int cc_wakeup_open(void) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int cc_wakeup_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t written;
+    do { written = write(fd, &one, sizeof one); } while (written < 0 && errno == EINTR);
+    /* EAGAIN: the count is at its maximum, so the loop is woken anyway. */
+    return written < 0 && errno != EAGAIN ? -errno : 0;
+}
+
+void cc_wakeup_clear(int fd) {
+    uint64_t count;
+    ssize_t status;
+    do { status = read(fd, &count, sizeof count); } while (status < 0 && errno == EINTR);
 }
 
 void cc_name_this_thread(const char *name) {

@@ -195,6 +195,17 @@ int cc_make_this_thread_realtime(void);
 /// or -errno (EPERM: not allowed; ESRCH: gone).
 int cc_hurry_dying_process(pid_t pid, int signal);
 
+/// A non-blocking, close-on-exec eventfd: the loop's wake-up. Returns the
+/// descriptor, or -errno.
+int cc_wakeup_open(void);
+
+/// Adds one to the eventfd (any thread): one system call, no waiting on
+/// the loop. Returns 0 or -errno.
+int cc_wakeup_signal(int fd);
+
+/// Resets the eventfd's count to zero (the loop, before it reads its inbox).
+void cc_wakeup_clear(int fd);
+
 /// Names the calling thread (pthread_setname_np, at most 15 bytes).
 void cc_name_this_thread(const char *name);
 

@@ -8,8 +8,17 @@ import Glibc
 
 /// One libuv loop on one thread of its own. Other threads talk to it only
 /// through `send`, which appends to a locked inbox and wakes the loop with
-/// `uv_async_send` — libuv's one cross-thread entry point. Everything else
-/// here is touched on the loop thread only.
+/// a write to an eventfd the loop polls. Everything else here is touched
+/// on the loop thread only.
+///
+/// Not `uv_async_send`, libuv's own cross-thread wake-up: in libuv 1.44
+/// the loop, handling an async event, spins (with `sched_yield`) until
+/// every sender has finished its send. The loop runs in the real-time
+/// class and senders do not (spawn threads, the delivery thread, the
+/// host's callers); a sender preempted mid-send by CPU-bound jobs kept the
+/// loop spinning, so the yield gave it nothing, and deadlines fired
+/// 150-300 ms late (W7 p99). An eventfd write is one system call the
+/// kernel completes whoever is preempted.
 final class EventLoop: LoopObject, @unchecked Sendable {
     struct Diagnostics: Sendable {
         /// What `uv_loop_close` returned: 0, or UV_EBUSY if a handle leaked.
@@ -45,6 +54,12 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     let delivery: SerialWorker
     /// Where host-scale /proc and cgroupfs work runs: never on the loop thread.
     let inspector: SerialWorker
+    /// Where cgroup leaves are made and removed: `mkdir` and `rmdir` in
+    /// cgroupfs wait for the kernel (its cgroup lock, an RCU grace period:
+    /// 25-50 ms each under load), and on the inspector every sweep and
+    /// result queued behind them (W7's cgroup tier: p99 60 ms from a
+    /// leader's exit to its result).
+    let cgroups: SerialWorker
     /// Where jobs are cloned: `vfork` returns once the child has exec'd,
     /// and under CPU saturation the kernel takes one scheduling period
     /// (≈100 ms with 100 runnable tasks on 2 cores) to run the child that
@@ -58,63 +73,78 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     static let spawnThreads = 4
     /// The loop thread, once started (for `assertOnLoopThread`).
     nonisolated(unsafe) private var loopThread = pthread_t()
-    private let wakeup: UnsafeMutablePointer<uv_async_t>
+    private let wakeup: UnsafeMutablePointer<uv_poll_t>
+    /// The eventfd `wakeup` polls; closed once `wakeup` has closed.
+    private let wakeupFD: Int32
     private let inbox = Locked(Inbox())
     /// Loop thread only.
     private(set) var scheduler: JobScheduler!
     private var orphanReaper: OrphanReaper?
 
     init(configuration: JobScheduler.Configuration, reapOrphans: Bool) throws(CorralError) {
-        delivery = try SerialWorker(name: "corral-delivery")
+        var workers: [SerialWorker] = []  // started so far: finished if a later step fails
         do {
+            delivery = try SerialWorker(name: "corral-delivery")
+            workers.append(delivery)
             // Above the jobs like the loop: a result waits for its answer
             // (cpu.stat, who held the pipe), and 100 CPU-bound jobs on 2
             // cores held that answer back by seconds at the host's priority
             // (and by 0.4 s at p50 at nice -10: `raisePriority`).
             inspector = try SerialWorker(name: "corral-inspect", priorityBoost: EventLoop.priorityBoost, realtime: true)
-        } catch {
-            delivery.finish {}
-            throw error
-        }
-        var spawners: [SerialWorker] = []
-        do {
+            workers.append(inspector)
+            // Likewise: a spawn waits for its leaf.
+            cgroups = try SerialWorker(name: "corral-cgroups", priorityBoost: EventLoop.priorityBoost, realtime: true)
+            workers.append(cgroups)
             // Above the jobs too: a clone waits for its child's exec, and
             // the child's setup runs at this thread's priority until then.
+            var spawners: [SerialWorker] = []
             for index in 0..<EventLoop.spawnThreads {
                 spawners.append(try SerialWorker(name: "corral-spawn\(index)", priorityBoost: EventLoop.priorityBoost))
+                workers.append(spawners[index])
             }
+            self.spawners = spawners
         } catch {
-            delivery.finish {}
-            inspector.finish {}
-            spawners.forEach { $0.finish {} }
+            workers.forEach { $0.finish {} }
             throw error
         }
-        self.spawners = spawners
+        let wakeupFD = cc_wakeup_open()
+        guard wakeupFD >= 0 else {
+            workers.forEach { $0.finish {} }
+            throw CorralError(.runnerFailure, "cannot create the event loop's wake-up: \(Errno(code: -wakeupFD))")
+        }
+        self.wakeupFD = wakeupFD
         loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        let status = uv_loop_init(loop)
+        var status = uv_loop_init(loop)
+        if status != 0 { loop.deallocate() }
+        wakeup = UVHandle.allocate(UV_POLL, as: uv_poll_t.self)
+        if status == 0 {
+            status = uv_poll_init(loop, wakeup, wakeupFD)
+            if status != 0 { uv_loop_close(loop); loop.deallocate() }
+        }
         guard status == 0 else {
-            loop.deallocate()
-            delivery.finish {}
-            inspector.finish {}
-            spawners.forEach { $0.finish {} }
+            UnsafeMutableRawPointer(wakeup).deallocate()
+            Syscalls.close(wakeupFD)
+            workers.forEach { $0.finish {} }
             throw CorralError(.runnerFailure, "cannot create the event loop: \(UVError.message(status))")
         }
-        wakeup = UVHandle.allocate(UV_ASYNC, as: uv_async_t.self)
         super.init()
         UVHandle.setOwner(wakeup, self)
-        uv_async_init(loop, wakeup) { handle in
-            (LoopObject.owner(of: handle!.pointee.data) as! EventLoop).drainInbox()
+        uv_poll_start(wakeup, Int32(UV_READABLE.rawValue)) { handle, _, _ in
+            let eventLoop = LoopObject.owner(of: handle!.pointee.data) as! EventLoop
+            // Cleared before the inbox is read: a send after this read
+            // writes again, and the loop comes back for it.
+            cc_wakeup_clear(eventLoop.wakeupFD)
+            eventLoop.drainInbox()
         }
         do {
             scheduler = try JobScheduler(eventLoop: self, configuration: configuration)
         } catch {
             uv_close(UVHandle.base(wakeup)) { UnsafeMutableRawPointer($0!).deallocate() }
+            Syscalls.close(wakeupFD)
             uv_run(loop, UV_RUN_DEFAULT)
             uv_loop_close(loop)
             loop.deallocate()
-            delivery.finish {}
-            inspector.finish {}
-            spawners.forEach { $0.finish {} }
+            workers.forEach { $0.finish {} }
             throw error
         }
         if reapOrphans { orphanReaper = OrphanReaper(eventLoop: self) }
@@ -134,19 +164,21 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         LoopThread.enter()
         uv_run(loop, UV_RUN_DEFAULT)
         LoopThread.leave()
-        // The inspector finishes what it was given (leaves to remove), then
-        // removes the runner's directory; the loop is over, so waiting is fine.
+        // The cgroup thread finishes what it was given (leaves to remove),
+        // then removes the runner's directory; the loop is over, so waiting
+        // is fine.
         let tree = scheduler.configuration.cgroupTree
         spawners.forEach { $0.finish {} }  // idle: every job they started has been delivered
-        let inspectorDone = DispatchSemaphore(value: 0)
-        inspector.finish {
+        inspector.finish {}
+        let cgroupsDone = DispatchSemaphore(value: 0)
+        cgroups.finish {
             tree?.removeDirectory()
-            inspectorDone.signal()
+            cgroupsDone.signal()
         }
-        // Bounded like the rest of shutdown: an inspector stuck in the kernel
+        // Bounded like the rest of shutdown: a thread stuck in the kernel
         // leaves the runner's directory to the next start's cleanup.
         let bound = Int(clamping: scheduler.configuration.shutdownReapTimeout.timerMilliseconds)
-        _ = inspectorDone.wait(timeout: .now() + .milliseconds(bound))
+        _ = cgroupsDone.wait(timeout: .now() + .milliseconds(bound))
         scheduler.configuration.watchdog?.stop()  // every job is over: it exits without killing
         let status = uv_loop_close(loop)
         var leaked: [String] = []
@@ -223,7 +255,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             guard !inbox.wakeupClosed else { return }
             let wasEmpty = inbox.consumed.isEmpty
             inbox.consumed[id, default: 0] += bytes
-            if wasEmpty { uv_async_send(wakeup) }
+            if wasEmpty { wake() }
         }
     }
 
@@ -233,6 +265,12 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                    then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
         run(on: inspector, work, then: then)
+    }
+
+    /// Runs `work` on the cgroup thread; `then` runs on the loop with its answer.
+    func tidy<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        run(on: cgroups, work, then: then)
     }
 
     /// Runs `work` on the spawn thread with the fewest spawns out; `then`
@@ -258,7 +296,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
                 // Too late: shutdown gave up on it and the loop is closing.
                 guard !inbox.wakeupClosed else { return }
                 inbox.answers.append { then($0, answer) }
-                uv_async_send(wakeup)
+                wake()
             }
         }
     }
@@ -272,7 +310,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             inbox.commands.append(command)
             // Under the lock: the loop closes `wakeup` only after the phase
             // has left .open, so no send can race with the close.
-            uv_async_send(wakeup)
+            wake()
             return true
         }
     }
@@ -290,7 +328,7 @@ final class EventLoop: LoopObject, @unchecked Sendable {
                 inbox.phase = .closing
                 inbox.waiters.append(done)
                 inbox.commands.append(.shutdown)
-                uv_async_send(wakeup)
+                wake()
                 return false
             }
         }
@@ -323,6 +361,16 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// The orphan reaper's pass answered (loop thread).
     func orphanPassDone(_ done: Int?) {
         orphanReaper?.passDone(done)
+    }
+
+    /// Wakes the loop (any thread, under the inbox lock, while
+    /// `wakeupClosed` is false: the descriptor is still open).
+    private func wake() {
+        _ = cc_wakeup_signal(wakeupFD)  // fails only on a closed descriptor, which the lock rules out
+    }
+
+    override func handleDidClose(_ handle: UnsafeMutableRawPointer) {
+        if handle == UnsafeMutableRawPointer(wakeup) { Syscalls.close(wakeupFD) }
     }
 
     /// Called by the scheduler once every job is done during shutdown:

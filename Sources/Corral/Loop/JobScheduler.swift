@@ -132,7 +132,20 @@ final class JobScheduler: LoopObject {
     func inspect<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
                                    then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
         inspectionsInFlight += 1
-        eventLoop.inspect(work) { scheduler, answer in
+        eventLoop.inspect(work, then: counted(then))
+    }
+
+    /// Runs `work` on the cgroup thread (leaves made and removed) and
+    /// `then` on the loop with its answer, counted like an inspection.
+    func tidy<Answer: Sendable>(_ work: @escaping @Sendable () -> Answer,
+                                then: @escaping @Sendable (JobScheduler, Answer) -> Void) {
+        inspectionsInFlight += 1
+        eventLoop.tidy(work, then: counted(then))
+    }
+
+    private func counted<Answer: Sendable>(_ then: @escaping @Sendable (JobScheduler, Answer) -> Void)
+        -> @Sendable (JobScheduler, Answer) -> Void {
+        return { scheduler, answer in
             // Given up on at shutdown (`abandonStuckWork`): not counted any more.
             guard !scheduler.inspectionsAbandoned else { return }
             scheduler.inspectionsInFlight -= 1
@@ -191,10 +204,10 @@ final class JobScheduler: LoopObject {
         })
     }
 
-    /// Removes a cgroup (depth first) on the inspector; what cannot be
+    /// Removes a cgroup (depth first) on the cgroup thread; what cannot be
     /// removed yet is left to the runner's directory removal at shutdown.
     func removeCgroup(_ path: String) {
-        eventLoop.inspector.run { CgroupLeaf.removeTree(path) }
+        eventLoop.cgroups.run { CgroupLeaf.removeTree(path) }
     }
 
     func submit(_ submission: Submission) {
@@ -323,7 +336,7 @@ final class JobScheduler: LoopObject {
         guard !ids.isEmpty else { return }
         leavesRequested = true
         let wanted = ids
-        inspect({ wanted.map { MadeLeaf(id: $0, leaf: tree.makeLeaf($0.rawValue)) } }, then: { scheduler, made in
+        tidy({ wanted.map { MadeLeaf(id: $0, leaf: tree.makeLeaf($0.rawValue)) } }, then: { scheduler, made in
             scheduler.leavesRequested = false
             for leaf in made {
                 if scheduler.queuedIndex[leaf.id] != nil, !scheduler.shuttingDown {
