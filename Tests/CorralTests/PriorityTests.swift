@@ -116,7 +116,7 @@ final class PriorityTests: CorralTestCase {
         let result = try await runner.run(JobSpec(.executable("/bin/cat", arguments: ["/proc/self/stat"])))
         XCTAssertEqual(result.outcome, .exited(0))
         XCTAssertEqual(ProcessTable.policy(fromStat: result.stdout.text), 0, "the job runs in the normal class")
-        for thread in ["corral-loop", "corral-inspect"] {
+        for thread in ["corral-loop", "corral-inspect", "corral-cgroups"] {
             let policies = ProcessTable.threadPolicies(named: thread)
             XCTAssertFalse(policies.isEmpty, "\(thread) found")
             XCTAssertTrue(policies.allSatisfy { $0 == PriorityTests.roundRobin }, "\(thread) is SCHED_RR: \(policies)")
