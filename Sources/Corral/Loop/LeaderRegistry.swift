@@ -86,6 +86,16 @@ enum LeaderRegistry {
         }
     }
 
+    /// The registered leaders and the children of the spawns under way
+    /// that have run: the sweep's scan skips them (`ProcessSnapshot.take`).
+    static func leadersAndSpawning() -> Set<pid_t> {
+        state.withLock { state in
+            var pids = state.leaders
+            for watch in state.spawning.values { if let child = watch?.child { pids.insert(child) } }
+            return pids
+        }
+    }
+
     /// The reaper stopped (its runner is closing): spawns need not wait for it.
     static func reaperGaveUp() {
         state.withLock { $0.reaperWaiting = false }

@@ -26,8 +26,8 @@ struct ProcessSnapshot {
     let unreadable: Set<pid_t>
 
     /// Scans /proc. Live job leaders (`leaders`: not yet reaped, so the pid
-    /// is still theirs; a session leader cannot leave its group) are skipped
-    /// without reading anything; processes in `jobGroups` without reading
+    /// is still theirs; a session leader cannot leave its group), and those
+    /// spawned since (`LeaderRegistry`), are skipped without reading anything; processes in `jobGroups` without reading
     /// their environment (they are their job's group members); zombies too.
     static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>,
                      buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
@@ -35,8 +35,17 @@ struct ProcessSnapshot {
         var byJob: [String: [Candidate]] = [:]
         var unreadable = Set<pid_t>()
         let me = getpid()
+        let spawned = LeaderRegistry.leadersAndSpawning()
         ProcFiles.forEachProcessID { pid in
             guard pid != me, !leaders.contains(pid) else { return }
+            // A job leader spawned since the loop asked, perhaps in its
+            // exec: a new job, never another's escapee. Not read: an exec
+            // holds the locks a read of its /proc files waits for, and
+            // under CPU saturation the child waits tens of milliseconds for
+            // a CPU to finish it (`corral batch` W7: scans of 50-65 ms, of
+            // which 1-2 ms CPU). Still our unreaped child, so the pid is
+            // still that leader's.
+            if spawned.contains(pid), cc_is_unreaped_child(pid) == 1 { return }
             guard let info = ProcFiles.processInfo(of: pid), !info.kernel_thread,
                   info.state != CChar(UInt8(ascii: "Z")), !jobGroups.contains(info.group) else { return }
             guard let ids = ProcFiles.jobIDs(of: pid, buffer: buffer) else {
