@@ -87,3 +87,13 @@ extension Duration {
         return UInt64(nanos / 1_000_000) + (nanos % 1_000_000 == 0 ? 0 : 1)
     }
 }
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): what a piece
+/// of work cost in CPU, whatever it waited for meanwhile.
+enum ThreadCPUClock {
+    static func now() -> Duration {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return .seconds(Int64(now.tv_sec)) + .nanoseconds(Int64(now.tv_nsec))
+    }
+}

@@ -44,12 +44,15 @@ final class EscapeeSweeper: TimerOwner {
     private var oneOff: [(JobID, Int32)] = []
     private var armed = false
     private var inFlight = false
-    /// How long the last batch took, round trip, and when it ended: the
-    /// next one starts no sooner than four times as long after that end
-    /// (at least 1 ms from now, at most 100 ms), so a burst of exits shares
-    /// fewer, fuller scans and sweeping takes at most a fifth of the
-    /// inspector's time — while a job ending alone, long after the last
-    /// batch, is swept at once.
+    /// The CPU time the last batch took on the inspector, and when its
+    /// answer came: the next one starts no sooner than four times as long
+    /// after that (at least 1 ms from now, at most 100 ms), so a burst of
+    /// exits shares fewer, fuller scans and sweeping takes at most a fifth
+    /// of a CPU — while a job ending alone, long after the last batch, is
+    /// swept at once. CPU time, not the round trip: a scan that waited in
+    /// the kernel (a /proc read behind a process in its exec, 50-65 ms
+    /// under CPU saturation for 1-2 ms of CPU) cost nothing to space out,
+    /// and spacing by it put every result due 100 ms further off.
     private var lastBatch = Duration.zero
     private var lastBatchEnded = MonotonicInstant.now()
 
@@ -105,22 +108,23 @@ final class EscapeeSweeper: TimerOwner {
         oneOff = []
         guard !orders.isEmpty else { return }
         inFlight = true
-        let started = MonotonicInstant.now()
         let leaders = scheduler.unreapedLeaders()
         let scanner = scheduler.scanner
         let rescan = orders.contains(where: \.rescan)
         let batch = orders
         scheduler.inspect({
-            SweepOrder.run(batch, leaders: leaders, rescan: rescan, scanner: scanner)
-        }, then: { scheduler, answers in
-            scheduler.sweeper.finished(answers, started: started)
+            let started = ThreadCPUClock.now()
+            let answers = SweepOrder.run(batch, leaders: leaders, rescan: rescan, scanner: scanner)
+            return (answers, ThreadCPUClock.now() - started)
+        }, then: { scheduler, done in
+            scheduler.sweeper.finished(done.0, cost: done.1)
         })
     }
 
-    private func finished(_ answers: [SweepAnswer], started: MonotonicInstant) {
+    private func finished(_ answers: [SweepAnswer], cost: Duration) {
         inFlight = false
         lastBatchEnded = .now()
-        lastBatch = lastBatchEnded - started
+        lastBatch = cost
         var again: [LoopJob] = []
         for answer in answers {
             guard let job = scheduler.job(answer.id) else {
