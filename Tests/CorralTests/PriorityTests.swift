@@ -132,19 +132,23 @@ final class PriorityTests: CorralTestCase {
     /// SIGKILL), one that the signal ends by default is moved.
     func testOnlyALeaderThatCannotRunCodeAnyMoreIsHurried() async throws {
         try PriorityTests.skipUnlessRealTimeIsAllowed()
+        // Perl (essential on Debian) sleeps in one system call: unlike a
+        // shell loop it never forks, so it has no moment with every signal
+        // blocked around a fork (which reads as "blocked": not hurried).
         let leaders = [
-            ("handles", "trap 'exit 3' TERM; echo ready; while :; do sleep 1; done", -EBUSY),
-            ("ignores", "trap '' TERM; echo ready; while :; do sleep 1; done", -EBUSY),
-            ("defaults", "echo ready; while :; do sleep 1; done", 0),
+            ("handles", "$| = 1; $SIG{TERM} = sub { exit 3 }; print \"ready\\n\"; sleep 1000", -EBUSY),
+            ("ignores", "$| = 1; $SIG{TERM} = 'IGNORE'; print \"ready\\n\"; sleep 1000", -EBUSY),
+            ("defaults", "$| = 1; print \"ready\\n\"; sleep 1000", 0),
         ]
         for (name, text, expected) in leaders {
             let started = Locked<JobStart?>(nil)
             let ready = Locked(false)
             let results = ResultBox()
-            let handle = try runner.submit(JobSpec(.shell(text)), onOutput: { _ in ready.withLock { $0 = true } },
+            let handle = try runner.submit(JobSpec(.executable("/usr/bin/perl", arguments: ["-e", text])),
+                                           onOutput: { _ in ready.withLock { $0 = true } },
                                            onStart: { start in started.withLock { $0 = start } },
                                            onCompletion: results.add)
-            // Its trap is set once it says so; until its result, its pid is
+            // Its handler is set once it says so; until its result, its pid is
             // still its own (the runner has not reaped it).
             XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { ready.withLock { $0 } && started.withLock { $0 } != nil })
             let pid = try XCTUnwrap(started.withLock { $0 }).pid
