@@ -91,49 +91,49 @@ static int cc_set_scheduler(pid_t tid, int policy, int priority) {
     return syscall(SYS_sched_setscheduler, tid, policy, &param) < 0 ? -errno : 0;
 }
 
-int cc_make_this_thread_realtime(void) {
-    return cc_set_scheduler((pid_t)syscall(SYS_gettid), SCHED_RR | SCHED_RESET_ON_FORK, 1);
+int cc_make_this_thread_realtime(int priority) {
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    int status = cc_set_scheduler(self, SCHED_RR | SCHED_RESET_ON_FORK, priority);
+    if (status == -EPERM && priority > 1) status = cc_set_scheduler(self, SCHED_RR | SCHED_RESET_ON_FORK, 1);
+    return status;
 }
 
-/* Whether `signal` would end `pid` by its default action: not caught, not
-   ignored, not blocked by its main thread (/proc/pid/status masks, hex).
-   1 yes, 0 no, -errno when the file cannot be read. */
-static int cc_signal_is_fatal(pid_t pid, int signal) {
+/* PF_EXITING (include/linux/sched.h): the task is in do_exit. */
+#define CC_PF_EXITING 0x00000004UL
+
+int cc_hurry_dying_process(pid_t pid) {
+    /* /proc/<pid>/stat: one short line (the command name is at most 16
+       bytes), so one read of a fixed buffer is the whole of it. Fields
+       after the command's closing parenthesis: state (3), flags (9), and
+       the main thread's own pending signals (31, the first 31 of them),
+       where the kernel puts SIGKILL when it dooms the process. */
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    char text[4096];
+    if (fd < 0) return errno == ENOENT ? -ESRCH : -errno;
+    char text[1024];
     ssize_t length;
     do { length = read(fd, text, sizeof text - 1); } while (length < 0 && errno == EINTR);
     int saved = errno;
     close(fd);
-    if (length < 0) return -saved;
+    if (length < 0) return saved == ESRCH ? -ESRCH : -saved;
     text[length] = 0;
-    static const char *const masks[] = { "\nSigBlk:", "\nSigIgn:", "\nSigCgt:" };
-    for (size_t index = 0; index < sizeof masks / sizeof masks[0]; index++) {
-        const char *field = strstr(text, masks[index]);
-        if (field == NULL) return -EIO;
-        unsigned long long bits = strtoull(field + strlen(masks[index]), NULL, 16);
-        if (bits & (1ULL << (signal - 1))) return 0;
+    char *field = strrchr(text, ')');
+    if (field == NULL || field[1] != ' ') return -EIO;
+    field += 2;
+    char state = field[0];
+    if (state == 'Z' || state == 'X' || state == 'x') return -ESRCH;
+    unsigned long long flags = 0, pending = 0;
+    for (int number = 3; number <= 31; number++) {
+        if (number == 9) flags = strtoull(field, NULL, 10);
+        if (number == 31) pending = strtoull(field, NULL, 10);
+        field = strchr(field, ' ');
+        if (field == NULL) { if (number < 31) return -EIO; break; }
+        field++;
     }
-    return 1;
-}
-
-int cc_hurry_dying_process(pid_t pid, int signal) {
-    if (signal != SIGKILL) {
-        int fatal = cc_signal_is_fatal(pid, signal);
-        if (fatal <= 0) return fatal == 0 ? -EBUSY : fatal;
-    }
-    int status = cc_set_scheduler(pid, SCHED_RR | SCHED_RESET_ON_FORK, 1);
-    if (status < 0 || signal == SIGKILL) return status;
-    /* A handler installed between the read and the change (the signal is
-       delivered when that call returns): back to the normal class. */
-    if (cc_signal_is_fatal(pid, signal) == 0) {
-        (void)cc_set_scheduler(pid, SCHED_OTHER, 0);
-        return -EBUSY;
-    }
-    return 0;
+    bool doomed = (flags & CC_PF_EXITING) || (pending & (1ULL << (SIGKILL - 1)));
+    if (!doomed) return -EBUSY;
+    return cc_set_scheduler(pid, SCHED_RR | SCHED_RESET_ON_FORK, 1);
 }
 
 int cc_wakeup_open(void) {

@@ -177,23 +177,26 @@ int cc_pipe_cloexec(int *read_end, int *write_end);
 /// either way. Returns 0 if raised, or -errno (EACCES/EPERM: not allowed).
 int cc_raise_this_thread_priority(int boost, int *previous);
 
-/// Puts the calling thread (not the process) in the real-time class at
-/// the lowest priority (SCHED_RR 1), with SCHED_RESET_ON_FORK so nothing
-/// it clones inherits the class. Allowed to root, CAP_SYS_NICE or a
-/// non-zero RLIMIT_RTPRIO. Returns 0, or -errno (EPERM: not allowed).
-int cc_make_this_thread_realtime(void);
+/// Puts the calling thread (not the process) in the real-time class
+/// (SCHED_RR at `priority`, or at 1 if only that is allowed), with
+/// SCHED_RESET_ON_FORK so nothing it clones inherits the class. Allowed to
+/// root, CAP_SYS_NICE or a non-zero RLIMIT_RTPRIO. Returns 0, or -errno
+/// (EPERM: not allowed).
+int cc_make_this_thread_realtime(int priority);
 
 /// Hurries the death of `pid`, a process this one has not reaped (so the
-/// pid is its own): puts its main thread in the real-time class (SCHED_RR
-/// 1, reset on fork), so that, on a host saturated by other work, it runs
-/// its exit at once instead of waiting its turn. Done only when no code of
-/// the job can run any more at that priority: `signal` (already sent) is
-/// SIGKILL, or is neither caught, ignored nor blocked, so its default
-/// action ends the process. Read again after the change: a handler
-/// installed meanwhile puts the thread back in the normal class.
-/// Returns 0 if hurried, -EBUSY if the signal is handled by the job,
-/// or -errno (EPERM: not allowed; ESRCH: gone).
-int cc_hurry_dying_process(pid_t pid, int signal);
+/// pid is its own), just sent a signal: if the kernel has already decided
+/// that it dies, its main thread enters the real-time class (SCHED_RR 1,
+/// reset on fork), so that on a host saturated by other work it runs its
+/// exit at once instead of waiting its turn. Decided means SIGKILL pending
+/// for its main thread — which the kernel adds at the send for SIGKILL and
+/// for any signal whose default action ends the process without a core
+/// dump, when it is neither handled, ignored, blocked nor traced — or the
+/// thread already in its exit (PF_EXITING). No code of the job can run any
+/// more then. Returns 0 if hurried, -EBUSY if no death is decided (a
+/// handler or a stop will run instead), -ESRCH if it has already exited,
+/// or -errno (EPERM: not allowed).
+int cc_hurry_dying_process(pid_t pid);
 
 /// A non-blocking, close-on-exec eventfd: the loop's wake-up. Returns the
 /// descriptor, or -errno.

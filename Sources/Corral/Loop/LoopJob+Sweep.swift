@@ -12,7 +12,7 @@ extension LoopJob {
     /// found by the sweep (on the inspector) and killed when it answers.
     func killEverything() {
         signalGroup(SIGKILL)
-        hurryDeath(SIGKILL)
+        hurryDeath()
         if containment == .cgroup { killCgroup() }
         scheduler.sweeper.request(self)
     }
