@@ -90,10 +90,12 @@ final class EventLoop: LoopObject, @unchecked Sendable {
             // (cpu.stat, who held the pipe), and 100 CPU-bound jobs on 2
             // cores held that answer back by seconds at the host's priority
             // (and by 0.4 s at p50 at nice -10: `raisePriority`).
-            inspector = try SerialWorker(name: "corral-inspect", priorityBoost: EventLoop.priorityBoost, realtime: true)
+            inspector = try SerialWorker(name: "corral-inspect", priorityBoost: EventLoop.priorityBoost,
+                                         realtimePriority: EventLoop.workerRealtimePriority)
             workers.append(inspector)
             // Likewise: a spawn waits for its leaf.
-            cgroups = try SerialWorker(name: "corral-cgroups", priorityBoost: EventLoop.priorityBoost, realtime: true)
+            cgroups = try SerialWorker(name: "corral-cgroups", priorityBoost: EventLoop.priorityBoost,
+                                       realtimePriority: EventLoop.workerRealtimePriority)
             workers.append(cgroups)
             // Above the jobs too: a clone waits for its child's exec, and
             // the child's setup runs at this thread's priority until then.
@@ -169,16 +171,22 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         // is fine.
         let tree = scheduler.configuration.cgroupTree
         spawners.forEach { $0.finish {} }  // idle: every job they started has been delivered
-        inspector.finish {}
+        // After the inspector's last work too (a `.leaveRunning` move it was
+        // still making must not lose to the directory's kill).
         let cgroupsDone = DispatchSemaphore(value: 0)
-        cgroups.finish {
-            tree?.removeDirectory()
-            cgroupsDone.signal()
+        let cgroups = cgroups
+        inspector.finish {
+            cgroups.finish {
+                tree?.removeDirectory()
+                cgroupsDone.signal()
+            }
         }
         // Bounded like the rest of shutdown: a thread stuck in the kernel
         // leaves the runner's directory to the next start's cleanup.
         let bound = Int(clamping: scheduler.configuration.shutdownReapTimeout.timerMilliseconds)
-        _ = cgroupsDone.wait(timeout: .now() + .milliseconds(bound))
+        if cgroupsDone.wait(timeout: .now() + .milliseconds(bound)) == .timedOut {
+            cgroups.finish {}  // the inspector is stuck: the cgroup thread still ends
+        }
         scheduler.configuration.watchdog?.stop()  // every job is over: it exits without killing
         let status = uv_loop_close(loop)
         var leaked: [String] = []
@@ -216,6 +224,14 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// weigh about 9× a job at the host's nice in the CFS scheduler.
     static let priorityBoost: Int32 = 10
 
+    /// Real-time priorities, where allowed (`raisePriority`): the loop (3)
+    /// comes before the inspector and the cgroup thread (2), which come
+    /// before hurried dying leaders (1): a woken loop never waits behind a
+    /// scan's round-robin turn or behind a hundred leaders freeing their
+    /// memory. Where only priority 1 is allowed (RLIMIT_RTPRIO 1) all share it.
+    static let loopRealtimePriority: Int32 = 3
+    static let workerRealtimePriority: Int32 = 2
+
     /// Raises this (the loop) thread's priority above the jobs'. Children
     /// cloned from it inherit the raised value, so they are told to put the
     /// host's back just before exec. Unprivileged (EACCES/EPERM), the loop
@@ -227,18 +243,19 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// much as the whole runner, and 100 CPU-bound jobs on 2 cores kept the
     /// loop thread waiting 8.7 s of 10 s at nice -10. So where allowed
     /// (root, CAP_SYS_NICE, RLIMIT_RTPRIO) the loop and the inspector run in
-    /// the real-time class at its lowest priority, above every normal
+    /// the real-time class (low priorities: above), above every normal
     /// thread of the host whatever its group. That is safe for them only:
     /// the loop does bounded work per iteration (docs/design.md), the
     /// inspector bounded walks, and the kernel leaves normal threads 5% of
     /// each CPU (`sched_rt_runtime_us`) whatever they do. The class is not
     /// inherited by anything they clone (SCHED_RESET_ON_FORK).
+
     private func raisePriority() {
         var hostNice: Int32 = 0
         if cc_raise_this_thread_priority(EventLoop.priorityBoost, &hostNice) == 0 {
             scheduler.childNice = hostNice
         }
-        scheduler.hurriesDyingJobs = cc_make_this_thread_realtime() == 0
+        scheduler.hurriesDyingJobs = cc_make_this_thread_realtime(EventLoop.loopRealtimePriority) == 0
     }
 
     /// Checks, in debug builds, that loop-only state is touched on the loop

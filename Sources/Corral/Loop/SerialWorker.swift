@@ -9,7 +9,7 @@ import Glibc
 /// callbacks (output chunks, starts, results, so no host code runs on the
 /// loop); its inspector, which does the /proc and cgroupfs work that could
 /// take long or block in the kernel (sweep scans, pipe-holder searches,
-/// `cpu.stat`, `mkdir`/`rmdir` of leaves); and its spawn threads
+/// `cpu.stat`); its cgroup thread (`mkdir`/`rmdir` of leaves); and its spawn threads
 /// (`EventLoop.spawnThreads` of them), which clone the jobs (a `vfork`
 /// returns only once the child has exec'd). A fixed number of threads per
 /// runner besides the loop, whatever the number of jobs.
@@ -29,16 +29,16 @@ final class SerialWorker: Sendable {
     private let available = DispatchSemaphore(value: 0)
     private let name: String
     private let priorityBoost: Int32
-    private let realtime: Bool
+    private let realtimePriority: Int32?
 
     /// Starts the thread, named `name` (at most 15 bytes, as Linux keeps it),
     /// `priorityBoost` nice steps above the host's when the kernel allows,
-    /// and in the real-time class if `realtime` and the kernel allows
-    /// (`EventLoop.raisePriority`).
-    init(name: String, priorityBoost: Int32 = 0, realtime: Bool = false) throws(CorralError) {
+    /// and in the real-time class at `realtimePriority` if given and the
+    /// kernel allows (`EventLoop.raisePriority`).
+    init(name: String, priorityBoost: Int32 = 0, realtimePriority: Int32? = nil) throws(CorralError) {
         self.name = name
         self.priorityBoost = priorityBoost
-        self.realtime = realtime
+        self.realtimePriority = realtimePriority
         try DetachedThread.start(name) { self.threadMain() }
     }
 
@@ -60,7 +60,7 @@ final class SerialWorker: Sendable {
             var hostNice: Int32 = 0
             _ = cc_raise_this_thread_priority(priorityBoost, &hostNice)  // unprivileged: the host's, as the jobs'
         }
-        if realtime { _ = cc_make_this_thread_realtime() }  // unprivileged: the nice value above
+        if let realtimePriority { _ = cc_make_this_thread_realtime(realtimePriority) }  // unprivileged: the nice value above
         while true {
             available.wait()
             let next = state.withLock { state -> (work: (@Sendable () -> Void)?, done: (@Sendable () -> Void)?) in
