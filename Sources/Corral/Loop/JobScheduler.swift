@@ -4,7 +4,7 @@ import CLibUV
 import Glibc
 #endif
 
-/// A leaf the inspector made for a queued job (or why it could not).
+/// A leaf the cgroup thread made for a queued job (or why it could not).
 struct MadeLeaf: Sendable {
     let id: JobID
     let leaf: Result<String, Errno>
@@ -294,7 +294,7 @@ final class JobScheduler: LoopObject {
             if descriptorsInUse + needed > configuration.descriptorBudget, !jobs.isEmpty { break }
             var leaf: Result<String, Errno>?
             if configuration.cgroupTree != nil, case .success? = next.plan {
-                // Its leaf is made ahead on the inspector: until it is, the
+                // Its leaf is made ahead on the cgroup thread: until it is, the
                 // job stays queued and the loop serves everything else.
                 guard let made = readyLeaves.removeValue(forKey: next.id) else { break }
                 leaf = made
@@ -309,19 +309,19 @@ final class JobScheduler: LoopObject {
 
     // MARK: Leaves made ahead (cgroup tier)
 
-    /// Leaves the inspector made for jobs near the head of the queue, by
+    /// Leaves the cgroup thread made for jobs near the head of the queue, by
     /// job id (a leaf is named after its job, which the job can rely on:
     /// `$CORRAL_JOB_ID` under the runner's directory); at most `leavesAhead`
     /// exist at a time. No descriptor is held for them: `cgroup.procs` is
     /// opened at spawn.
     private var readyLeaves: [JobID: Result<String, Errno>] = [:]
     private var leavesRequested = false
-    /// Enough that a burst of spawns does not wait on the inspector's
+    /// Enough that a burst of spawns does not wait on the cgroup thread's
     /// round trips (each behind whatever scan it is doing): 8 held W2b's
     /// 5,000 spawns to 8 per scan of a host crowded with their processes.
     static let leavesAhead = 64
 
-    /// Asks the inspector for the leaves of the next queued jobs that have
+    /// Asks the cgroup thread for the leaves of the next queued jobs that have
     /// none (one batch out at a time). `mkdir` in cgroupfs waits for the
     /// kernel's cgroup lock, so it never runs on the loop.
     private func requestLeaves() {

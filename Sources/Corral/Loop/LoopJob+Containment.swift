@@ -85,7 +85,7 @@ extension LoopJob {
 
     /// The leaf has emptied after delivery: forgotten here, removed (depth
     /// first: the job may have made child cgroups, as a nested Corral does)
-    /// on the inspector.
+    /// on the cgroup thread.
     func removeLeaf() {
         guard let leaf else { return }
         releaseLeaf()

@@ -132,7 +132,7 @@ final class CgroupTree: Sendable {
         return nil
     }
 
-    /// A new leaf's directory, made on the inspector ahead of need
+    /// A new leaf's directory, made on the cgroup thread ahead of need
     /// (`mkdir` in cgroupfs waits for the kernel's cgroup lock).
     func makeLeaf(_ name: String) -> Result<String, Errno> {
         assertNotOnLoopThread()
