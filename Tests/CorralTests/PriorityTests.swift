@@ -108,58 +108,83 @@ final class PriorityTests: CorralTestCase {
         XCTAssertTrue(loopNices.contains(expected), "the new runner's loop runs at \(expected): \(loopNices)")
     }
 
-    /// Where the kernel allows the real-time class, the loop and the
-    /// inspector run in it (autogroups make a nice value count only inside
-    /// the runner's session), and a job runs in the normal class.
+    /// Where the kernel allows the real-time class, the loop, the inspector
+    /// and the cgroup thread run in it (autogroups make a nice value count
+    /// only inside the runner's session), the loop above the other two, and
+    /// a job runs in the normal class.
     func testLoopAndInspectorRunInTheRealTimeClassAndJobsDoNot() async throws {
         try PriorityTests.skipUnlessRealTimeIsAllowed()
         let result = try await runner.run(JobSpec(.executable("/bin/cat", arguments: ["/proc/self/stat"])))
         XCTAssertEqual(result.outcome, .exited(0))
         XCTAssertEqual(ProcessTable.policy(fromStat: result.stdout.text), 0, "the job runs in the normal class")
-        for thread in ["corral-loop", "corral-inspect", "corral-cgroups"] {
-            let policies = ProcessTable.threadPolicies(named: thread)
-            XCTAssertFalse(policies.isEmpty, "\(thread) found")
-            XCTAssertTrue(policies.allSatisfy { $0 == PriorityTests.roundRobin }, "\(thread) is SCHED_RR: \(policies)")
+        // Each thread enters the class as it starts: waited for, not assumed.
+        let expected = [("corral-loop", EventLoop.loopRealtimePriority), ("corral-inspect", EventLoop.workerRealtimePriority),
+                        ("corral-cgroups", EventLoop.workerRealtimePriority)]
+        for (thread, priority) in expected {
+            let wanted = ProcessTable.SchedulingClass(policy: PriorityTests.roundRobin, priority: priority)
+            XCTAssertTrue(ProcessTable.wait {
+                let classes = ProcessTable.threadClasses(named: thread)
+                return !classes.isEmpty && classes.allSatisfy { $0 == wanted }
+            }, "\(thread) is SCHED_RR \(priority): \(ProcessTable.threadClasses(named: thread))")
         }
-        for thread in ["corral-delivery", "corral-spawn0"] {
-            XCTAssertTrue(ProcessTable.threadPolicies(named: thread).allSatisfy { $0 == 0 }, "\(thread) stays normal")
+        for thread in ["corral-delivery", "corral-spawn"] {
+            let classes = ProcessTable.threadClasses(named: thread)
+            XCTAssertFalse(classes.isEmpty, "\(thread) found")
+            XCTAssertTrue(classes.allSatisfy { $0.policy == 0 }, "\(thread) stays normal: \(classes)")
         }
     }
 
-    /// A stopped job's leader is hurried to its death in the real-time
-    /// class only when no code of the job can run there: a leader that
-    /// handles or ignores the stop signal stays in the normal class (until
-    /// SIGKILL), one that the signal ends by default is moved.
+    /// A leader just signalled is hurried to its death in the real-time
+    /// class only once the kernel has decided that it dies (no code of the
+    /// job can run any more): not when it handles, ignores or blocks the
+    /// signal, nor when the signal stops it; after SIGKILL, or a signal
+    /// whose default action ends it, it is (unless it is already dead).
     func testOnlyALeaderThatCannotRunCodeAnyMoreIsHurried() async throws {
         try PriorityTests.skipUnlessRealTimeIsAllowed()
         // Perl (essential on Debian) sleeps in one system call: unlike a
         // shell loop it never forks, so it has no moment with every signal
-        // blocked around a fork (which reads as "blocked": not hurried).
-        let leaders = [
-            ("handles", "$| = 1; $SIG{TERM} = sub { exit 3 }; print \"ready\\n\"; sleep 1000", -EBUSY),
-            ("ignores", "$| = 1; $SIG{TERM} = 'IGNORE'; print \"ready\\n\"; sleep 1000", -EBUSY),
-            ("defaults", "$| = 1; print \"ready\\n\"; sleep 1000", 0),
+        // blocked around a fork.
+        let ready = "$| = 1; print \"ready\\n\"; sleep 1 while 1"
+        let leaders: [(String, String, Int32, Bool)] = [
+            ("handles", "$SIG{TERM} = sub { }; " + ready, SIGTERM, false),
+            ("ignores", "$SIG{TERM} = 'IGNORE'; " + ready, SIGTERM, false),
+            ("blocks", "use POSIX; sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGTERM)); " + ready, SIGTERM, false),
+            ("stops", ready, SIGTSTP, false),
+            ("defaults", ready, SIGTERM, true),
         ]
-        for (name, text, expected) in leaders {
+        for (name, text, signal, doomed) in leaders {
             let started = Locked<JobStart?>(nil)
-            let ready = Locked(false)
+            let isReady = Locked(false)
             let results = ResultBox()
             let handle = try runner.submit(JobSpec(.executable("/usr/bin/perl", arguments: ["-e", text])),
-                                           onOutput: { _ in ready.withLock { $0 = true } },
+                                           onOutput: { _ in isReady.withLock { $0 = true } },
                                            onStart: { start in started.withLock { $0 = start } },
                                            onCompletion: results.add)
-            // Its handler is set once it says so; until its result, its pid is
-            // still its own (the runner has not reaped it).
-            XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { ready.withLock { $0 } && started.withLock { $0 } != nil })
+            // Its disposition and mask are set once it says so; until its
+            // result, its pid is still its own (the runner has not reaped it).
+            XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { isReady.withLock { $0 } && started.withLock { $0 } != nil })
             let pid = try XCTUnwrap(started.withLock { $0 }).pid
-            XCTAssertEqual(cc_hurry_dying_process(pid, SIGTERM), Int32(expected), name)
-            XCTAssertEqual(ProcessTable.policy(of: pid), expected == 0 ? PriorityTests.roundRobin : 0, name)
-            if expected != 0 {
-                XCTAssertEqual(cc_hurry_dying_process(pid, SIGKILL), 0, "\(name): nothing runs after SIGKILL")
-                XCTAssertEqual(ProcessTable.policy(of: pid), PriorityTests.roundRobin, name)
+            XCTAssertEqual(kill(pid, signal), 0, name)
+            if doomed {
+                assertHurriedOrGone(pid, name)
+            } else {
+                XCTAssertEqual(cc_hurry_dying_process(pid), -EBUSY, "\(name): its own code still runs")
+                XCTAssertEqual(ProcessTable.policy(of: pid), 0, name)
+                XCTAssertEqual(kill(pid, SIGKILL), 0, name)
+                assertHurriedOrGone(pid, "\(name), then SIGKILL")
             }
             handle.cancel()
             XCTAssertEqual(results.wait(for: 1).count, 1, name)
+        }
+    }
+
+    /// Hurried (now in SCHED_RR), or already exited (a zombie, or reaped by
+    /// the runner): never "its own code still runs".
+    private func assertHurriedOrGone(_ pid: pid_t, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
+        let status = cc_hurry_dying_process(pid)
+        XCTAssertTrue(status == 0 || status == -ESRCH, "\(name): \(status)", file: file, line: line)
+        if status == 0, let policy = ProcessTable.policy(of: pid) {
+            XCTAssertEqual(policy, PriorityTests.roundRobin, name, file: file, line: line)
         }
     }
 
@@ -189,7 +214,7 @@ final class PriorityTests: CorralTestCase {
     /// its own, which ends with the class it took.
     static func skipUnlessRealTimeIsAllowed() throws {
         let allowed = Locked<Bool?>(nil)
-        let probe = Thread { allowed.withLock { $0 = cc_make_this_thread_realtime() == 0 } }
+        let probe = Thread { allowed.withLock { $0 = cc_make_this_thread_realtime(1) == 0 } }
         probe.start()
         XCTAssertTrue(ProcessTable.wait { allowed.withLock { $0 != nil } })
         guard allowed.withLock({ $0 }) == true else {
@@ -238,15 +263,25 @@ extension ProcessTable {
         (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).flatMap(policy(fromStat:))
     }
 
-    /// The policy of each thread of this process whose name starts with `name`.
-    static func threadPolicies(named name: String) -> [Int32] {
+    struct SchedulingClass: Equatable, CustomStringConvertible {
+        let policy: Int32
+        let priority: Int32
+        var description: String { "policy \(policy) priority \(priority)" }
+    }
+
+    /// The scheduling class of each thread of this process whose name
+    /// starts with `name` (`/proc/<tid>/stat` fields 40 and 41).
+    static func threadClasses(named name: String) -> [SchedulingClass] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
         return tasks.compactMap { task in
             guard (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.hasPrefix(name) == true,
-                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8) else {
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else {
                 return nil
             }
-            return policy(fromStat: stat)
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 38, let priority = Int32(fields[37]), let policy = Int32(fields[38]) else { return nil }
+            return SchedulingClass(policy: policy, priority: priority)
         }
     }
 
