@@ -99,38 +99,28 @@ int cc_make_this_thread_realtime(int priority) {
 }
 
 /* PF_EXITING (include/linux/sched.h): the task is in do_exit. */
-#define CC_PF_EXITING 0x00000004UL
+#define CC_PF_EXITING 0x00000004u
+
+static const char *cc_read_proc_stat(pid_t pid, char *text, size_t capacity, int *status);
 
 int cc_hurry_dying_process(pid_t pid) {
-    /* /proc/<pid>/stat: one short line (the command name is at most 16
-       bytes), so one read of a fixed buffer is the whole of it. Fields
-       after the command's closing parenthesis: state (3), flags (9), and
-       the main thread's own pending signals (31, the first 31 of them),
-       where the kernel puts SIGKILL when it dooms the process. */
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? -ESRCH : -errno;
+    /* Fields of /proc/<pid>/stat: state (3), flags (9), and the main
+       thread's own pending signals (31, the first 31 of them), where the
+       kernel puts SIGKILL when it dooms the process. */
     char text[1024];
-    ssize_t length;
-    do { length = read(fd, text, sizeof text - 1); } while (length < 0 && errno == EINTR);
-    int saved = errno;
-    close(fd);
-    if (length < 0) return saved == ESRCH ? -ESRCH : -saved;
-    text[length] = 0;
-    char *field = strrchr(text, ')');
-    if (field == NULL || field[1] != ' ') return -EIO;
-    field += 2;
-    char state = field[0];
+    int status = 0;
+    const char *fields = cc_read_proc_stat(pid, text, sizeof text, &status);
+    if (fields == NULL) return status == -ENOENT ? -ESRCH : status;
+    char state = 0;
+    unsigned int flags = 0;
+    unsigned long long pending = 0;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+       utime stime cutime cstime priority nice threads itrealvalue starttime
+       vsize rss rsslim startcode endcode startstack kstkesp kstkeip signal */
+    if (sscanf(fields, " %c %*d %*d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %*llu"
+                       " %*llu %*d %*llu %*llu %*llu %*llu %*llu %*llu %llu",
+               &state, &flags, &pending) != 3) return -EIO;
     if (state == 'Z' || state == 'X' || state == 'x') return -ESRCH;
-    unsigned long long flags = 0, pending = 0;
-    for (int number = 3; number <= 31; number++) {
-        if (number == 9) flags = strtoull(field, NULL, 10);
-        if (number == 31) pending = strtoull(field, NULL, 10);
-        field = strchr(field, ' ');
-        if (field == NULL) { if (number < 31) return -EIO; break; }
-        field++;
-    }
     bool doomed = (flags & CC_PF_EXITING) || (pending & (1ULL << (SIGKILL - 1)));
     if (!doomed) return -EBUSY;
     return cc_set_scheduler(pid, SCHED_RR | SCHED_RESET_ON_FORK, 1);
@@ -177,18 +167,31 @@ int cc_is_cgroup2(const char *path) {
     return info.f_type == 0x63677270 ? 1 : 0;
 }
 
-int cc_proc_stat(pid_t pid, cc_proc_info *info) {
-    char path[64], text[512];
+/* Reads /proc/<pid>/stat into `text` and returns what follows the
+   command's closing parenthesis (the command may hold spaces and
+   parentheses), or NULL with -errno in `*status` (-EIO if malformed). */
+static const char *cc_read_proc_stat(pid_t pid, char *text, size_t capacity, int *status) {
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    ssize_t count = read(fd, text, sizeof text - 1);
+    if (fd < 0) { *status = -errno; return NULL; }
+    ssize_t count;
+    do { count = read(fd, text, capacity - 1); } while (count < 0 && errno == EINTR);
     int saved = errno;
     close(fd);
-    if (count <= 0) return count < 0 ? -saved : -EIO;
+    if (count <= 0) { *status = count < 0 ? -saved : -EIO; return NULL; }
     text[count] = 0;
-    /* The command may hold spaces and parentheses: parse after the last ')'. */
     const char *close_paren = strrchr(text, ')');
+    if (close_paren == NULL) { *status = -EIO; return NULL; }
+    *status = 0;
+    return close_paren + 1;
+}
+
+int cc_proc_stat(pid_t pid, cc_proc_info *info) {
+    char text[512];
+    int status = 0;
+    const char *fields = cc_read_proc_stat(pid, text, sizeof text, &status);
+    if (fields == NULL) return status;
     int parent = 0, pgrp = 0;
     unsigned int flags = 0;
     unsigned long utime = 0, stime = 0;
@@ -196,9 +199,8 @@ int cc_proc_stat(pid_t pid, cc_proc_info *info) {
     char letter = 0;
     /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
        utime stime cutime cstime priority nice threads itrealvalue starttime */
-    if (close_paren == NULL
-        || sscanf(close_paren + 1, " %c %d %d %*d %*d %*d %u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu",
-                  &letter, &parent, &pgrp, &flags, &utime, &stime, &start) != 7) return -EIO;
+    if (sscanf(fields, " %c %d %d %*d %*d %*d %u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu",
+               &letter, &parent, &pgrp, &flags, &utime, &stime, &start) != 7) return -EIO;
     info->state = letter;
     info->parent = (pid_t)parent;
     info->group = (pid_t)pgrp;
