@@ -167,12 +167,11 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         uv_run(loop, UV_RUN_DEFAULT)
         LoopThread.leave()
         // The cgroup thread finishes what it was given (leaves to remove),
-        // then removes the runner's directory; the loop is over, so waiting
-        // is fine.
+        // after the inspector's last work (a `.leaveRunning` move it was
+        // still making must not lose to the directory's kill), then removes
+        // the runner's directory; the loop is over, so waiting is fine.
         let tree = scheduler.configuration.cgroupTree
         spawners.forEach { $0.finish {} }  // idle: every job they started has been delivered
-        // After the inspector's last work too (a `.leaveRunning` move it was
-        // still making must not lose to the directory's kill).
         let cgroupsDone = DispatchSemaphore(value: 0)
         let cgroups = cgroups
         inspector.finish {
@@ -249,7 +248,6 @@ final class EventLoop: LoopObject, @unchecked Sendable {
     /// inspector bounded walks, and the kernel leaves normal threads 5% of
     /// each CPU (`sched_rt_runtime_us`) whatever they do. The class is not
     /// inherited by anything they clone (SCHED_RESET_ON_FORK).
-
     private func raisePriority() {
         var hostNice: Int32 = 0
         if cc_raise_this_thread_priority(EventLoop.priorityBoost, &hostNice) == 0 {

@@ -27,8 +27,9 @@ struct ProcessSnapshot {
 
     /// Scans /proc. Live job leaders (`leaders`: not yet reaped, so the pid
     /// is still theirs; a session leader cannot leave its group), and those
-    /// spawned since (`LeaderRegistry`), are skipped without reading anything; processes in `jobGroups` without reading
-    /// their environment (they are their job's group members); zombies too.
+    /// spawned since (`LeaderRegistry`), are skipped without reading
+    /// anything; processes in `jobGroups` without reading their environment
+    /// (they are their job's group members); zombies too.
     static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>,
                      buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
         assertNotOnLoopThread()
