@@ -303,6 +303,10 @@ final class LiveJobs: Sendable {
         for subscriber in all { subscriber.finish() }
     }
 
+    /// Whether `endStreams` ended them (so a stream that ends without
+    /// `.finished` before then was dropped for falling behind).
+    var streamsHaveEnded: Bool { state.withLock { $0.streamsEnded } }
+
     private static func send(_ event: Event, to subscribers: [AsyncStream<Event>.Continuation]) {
         for subscriber in subscribers {
             if case .dropped = subscriber.yield(event) { subscriber.finish() }

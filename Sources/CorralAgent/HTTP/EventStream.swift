@@ -82,9 +82,10 @@ package struct EventStream: Sendable {
                     }
                 }
             }
-            // Ended early: the agent shuts down, or this client fell more than
-            // LiveJobs.subscriberBuffer events behind (it resumes with Last-Event-ID).
-            if !finished, service.live.isAccepting {
+            // Ended early: the agent ended every stream to shut down, or this
+            // client fell more than LiveJobs.subscriberBuffer events behind (it
+            // resumes with Last-Event-ID) - also while the shutdown's grace runs.
+            if !finished, !service.live.streamsHaveEnded {
                 service.logger.notice("event stream of job \(id) dropped: the client fell \(LiveJobs.subscriberBuffer) events behind")
             }
             if finished, let final = try? await service.job(id), final.state.isFinal {
