@@ -203,6 +203,32 @@ final class CgroupContainmentTests: ContainmentTestCase {
 }
 
 extension CgroupContainmentTests {
+    /// Every process of a job is born in its leaf, cloned straight into it
+    /// (`clone3` with `CLONE_INTO_CGROUP`) or, where that is refused,
+    /// joining it by a write before anything else: the leader and what it
+    /// forks name the leaf in /proc/self/cgroup, in both ways.
+    func testJobIsBornInItsLeafClonedIntoItOrJoiningIt() async throws {
+        try requireCgroupTier()
+        let directory = runner.containment.directory!
+        defer { Spawner.allowCloneIntoCgroup(true) }
+        for cloneInto in [true, false] {
+            Spawner.allowCloneIntoCgroup(cloneInto)
+            let result = try await runner.run(.shell("grep '^0::' /proc/self/cgroup; sh -c \"grep '^0::' /proc/self/cgroup\""))
+            XCTAssertEqual(result.outcome, .exited(0), "\(cloneInto): \(result.stderr.text)")
+            let lines = result.stdout.text.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.count, 2, "\(cloneInto): \(result.stdout.text)")
+            for line in lines {
+                // 0::/corral/runner-…/<id>: the leaf named after the job, in this runner's directory.
+                let path = line.dropFirst("0::".count)
+                XCTAssertTrue(path.hasSuffix("/" + result.id.rawValue), "\(cloneInto): \(line)")
+                XCTAssertTrue(directory.hasSuffix(String(path.dropLast(result.id.rawValue.count + 1))), "\(cloneInto): \(line) in \(directory)")
+            }
+            XCTAssertNotNil(result.cpuTime)
+            assertLeafRemoved(result.id)
+            assertNothingLeft(result)
+        }
+    }
+
     /// Regression: two runners of one process shared a cgroup directory, and
     /// one's shutdown killed the other's jobs.
     func testAnotherRunnersShutdownLeavesThisRunnersJobsAlone() async throws {
