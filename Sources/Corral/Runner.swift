@@ -81,7 +81,8 @@ public final class Runner: Sendable {
                     maxJobsInFlight: maxInFlight, descriptorBudget: budget,
                     childOpenFileLimit: soft != original ? original : nil,
                     shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree,
-                    sweepSnapshotReuse: configuration.sweepSnapshotReuse, watchdog: watchdog),
+                    sweepSnapshotReuse: configuration.sweepSnapshotReuse, watchdog: watchdog,
+                    jobIDPrefix: idPrefix + "-"),
                 reapOrphans: configuration.reapOrphans)
             try eventLoop.start()
         } catch {

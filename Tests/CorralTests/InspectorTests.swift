@@ -140,6 +140,33 @@ final class LeafPoolTests: CorralTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "left: \(leaves(directory))")
     }
 
+    /// An idle runner keeps leaves made for the ids it gives out next: a
+    /// job submitted to it starts in a leaf that existed, empty, before it
+    /// was submitted; spares go at shutdown.
+    func testAnIdleRunnersNextJobFindsItsLeafMade() async throws {
+        try requireCgroupTier()
+        let idle = try Runner(configuration: configuration)
+        let directory = try XCTUnwrap(idle.containment.directory)
+        let first = try await idle.run(JobSpec(.executable("/bin/true")))
+        XCTAssertEqual(first.outcome, .exited(0))
+        XCTAssertEqual(first.containment, .cgroup)
+        // The next ids: the first's sequence + 1…
+        let prefix = String(first.id.rawValue[...first.id.rawValue.lastIndex(of: "-")!])
+        let sequence = try XCTUnwrap(Int(first.id.rawValue.dropFirst(prefix.count)))
+        let expected = Set((1...JobScheduler.sparesAhead).map { prefix + String(sequence + $0) })
+        XCTAssertTrue(ProcessTable.wait { self.leaves(directory) == expected }, "spares: \(leaves(directory)), expected \(expected)")
+        for spare in expected { XCTAssertEqual(CgroupLeaf.members(directory + "/" + spare), []) }
+
+        var probe = JobSpec(.shell("grep '^0::' /proc/self/cgroup"))
+        probe.output = .combined
+        let second = try await idle.run(probe)
+        XCTAssertEqual(second.outcome, .exited(0), second.stdout.text)
+        XCTAssertTrue(expected.contains(second.id.rawValue), "\(second.id) was made ahead")
+        XCTAssertTrue(second.stdout.text.hasSuffix("/" + second.id.rawValue + "\n"), second.stdout.text)
+        await idle.shutdown()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "left: \(leaves(directory))")
+    }
+
     /// Not a test by itself: the host of `testLeavesOfACrashedRunnerAreRemovedByTheNextStart`.
     /// One job runs, three wait with their leaves made ahead; it writes
     /// its runner directory to the report file and waits to be killed.
