@@ -11,8 +11,8 @@
 // a CLONE_VM child on the new, empty stack, where returning from C would
 // crash. So a few instructions call the child's function on that stack and
 // exit with its value, as glibc's clone does. x86_64 only; elsewhere (and
-// where clone3 is refused: seccomp profiles answer ENOSYS, kernels before
-// 5.7 E2BIG) the caller falls back to clone and the write.
+// where clone3 is refused: seccomp profiles answer ENOSYS or EPERM, kernels
+// before 5.7 E2BIG) the caller falls back to clone and the write.
 #include "CCorral.h"
 
 #include <errno.h>
@@ -55,6 +55,12 @@ __asm__(
 
 /* Set once clone3 is refused as such: every later spawn clones at once. */
 static int cc_clone3_refused = 0;
+/* Children cloned into their leaf so far (for tests). */
+static unsigned long cc_clone3_children = 0;
+
+unsigned long cc_spawn_cloned_into_cgroup(void) {
+    return __atomic_load_n(&cc_clone3_children, __ATOMIC_RELAXED);
+}
 
 void cc_spawn_set_clone_into_cgroup(bool allowed) {
     __atomic_store_n(&cc_clone3_refused, allowed ? 0 : 1, __ATOMIC_RELAXED);
@@ -88,7 +94,12 @@ long cc_clone3_vfork_into_cgroup(int (*fn)(void *), void *arg, char *stack, size
     args.cgroup = (uint64_t)cgroup_fd;
     args.exit_signal = 0;  /* like the clone it replaces: no SIGCHLD to the runner */
     long answer = cc_clone3_call(&args, sizeof args, fn, arg);
-    if (answer == -ENOSYS || answer == -E2BIG) __atomic_store_n(&cc_clone3_refused, 1, __ATOMIC_RELAXED);
+    if (answer > 0) __atomic_add_fetch(&cc_clone3_children, 1, __ATOMIC_RELAXED);
+    /* ENOSYS: no clone3, or a seccomp profile's answer (Docker's); EPERM:
+       older profiles' answer (a leaf the child may not join answers EACCES);
+       E2BIG: a kernel before 5.7, which knows no cgroup field. */
+    if (answer == -ENOSYS || answer == -EPERM || answer == -E2BIG)
+        __atomic_store_n(&cc_clone3_refused, 1, __ATOMIC_RELAXED);
     return answer;
 #else
     (void)fn; (void)arg; (void)stack; (void)stack_size; (void)cgroup_fd; (void)pidfd; (void)child;

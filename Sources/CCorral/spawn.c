@@ -94,8 +94,12 @@ int cc_spawn_abort(cc_spawn_watch *watch) {
        the number earlier, and after a failed clone that number is free);
        or, cloned by clone3 into its leaf, once the kernel wrote its pid
        (clone3.c): that comes after the clone's last failure path. */
+    /* The child first: once it is set, the pidfd slot holds this clone's
+       number (the kernel writes it before either), never one that a failed
+       clone3 left behind (spawn.c clears that before falling back). */
+    pid_t child = __atomic_load_n(&watch->child, __ATOMIC_ACQUIRE);
     int pidfd = __atomic_load_n(&watch->pidfd, __ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&watch->child, __ATOMIC_ACQUIRE) == 0 || pidfd < 0) {
+    if (child == 0 || pidfd < 0) {
         __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
         return -1;
     }
@@ -410,8 +414,14 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
             long answer = cc_clone3_vfork_into_cgroup(cc_child_main, &context, stack, sizeof stack,
                                                       request->cgroup_fd, pidfd_slot,
                                                       request->watch ? &request->watch->child : NULL);
-            if (answer > 0) pid = (pid_t)answer;
-            else context.born_in_cgroup = false;
+            if (answer > 0) {
+                pid = (pid_t)answer;
+            } else {
+                /* The kernel may have written a pidfd number before it
+                   failed, and freed it: the loop must not signal it. */
+                context.born_in_cgroup = false;
+                __atomic_store_n(pidfd_slot, -1, __ATOMIC_RELEASE);
+            }
         }
         if (!context.born_in_cgroup) {
             pid = clone(cc_child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context,

@@ -157,14 +157,70 @@ final class LeafPoolTests: CorralTestCase {
         XCTAssertTrue(ProcessTable.wait { self.leaves(directory) == expected }, "spares: \(leaves(directory)), expected \(expected)")
         for spare in expected { XCTAssertEqual(CgroupLeaf.members(directory + "/" + spare), []) }
 
-        var probe = JobSpec(.shell("grep '^0::' /proc/self/cgroup"))
+        // The same directory (a cgroup's inode is its id), not one made again.
+        var inodes: [String: UInt64] = [:]
+        for spare in expected {
+            var info = stat()
+            XCTAssertEqual(stat(directory + "/" + spare, &info), 0)
+            inodes[spare] = UInt64(info.st_ino)
+        }
+        var probe = JobSpec(.shell(#"grep '^0::' /proc/self/cgroup; stat -c %i "$RUNNER_DIR/$CORRAL_JOB_ID""#))
+        probe.environment = .inherit(updating: ["RUNNER_DIR": directory])
         probe.output = .combined
         let second = try await idle.run(probe)
         XCTAssertEqual(second.outcome, .exited(0), second.stdout.text)
         XCTAssertTrue(expected.contains(second.id.rawValue), "\(second.id) was made ahead")
-        XCTAssertTrue(second.stdout.text.hasSuffix("/" + second.id.rawValue + "\n"), second.stdout.text)
+        let lines = second.stdout.text.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2, second.stdout.text)
+        XCTAssertTrue(lines.first?.hasSuffix("/" + second.id.rawValue) ?? false, second.stdout.text)
+        XCTAssertEqual(lines.last.flatMap { UInt64($0) }, inodes[second.id.rawValue], "the spare itself: \(second.stdout.text)")
         await idle.shutdown()
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "left: \(leaves(directory))")
+    }
+
+    /// Spares that cannot be made (here `cgroup.max.descendants` is reached)
+    /// are not asked for again and again: an idle runner's loop and cgroup
+    /// thread stay quiet, jobs still run in the spares already made, and
+    /// once leaves can be made again the next submit asks again.
+    func testSparesThatCannotBeMadeAreNotAskedForAgainAndAgain() async throws {
+        try requireCgroupTier()
+        let idle = try Runner(configuration: configuration)
+        let directory = try XCTUnwrap(idle.containment.directory)
+        defer { try? "max".write(toFile: directory + "/cgroup.max.descendants", atomically: false, encoding: .utf8) }
+        XCTAssertTrue(ProcessTable.wait { self.leaves(directory).count == JobScheduler.sparesAhead }, "\(leaves(directory))")
+        try "0".write(toFile: directory + "/cgroup.max.descendants", atomically: false, encoding: .utf8)
+
+        let first = try await idle.run(JobSpec(.executable("/bin/true")))
+        XCTAssertEqual(first.outcome, .exited(0), "ran in a spare made before")
+        XCTAssertEqual(first.containment, .cgroup)
+        XCTAssertTrue(ProcessTable.wait { self.leaves(directory).count == JobScheduler.sparesAhead - 1 }, "\(leaves(directory))")
+        // Idle now, with one spare short: a runner asking again and again
+        // would keep its loop and cgroup thread busy for this whole second.
+        let busyBefore = Self.cpuTicks(ofThreadsNamed: ["corral-loop", "corral-cgroups"])
+        usleep(1_000_000)  // this test's own thread, not the runner's
+        let busy = Self.cpuTicks(ofThreadsNamed: ["corral-loop", "corral-cgroups"]) - busyBefore
+        XCTAssertLessThan(busy, 25, "clock ticks of loop and cgroup threads in an idle second")
+
+        try "max".write(toFile: directory + "/cgroup.max.descendants", atomically: false, encoding: .utf8)
+        let second = try await idle.run(JobSpec(.executable("/bin/true")))
+        XCTAssertEqual(second.outcome, .exited(0))
+        XCTAssertTrue(ProcessTable.wait { self.leaves(directory).count == JobScheduler.sparesAhead }, "asked again: \(leaves(directory))")
+        await idle.shutdown()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "left: \(leaves(directory))")
+    }
+
+    /// utime + stime, in clock ticks, of this process's threads with these names.
+    static func cpuTicks(ofThreadsNamed names: Set<String>) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.reduce(0) { total, task in
+            guard let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+                  names.contains(name.trimmingCharacters(in: .whitespacesAndNewlines)),
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return total }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return total }
+            return total + user + system
+        }
     }
 
     /// Not a test by itself: the host of `testLeavesOfACrashedRunnerAreRemovedByTheNextStart`.

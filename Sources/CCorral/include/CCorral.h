@@ -102,6 +102,9 @@ void cc_spawn_set_close_fallback(int level);
 /// where the kernel allows. Set it only while no spawn runs.
 void cc_spawn_set_clone_into_cgroup(bool allowed);
 
+/// For tests only: how many children clone3 has created in their cgroup leaf.
+unsigned long cc_spawn_cloned_into_cgroup(void);
+
 /// How a process ended, read from waitid's siginfo.
 typedef struct cc_exit_info {
     pid_t pid;                   /* 0 when nothing was ready (WNOHANG) */

@@ -319,8 +319,8 @@ final class JobScheduler: LoopObject {
     /// Leaves the cgroup thread made for jobs near the head of the queue, by
     /// job id (a leaf is named after its job, which the job can rely on:
     /// `$CORRAL_JOB_ID` under the runner's directory); at most `leavesAhead`
-    /// exist at a time. No descriptor is held for them: `cgroup.procs` is
-    /// opened at spawn.
+    /// are asked for at a time, besides the spares. No descriptor is held
+    /// for them: the leaf's directory is opened at spawn.
     private var readyLeaves: [JobID: Result<String, Errno>] = [:]
     private var leavesRequested = false
     /// Enough that a burst of spawns does not wait on the cgroup thread's
@@ -341,7 +341,7 @@ final class JobScheduler: LoopObject {
             index += 1
         }
         var predicted: [JobID: Int] = [:]
-        if let prefix = configuration.jobIDPrefix {
+        if let prefix = configuration.jobIDPrefix, !spareFailed {
             for sequence in highestSequence + 1...highestSequence + JobScheduler.sparesAhead
             where readyLeaves.count + ids.count < JobScheduler.leavesAhead {
                 let id = JobID(rawValue: prefix + String(sequence))
@@ -357,16 +357,24 @@ final class JobScheduler: LoopObject {
         tidy({ wanted.map { MadeLeaf(id: $0, leaf: tree.makeLeaf($0.rawValue)) } }, then: { scheduler, made in
             scheduler.leavesRequested = false
             for leaf in made {
-                if scheduler.queuedIndex[leaf.id] != nil, !scheduler.shuttingDown {
+                if let index = scheduler.queuedIndex[leaf.id], case .success? = scheduler.queue[index]?.plan,
+                   !scheduler.shuttingDown {
                     scheduler.readyLeaves[leaf.id] = leaf.leaf
                 } else if case .success(let path) = leaf.leaf {
-                    // A spare whose job is not submitted yet is kept for it;
-                    // otherwise the job was cancelled or went ahead meanwhile.
-                    if let sequence = spares[leaf.id], sequence > scheduler.highestSequence, !scheduler.shuttingDown {
+                    // A spare whose job is not submitted yet is kept for it
+                    // (the window `claimSpareLeaf` keeps); otherwise the job
+                    // was cancelled, failed its plan or went ahead meanwhile.
+                    if let sequence = spares[leaf.id], scheduler.queuedIndex[leaf.id] == nil,
+                       sequence + JobScheduler.leavesAhead >= scheduler.highestSequence, !scheduler.shuttingDown {
                         scheduler.spareLeaves[leaf.id] = (sequence, path)
                     } else {
                         scheduler.removeCgroup(path)
                     }
+                } else if spares[leaf.id] != nil {
+                    // No spares until the next submit: a cause that lasts
+                    // (cgroup.max.descendants, a permission) would otherwise
+                    // have the loop and the cgroup thread ask again and again.
+                    scheduler.spareFailed = true
                 }
             }
             if !scheduler.shuttingDown { scheduler.pump() }
@@ -374,6 +382,12 @@ final class JobScheduler: LoopObject {
     }
 
     // MARK: Spare leaves (cgroup tier)
+
+    /// The loop thread runs: spares for the first jobs (made on the cgroup thread).
+    func loopStarted() {
+        assertOnLoopThread()
+        requestLeaves()
+    }
 
     /// Leaves made for ids the runner has not given out yet, the next
     /// `sparesAhead` of its sequence: a job submitted to an idle runner
@@ -384,6 +398,8 @@ final class JobScheduler: LoopObject {
     private var spareLeaves: [JobID: (sequence: Int, path: String)] = [:]
     /// The highest sequence number submitted so far.
     private var highestSequence = 0
+    /// A spare could not be made: none are asked for until the next submit.
+    private var spareFailed = false
     static let sparesAhead = 4
 
     /// Hands a spare made for this id to the job (or removes it if the job
@@ -393,6 +409,7 @@ final class JobScheduler: LoopObject {
     private func claimSpareLeaf(for submission: Submission) {
         guard let prefix = configuration.jobIDPrefix, submission.id.rawValue.hasPrefix(prefix),
               let sequence = Int(submission.id.rawValue.dropFirst(prefix.count)) else { return }
+        spareFailed = false
         if let spare = spareLeaves.removeValue(forKey: submission.id) {
             if case .success? = submission.plan { readyLeaves[submission.id] = .success(spare.path) } else { removeCgroup(spare.path) }
         }
@@ -449,6 +466,7 @@ final class JobScheduler: LoopObject {
         switch submission.plan {
         case .success(let ready)?: plan = ready
         case .failure(let failure)?:
+            dropReadyLeaf(submission.id)  // a spare made for its id, if one came
             submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
             return true
         case nil:

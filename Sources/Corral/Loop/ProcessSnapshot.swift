@@ -110,11 +110,15 @@ final class SweepScanner: @unchecked Sendable {
 
     /// A scan skipping the groups of `leaders` (the loop's unreaped job
     /// leaders when it asked). Each is checked first to be still registered
-    /// (`LeaderRegistry`: a leader leaves it in the same lock hold that reaps
-    /// it, so registered means an unreaped child of this process): one
-    /// reaped since the loop asked, its pid perhaps taken by a new process,
-    /// is not skipped (a new job leader the loop just spawned is our child
-    /// too, and skipping its fresh group hides nothing of an older job).
+    /// (`LeaderRegistry`: the loop's reap forgets a leader in the same lock
+    /// hold): one reaped since the loop asked, its pid perhaps taken by a
+    /// new process, is not skipped (a new job leader the loop just spawned
+    /// is our child too, and skipping its fresh group hides nothing of an
+    /// older job). One window is left, where the waitid this replaced had
+    /// none: a leader reaped by the host itself stays registered until the
+    /// loop sees its pidfd (`forgetVanishedLeader`), a few milliseconds in
+    /// which its pid would have to be taken again (after the kernel's pids
+    /// wrapped around) for a process to be wrongly skipped.
     /// `rescan`: no reuse (a process was caught mid-exec).
     func snapshot(leaders: Set<pid_t>, rescan: Bool) -> ProcessSnapshot {
         assertNotOnLoopThread()

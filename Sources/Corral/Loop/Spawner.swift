@@ -25,6 +25,9 @@ enum Spawner {
         cc_spawn_set_clone_into_cgroup(allowed)
     }
 
+    /// For tests: children cloned straight into their leaf so far.
+    static var clonedIntoCgroup: UInt { UInt(cc_spawn_cloned_into_cgroup()) }
+
     /// How a spawn closes the descriptors a job must not inherit.
     enum CloseStrategy: Int32 {
         case closeRange = 0

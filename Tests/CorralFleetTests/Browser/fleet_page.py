@@ -41,7 +41,12 @@ def wait(expression, what, limit=90):
         if value:
             return value
         time.sleep(0.1)
-    browser.fail("timed out waiting for " + what)
+    # What the page showed then: an action's error (a refused cancel, say)
+    # and every host's state, so a failure says where it stopped.
+    shown = browser.call("Runtime.evaluate", allow_error=True, returnByValue=True, expression=
+        "JSON.stringify({error: (document.getElementById('run-error') || {}).textContent || '',"
+        " hosts: Array.from(document.querySelectorAll('#tasks tr.row')).map(r => r.dataset.host + ': ' + r.textContent)})")
+    browser.fail("timed out waiting for %s; the page showed %s" % (what, shown.get("result", {}).get("value")))
 
 
 def load(target):
