@@ -4,7 +4,6 @@
 // malloc, no locks. Failures are written to the shared context and the
 // parent reads them once the child has exited.
 #include "CCorral.h"
-#include "clone3.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +38,6 @@ typedef struct cc_child_context {
     volatile int error;
     volatile int stage;
     int report_fd;  /* -1, or (fork builds) where the child reports a failure */
-    bool born_in_cgroup;  /* cloned into the request's cgroup: no need to join it */
 } cc_child_context;
 
 /* The watch's states. The spawn thread moves IDLE -> CLONING when it
@@ -55,8 +53,7 @@ enum { CC_WATCH_IDLE = 0, CC_WATCH_CLONING, CC_WATCH_ABORTING, CC_WATCH_ABORTED,
 struct cc_spawn_watch {
     int state;
     int pidfd;            /* written by the kernel (CLONE_PIDFD) during the clone */
-    pid_t child;          /* written by the child as its first act, or by the kernel first (clone3.c):
-                             the clone cannot fail any more, and its pidfd is installed */
+    pid_t child;          /* written by the child as its first act: it runs, and its pidfd is installed */
     long long since_ns;   /* CLOCK_MONOTONIC when the clone began */
 };
 
@@ -91,15 +88,9 @@ int cc_spawn_abort(cc_spawn_watch *watch) {
         return expected == CC_WATCH_ABORTED ? 1 : 0;
     }
     /* Only once the child has run is its pidfd installed (the kernel writes
-       the number earlier, and after a failed clone that number is free);
-       or, cloned by clone3 into its leaf, once the kernel wrote its pid
-       (clone3.c): that comes after the clone's last failure path. */
-    /* The child first: once it is set, the pidfd slot holds this clone's
-       number (the kernel writes it before either), never one that a failed
-       clone3 left behind (spawn.c clears that before falling back). */
-    pid_t child = __atomic_load_n(&watch->child, __ATOMIC_ACQUIRE);
+       the number earlier, and after a failed clone that number is free). */
     int pidfd = __atomic_load_n(&watch->pidfd, __ATOMIC_ACQUIRE);
-    if (child == 0 || pidfd < 0) {
+    if (__atomic_load_n(&watch->child, __ATOMIC_ACQUIRE) == 0 || pidfd < 0) {
         __atomic_store_n(&watch->state, CC_WATCH_CLONING, __ATOMIC_RELEASE);
         return -1;
     }
@@ -252,11 +243,8 @@ static int cc_child_main(void *arg) {
     cc_child_reset_signals();
     /* Join the job's cgroup before anything else, so every process the job
        ever makes is born inside it. */
-    if (request->cgroup_fd >= 0 && !context->born_in_cgroup) {
-        int procs = openat(request->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-        if (procs < 0 || write(procs, "0", 1) != 1) cc_child_fail(context, CC_STAGE_CGROUP);
-        close(procs);
-    }
+    if (request->cgroup_procs_fd >= 0 && write(request->cgroup_procs_fd, "0", 1) != 1)
+        cc_child_fail(context, CC_STAGE_CGROUP);
     if (setsid() < 0) cc_child_fail(context, CC_STAGE_SETSID);
 
     /* Lift any source below 3 out of the way first, so one dup2 cannot
@@ -343,8 +331,7 @@ static int cc_child_main(void *arg) {
 int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     /* The child runs on this buffer while this thread is suspended. */
     char stack[CC_CHILD_STACK_SIZE] __attribute__((aligned(16)));
-    cc_child_context context = { .request = request, .error = 0, .stage = CC_STAGE_NONE, .report_fd = -1,
-                                 .born_in_cgroup = false };
+    cc_child_context context = { .request = request, .error = 0, .stage = CC_STAGE_NONE, .report_fd = -1 };
 
     /* No signal handler may run in the child before it resets them. */
     sigset_t all, previous;
@@ -405,29 +392,9 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result) {
     int clone_errno = ECANCELED;  /* withdrawn by the loop while queued */
     bool aborted = false;
     if (cc_watch_begin(request->watch)) {
-        int *pidfd_slot = request->watch ? &request->watch->pidfd : &pidfd;
-        /* Born in its leaf where clone3 allows (clone3.c says why); any
-           refusal falls back to clone and the join by write, whose own error,
-           if the leaf is the problem, is the one reported. */
-        if (request->cgroup_fd >= 0 && cc_clone3_usable()) {
-            context.born_in_cgroup = true;
-            long answer = cc_clone3_vfork_into_cgroup(cc_child_main, &context, stack, sizeof stack,
-                                                      request->cgroup_fd, pidfd_slot,
-                                                      request->watch ? &request->watch->child : NULL);
-            if (answer > 0) {
-                pid = (pid_t)answer;
-            } else {
-                /* The kernel may have written a pidfd number before it
-                   failed, and freed it: the loop must not signal it. */
-                context.born_in_cgroup = false;
-                __atomic_store_n(pidfd_slot, -1, __ATOMIC_RELEASE);
-            }
-        }
-        if (!context.born_in_cgroup) {
-            pid = clone(cc_child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context,
-                        pidfd_slot);
-            clone_errno = errno;
-        }
+        pid = clone(cc_child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &context,
+                    request->watch ? &request->watch->pidfd : &pidfd);
+        clone_errno = errno;
         aborted = cc_watch_end(request->watch);
         if (request->watch) pidfd = __atomic_load_n(&request->watch->pidfd, __ATOMIC_ACQUIRE);
     }

@@ -81,8 +81,7 @@ public final class Runner: Sendable {
                     maxJobsInFlight: maxInFlight, descriptorBudget: budget,
                     childOpenFileLimit: soft != original ? original : nil,
                     shutdownReapTimeout: configuration.shutdownReapTimeout, cgroupTree: tree,
-                    sweepSnapshotReuse: configuration.sweepSnapshotReuse, watchdog: watchdog,
-                    jobIDPrefix: idPrefix + "-"),
+                    sweepSnapshotReuse: configuration.sweepSnapshotReuse, watchdog: watchdog),
                 reapOrphans: configuration.reapOrphans)
             try eventLoop.start()
         } catch {

@@ -67,9 +67,7 @@ typedef struct cc_spawn_request {
     uid_t uid;
     bool restore_nofile;         /* put RLIMIT_NOFILE's soft limit back for the child */
     unsigned long long nofile_soft;
-    int cgroup_fd;               /* >= 0: the job's cgroup leaf (a directory): the child is born in it
-                                    (clone3, CLONE_INTO_CGROUP) or joins it first (writes "0" to its
-                                    cgroup.procs) */
+    int cgroup_procs_fd;         /* >= 0: the child writes "0" here (joins that cgroup) first */
     pid_t parent_pid;            /* > 0: the child gets SIGKILL when the spawning thread dies (PR_SET_PDEATHSIG),
                                     and gives up if this process is already gone */
     bool set_nice;               /* the child takes this nice value (the host's) as its first */
@@ -95,15 +93,6 @@ int cc_spawn(const cc_spawn_request *request, cc_spawn_result *result);
 /// 2 skips that too (closes every number below the soft limit). Set it only
 /// while no spawn runs.
 void cc_spawn_set_close_fallback(int level);
-
-/// For tests only: false makes every spawn join its cgroup leaf by writing
-/// to its cgroup.procs, as where clone3 is refused (seccomp, kernels before
-/// 5.7); true (default) lets clone3 create the child in its leaf again,
-/// where the kernel allows. Set it only while no spawn runs.
-void cc_spawn_set_clone_into_cgroup(bool allowed);
-
-/// For tests only: how many children clone3 has created in their cgroup leaf.
-unsigned long cc_spawn_cloned_into_cgroup(void);
 
 /// How a process ended, read from waitid's siginfo.
 typedef struct cc_exit_info {

@@ -164,7 +164,6 @@ final class EventLoop: LoopObject, @unchecked Sendable {
         raisePriority()
         orphanReaper?.start()
         LoopThread.enter()
-        scheduler.loopStarted()
         uv_run(loop, UV_RUN_DEFAULT)
         LoopThread.leave()
         // The cgroup thread finishes what it was given (leaves to remove),

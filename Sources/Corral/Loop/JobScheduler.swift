@@ -31,10 +31,6 @@ final class JobScheduler: LoopObject {
         /// Kills what the jobs leave if this process dies without shutting
         /// the runner down; told of each job as it starts and ends.
         var watchdog: Watchdog?
-        /// The runner's job ids are this and a sequence number (`Runner.nextID`):
-        /// the cgroup tier makes leaves ahead for the next few
-        /// (`JobScheduler.sparesAhead`). Nil: none are made before a submit.
-        var jobIDPrefix: String?
     }
 
     var tier: Containment { configuration.cgroupTree == nil ? .processGroup : .cgroup }
@@ -220,7 +216,6 @@ final class JobScheduler: LoopObject {
             deliver(cancelledBeforeStart: submission)
             return
         }
-        claimSpareLeaf(for: submission)
         queuedIndex[submission.id] = queue.count
         queue.append(submission)
         pump()
@@ -242,8 +237,6 @@ final class JobScheduler: LoopObject {
         shuttingDown = true
         while let submission = dequeue() { deliver(cancelledBeforeStart: submission) }
         for id in Array(readyLeaves.keys) { dropReadyLeaf(id) }
-        for spare in spareLeaves.values { removeCgroup(spare.path) }
-        spareLeaves = [:]
         for job in jobs.values { job.cancel() }
         finishShutdownIfIdle()
     }
@@ -319,8 +312,8 @@ final class JobScheduler: LoopObject {
     /// Leaves the cgroup thread made for jobs near the head of the queue, by
     /// job id (a leaf is named after its job, which the job can rely on:
     /// `$CORRAL_JOB_ID` under the runner's directory); at most `leavesAhead`
-    /// are asked for at a time, besides the spares. No descriptor is held
-    /// for them: the leaf's directory is opened at spawn.
+    /// exist at a time. No descriptor is held for them: `cgroup.procs` is
+    /// opened at spawn.
     private var readyLeaves: [JobID: Result<String, Errno>] = [:]
     private var leavesRequested = false
     /// Enough that a burst of spawns does not wait on the cgroup thread's
@@ -329,8 +322,8 @@ final class JobScheduler: LoopObject {
     static let leavesAhead = 64
 
     /// Asks the cgroup thread for the leaves of the next queued jobs that have
-    /// none, then for spares (one batch out at a time). `mkdir` in cgroupfs
-    /// waits for the kernel's cgroup lock, so it never runs on the loop.
+    /// none (one batch out at a time). `mkdir` in cgroupfs waits for the
+    /// kernel's cgroup lock, so it never runs on the loop.
     private func requestLeaves() {
         guard let tree = configuration.cgroupTree, !leavesRequested, !shuttingDown else { return }
         var ids: [JobID] = []
@@ -340,85 +333,20 @@ final class JobScheduler: LoopObject {
             if let next = queue[index], readyLeaves[next.id] == nil, case .success? = next.plan { ids.append(next.id) }
             index += 1
         }
-        var predicted: [JobID: Int] = [:]
-        if let prefix = configuration.jobIDPrefix, !spareFailed {
-            for sequence in highestSequence + 1...highestSequence + JobScheduler.sparesAhead
-            where readyLeaves.count + ids.count < JobScheduler.leavesAhead {
-                let id = JobID(rawValue: prefix + String(sequence))
-                guard spareLeaves[id] == nil, queuedIndex[id] == nil, readyLeaves[id] == nil else { continue }
-                ids.append(id)
-                predicted[id] = sequence
-            }
-        }
         guard !ids.isEmpty else { return }
         leavesRequested = true
         let wanted = ids
-        let spares = predicted
         tidy({ wanted.map { MadeLeaf(id: $0, leaf: tree.makeLeaf($0.rawValue)) } }, then: { scheduler, made in
             scheduler.leavesRequested = false
             for leaf in made {
-                if let index = scheduler.queuedIndex[leaf.id], case .success? = scheduler.queue[index]?.plan,
-                   !scheduler.shuttingDown {
+                if scheduler.queuedIndex[leaf.id] != nil, !scheduler.shuttingDown {
                     scheduler.readyLeaves[leaf.id] = leaf.leaf
-                } else if case .success(let path) = leaf.leaf {
-                    // A spare whose job is not submitted yet is kept for it
-                    // (the window `claimSpareLeaf` keeps); otherwise the job
-                    // was cancelled, failed its plan or went ahead meanwhile.
-                    if let sequence = spares[leaf.id], scheduler.queuedIndex[leaf.id] == nil,
-                       sequence + JobScheduler.leavesAhead >= scheduler.highestSequence, !scheduler.shuttingDown {
-                        scheduler.spareLeaves[leaf.id] = (sequence, path)
-                    } else {
-                        scheduler.removeCgroup(path)
-                    }
-                } else if spares[leaf.id] != nil {
-                    // No spares until the next submit: a cause that lasts
-                    // (cgroup.max.descendants, a permission) would otherwise
-                    // have the loop and the cgroup thread ask again and again.
-                    scheduler.spareFailed = true
+                } else if case .success(let unused) = leaf.leaf {
+                    scheduler.removeCgroup(unused)  // cancelled meanwhile
                 }
             }
             if !scheduler.shuttingDown { scheduler.pump() }
         })
-    }
-
-    // MARK: Spare leaves (cgroup tier)
-
-    /// The loop thread runs: spares for the first jobs (made on the cgroup thread).
-    func loopStarted() {
-        assertOnLoopThread()
-        requestLeaves()
-    }
-
-    /// Leaves made for ids the runner has not given out yet, the next
-    /// `sparesAhead` of its sequence: a job submitted to an idle runner
-    /// finds its leaf made and goes straight to its spawn, instead of
-    /// waiting for a round trip to the cgroup thread. They stay empty
-    /// until claimed; shutdown removes them, and after a crash the next
-    /// runner's cleanup of the directory does.
-    private var spareLeaves: [JobID: (sequence: Int, path: String)] = [:]
-    /// The highest sequence number submitted so far.
-    private var highestSequence = 0
-    /// A spare could not be made: none are asked for until the next submit.
-    private var spareFailed = false
-    static let sparesAhead = 4
-
-    /// Hands a spare made for this id to the job (or removes it if the job
-    /// will not use one), and retires spares whose ids went unused (a
-    /// submission refused before it reached the loop), a window back so
-    /// that submitters racing each other still find theirs.
-    private func claimSpareLeaf(for submission: Submission) {
-        guard let prefix = configuration.jobIDPrefix, submission.id.rawValue.hasPrefix(prefix),
-              let sequence = Int(submission.id.rawValue.dropFirst(prefix.count)) else { return }
-        spareFailed = false
-        if let spare = spareLeaves.removeValue(forKey: submission.id) {
-            if case .success? = submission.plan { readyLeaves[submission.id] = .success(spare.path) } else { removeCgroup(spare.path) }
-        }
-        guard sequence > highestSequence else { return }
-        highestSequence = sequence
-        for (id, spare) in spareLeaves where spare.sequence + JobScheduler.leavesAhead < sequence {
-            spareLeaves[id] = nil
-            removeCgroup(spare.path)
-        }
     }
 
     /// A queued job will not start (cancelled, or shutdown): its leaf goes.
@@ -466,7 +394,6 @@ final class JobScheduler: LoopObject {
         switch submission.plan {
         case .success(let ready)?: plan = ready
         case .failure(let failure)?:
-            dropReadyLeaf(submission.id)  // a spare made for its id, if one came
             submission.onCompletion(PendingResult(LoopJob.failedResult(submission, failure, containment: tier)))
             return true
         case nil:

@@ -11,8 +11,7 @@ import Glibc
 /// child to be scheduled, and a child stuck before its exec holds it until
 /// it is killed), so the lock is not held across one: a spawn is announced
 /// first, its leader registered after. Meanwhile the child names itself in
-/// its `SpawnWatch` as its first act (or the kernel does, for a child
-/// cloned into its cgroup leaf), and the reaper leaves those pids
+/// its `SpawnWatch` as its first act, and the reaper leaves those pids
 /// alone; it skips its pass only while an announced spawn's child has not
 /// run yet (a child born in that window cannot be told from an orphan) —
 /// never for long, and not for a child stuck later on. The lock is only

@@ -110,7 +110,7 @@ final class LoopJob: LoopObject {
     var outputPaused = false
     /// Set from `start` until the spawn thread answers (`spawned`).
     var pending: PendingSpawn?
-    /// The child's ends (and the leaf's directory) held while the
+    /// The child's ends (and the leaf's `cgroup.procs`) held while the
     /// spawn is out, counted in the descriptor budget until it answers.
     var spawnDescriptors: Int { pending?.childEnds.count ?? 0 }
     /// `JobScheduler.resourcesReleased` when the spawn was handed over: if
@@ -169,7 +169,7 @@ final class LoopJob: LoopObject {
     struct PendingSpawn {
         /// Every end of every pipe, closed if the spawn fails.
         var parentEnds: [Int32] = []
-        /// The child's ends (and the leaf's directory): closed once the
+        /// The child's ends (and the leaf's `cgroup.procs`): closed once the
         /// spawn is over, whatever its outcome (the spawn thread uses them).
         var childEnds: [Int32] = []
         var outputEnds: [(OutputChunk.Stream, Int32)] = []
@@ -188,14 +188,14 @@ final class LoopJob: LoopObject {
         let workingDirectory: String?
         let stdio: (Int32, Int32, Int32)
         let nofileSoft: UInt64?
-        let cgroupDirectory: Int32?
+        let cgroupProcs: Int32?
         let nice: Int32?
         let watch: SpawnWatch?
 
         func run() -> Result<Spawner.Spawned, Spawner.Failure> {
             LeaderRegistry.spawn(watch: watch) {
                 Spawner.spawn(plan, command: command, workingDirectory: workingDirectory, stdio: stdio,
-                              nofileSoft: nofileSoft, cgroupDirectory: cgroupDirectory, nice: nice, watch: watch)
+                              nofileSoft: nofileSoft, cgroupProcs: cgroupProcs, nice: nice, watch: watch)
             }
         }
     }
@@ -260,12 +260,12 @@ final class LoopJob: LoopObject {
             }
         } catch {
             closeAll()
-            if let leaf { Syscalls.close(leaf.directoryFD) }  // not yet handed to a spawn
+            if let leaf { Syscalls.close(leaf.procsFD) }  // not yet handed to a spawn
             discardLeaf()
             if error.code == EMFILE || error.code == ENFILE { return .outOfResources(error) }
             return .failed(SpawnFailure(errno: error.code, stage: .resources, message: "cannot create a pipe: \(error)"))
         }
-        if let leaf { pending.childEnds.append(leaf.directoryFD) }
+        if let leaf { pending.childEnds.append(leaf.procsFD) }
         pending.watch = SpawnWatch()
         self.pending = pending
         resourcesReleasedAtStart = scheduler.resourcesReleased
@@ -273,7 +273,7 @@ final class LoopJob: LoopObject {
         startedAt = .now()
         let request = SpawnRequest(plan: plan, command: spec.command, workingDirectory: spec.workingDirectory,
                                    stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
-                                   cgroupDirectory: leaf?.directoryFD, nice: scheduler.childNice, watch: pending.watch)
+                                   cgroupProcs: leaf?.procsFD, nice: scheduler.childNice, watch: pending.watch)
         scheduler.stuckSpawns.watch(self)
         let id = id
         scheduler.spawn({ request.run() }, then: { scheduler, spawned in

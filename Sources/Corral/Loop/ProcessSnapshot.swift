@@ -30,13 +30,13 @@ struct ProcessSnapshot {
     /// spawned since (`LeaderRegistry`), are skipped without reading
     /// anything; processes in `jobGroups` without reading their environment
     /// (they are their job's group members); zombies too.
-    /// `spawned` is `LeaderRegistry.leadersAndSpawning()`, read by the caller.
-    static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>, spawned: Set<pid_t>,
+    static func take(jobGroups: Set<pid_t>, leaders: Set<pid_t>,
                      buffer: UnsafeMutableRawBufferPointer) -> ProcessSnapshot {
         assertNotOnLoopThread()
         var byJob: [String: [Candidate]] = [:]
         var unreadable = Set<pid_t>()
         let me = getpid()
+        let spawned = LeaderRegistry.leadersAndSpawning()
         ProcFiles.forEachProcessID { pid in
             guard pid != me, !leaders.contains(pid) else { return }
             // A job leader spawned since the loop asked, perhaps in its
@@ -109,31 +109,23 @@ final class SweepScanner: @unchecked Sendable {
     deinit { buffer.deallocate() }
 
     /// A scan skipping the groups of `leaders` (the loop's unreaped job
-    /// leaders when it asked). Each is checked first to be still registered
-    /// (`LeaderRegistry`: the loop's reap forgets a leader in the same lock
-    /// hold): one reaped since the loop asked, its pid perhaps taken by a
-    /// new process, is not skipped (a new job leader the loop just spawned
-    /// is our child too, and skipping its fresh group hides nothing of an
-    /// older job). One window is left, where the waitid this replaced had
-    /// none: a leader reaped by the host itself stays registered until the
-    /// loop sees its pidfd (`forgetVanishedLeader`), a few milliseconds in
-    /// which its pid would have to be taken again (after the kernel's pids
-    /// wrapped around) for a process to be wrongly skipped.
-    /// `rescan`: no reuse (a process was caught mid-exec).
+    /// leaders when it asked). Each is checked first to still be an
+    /// unreaped child of this process: one reaped since the loop asked, its
+    /// pid taken by a new process, is not skipped (a new job leader the loop
+    /// just spawned is our child too, and skipping its fresh group hides
+    /// nothing of an older job). `rescan`: no reuse (a process was caught mid-exec).
     func snapshot(leaders: Set<pid_t>, rescan: Bool) -> ProcessSnapshot {
         assertNotOnLoopThread()
-        // A lookup each in one copy of the registry, no syscall: a waitid
-        // per leader per batch was a fifth of the inspector's CPU time with
-        // 5,000 jobs running (W3), and a /proc/<pid>/stat read before it
-        // most of a batch's time.
-        let spawned = LeaderRegistry.leadersAndSpawning()
-        let groups = leaders.filter { spawned.contains($0) }
+        // One waitid each, no file opened: with 1,000 leaders a check by
+        // /proc/<pid>/stat was most of a batch's time, and batches are
+        // spaced by their cost (`EscapeeSweeper.delay`).
+        let groups = leaders.filter { cc_is_unreaped_child($0) == 1 }
         let lastPID = ProcFiles.lastAllocatedPID()
         if !rescan, let last, let lastPID, last.lastPID == lastPID, last.groups == groups,
            MonotonicInstant.now() - last.taken < reuse {
             return last.value
         }
-        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: groups, spawned: spawned, buffer: buffer)
+        let taken = ProcessSnapshot.take(jobGroups: groups, leaders: groups, buffer: buffer)
         last = (lastPID, groups, .now(), taken)
         return taken
     }

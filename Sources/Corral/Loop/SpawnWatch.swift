@@ -35,8 +35,7 @@ final class SpawnWatch: @unchecked Sendable {  // the C side synchronises with a
         case tryAgain
     }
 
-    /// The child's pid once it has run (its first act is to say so) or, cloned
-    /// into its leaf by clone3, once the kernel wrote it; else nil.
+    /// The child's pid once it has run (its first act is to say so), else nil.
     var child: pid_t? {
         let pid = cc_spawn_watch_child(pointer)
         return pid > 0 ? pid : nil

@@ -18,16 +18,6 @@ enum Spawner {
         case failed(SpawnFailure)
     }
 
-    /// For tests: whether a child may be cloned straight into its cgroup
-    /// leaf (`clone3`), or joins it by a write as where that is refused.
-    /// Set only while no job spawns.
-    static func allowCloneIntoCgroup(_ allowed: Bool) {
-        cc_spawn_set_clone_into_cgroup(allowed)
-    }
-
-    /// For tests: children cloned straight into their leaf so far.
-    static var clonedIntoCgroup: UInt { UInt(cc_spawn_cloned_into_cgroup()) }
-
     /// How a spawn closes the descriptors a job must not inherit.
     enum CloseStrategy: Int32 {
         case closeRange = 0
@@ -43,7 +33,7 @@ enum Spawner {
     }
 
     static func spawn(_ plan: LaunchPlan, command: Command, workingDirectory: String?,
-                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupDirectory: Int32? = nil,
+                      stdio: (Int32, Int32, Int32), nofileSoft: UInt64?, cgroupProcs: Int32? = nil,
                       nice: Int32? = nil, watch: SpawnWatch? = nil) -> Result<Spawned, Failure> {
         var request = cc_spawn_request()
         request.watch = watch?.pointer
@@ -51,7 +41,7 @@ enum Spawner {
             request.set_nice = true
             request.nice = nice
         }
-        request.cgroup_fd = cgroupDirectory ?? -1
+        request.cgroup_procs_fd = cgroupProcs ?? -1
         request.parent_pid = getpid()
         request.path = UnsafePointer(plan.path[0])
         request.argv = UnsafePointer(plan.argv.pointers)

@@ -175,14 +175,12 @@ final class CgroupTree: Sendable {
 /// One job's cgroup.
 struct CgroupLeaf: Sendable {
     let path: String
-    /// The leaf's directory: the child is cloned into it (`CLONE_INTO_CGROUP`)
-    /// or joins it through its `cgroup.procs` (`Sources/CCorral/clone3.c`).
-    let directoryFD: Int32
+    let procsFD: Int32
 
-    /// A made leaf with its directory open for the spawn (close it after
-    /// the spawn). At spawn, so no descriptor is held for a queued job.
+    /// A made leaf with its `cgroup.procs` open for the child to join (close
+    /// it after the spawn). At spawn, so no descriptor is held for a queued job.
     static func open(_ path: String) -> Result<CgroupLeaf, Errno> {
-        Syscalls.open(path, O_RDONLY | O_DIRECTORY).map { CgroupLeaf(path: path, directoryFD: $0) }
+        Syscalls.open(path + "/cgroup.procs", O_WRONLY).map { CgroupLeaf(path: path, procsFD: $0) }
     }
 
     /// Whether any process is in it, from `cgroup.events` (one `pread`: the
