@@ -177,34 +177,21 @@ final class PriorityTests: CorralTestCase {
         }
     }
 
-    /// Doomed by `send`, hurried (now in SCHED_RR). The process is kept
-    /// off every CPU while `send` dooms it and the hurry looks: pinned to
-    /// CPU 0, where a real-time thread of this test spins (everything else
-    /// of this process moves to the other CPUs). Otherwise a doomed process
-    /// may already be in its exit, between taking SIGKILL off its queue and
-    /// marking itself exiting, where it shows neither (1 run in 10 here).
+    /// Doomed by `send`, hurried (now in SCHED_RR). The process is held in
+    /// a cgroup v1 freezer while `send` dooms it and the hurry looks: a
+    /// frozen process keeps a pending SIGKILL pending until it is thawed.
+    /// Otherwise a doomed process may already be in its exit, between
+    /// taking SIGKILL off its queue and marking itself exiting, where it
+    /// shows neither (1 run in 10 here). An earlier version held it off the
+    /// CPU with a real-time thread spinning for a bounded second; on a
+    /// loaded machine this test's own thread could miss that second and
+    /// find the process gone.
     private func assertHurried(_ pid: pid_t, _ name: String, file: StaticString = #filePath, line: UInt = #line,
                                send: () -> Void) async throws {
-        try XCTSkipUnless(ProcessInfo.processInfo.activeProcessorCount >= 2, "needs a CPU to hold the process off")
-        let hogID = Locked<pid_t?>(nil), pinned = Locked(false), spinning = Locked(false), stop = Locked(false)
-        let hog = Thread {
-            hogID.withLock { $0 = PriorityTests.threadID().map(pid_t.init) }
-            while !pinned.withLock({ $0 }), !stop.withLock({ $0 }) { usleep(1000) }
-            guard cc_make_this_thread_realtime(50) == 0 else { return }
-            spinning.withLock { $0 = true }
-            let until = MonotonicInstant.now() + .seconds(1)  // bounded: the hog never outlives a stuck test
-            while !stop.withLock({ $0 }), MonotonicInstant.now() < until {}
-        }
-        hog.start()
-        defer { stop.withLock { $0 = true } }
-        XCTAssertTrue(ProcessTable.wait { hogID.withLock { $0 } != nil }, file: file, line: line)
-        let hogThread = try XCTUnwrap(hogID.withLock { $0 }, file: file, line: line)
-        for target in [pid, hogThread] {
-            let pin = try await runner.run(JobSpec(.executable("/usr/bin/taskset", arguments: ["-p", "1", String(target)])))
-            XCTAssertEqual(pin.outcome, .exited(0), "taskset \(target): \(pin.stderr.text)", file: file, line: line)
-        }
-        pinned.withLock { $0 = true }
-        XCTAssertTrue(ProcessTable.wait { spinning.withLock { $0 } }, file: file, line: line)
+        let freezer = try Freezer()
+        defer { freezer.remove() }  // thawed: the pending SIGKILL ends it
+        try freezer.freeze(pid)
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { freezer.isFrozen }, "\(name): frozen", file: file, line: line)
         send()
         let status = cc_hurry_dying_process(pid)
         XCTAssertEqual(status, 0, "\(name): \(status)", file: file, line: line)

@@ -12,19 +12,22 @@ final class StuckLeaderTests: CorralTestCase {
         defer { freezer.remove() }
 
         var spec = JobSpec(.executable("/bin/sleep", arguments: ["1000"]))
-        spec.timeout = .milliseconds(500)
+        // Long enough for this test to find and freeze the leader first on
+        // a loaded machine (500 ms was not, in one CI run).
+        spec.timeout = .seconds(3)
         spec.killGrace = .milliseconds(300)
         spec.drainTimeout = .milliseconds(300)
         let results = ResultBox()
         let handle = try runner.submit(spec, onCompletion: results.add)
         let pid = try XCTUnwrap(waitForProcess(of: handle.id, named: "sleep"))
         try freezer.freeze(pid)
+        XCTAssertTrue(ProcessTable.wait { freezer.isFrozen }, "frozen")
 
         let result = try XCTUnwrap(results.wait(for: 1).first)
         XCTAssertEqual(result.outcome, .timedOut)
         XCTAssertFalse(result.leaderReaped, "SIGKILL could not end it in time")
         XCTAssertNil(result.leaderStatus)
-        XCTAssertLessThan(result.timing.duration.seconds, 0.5 + 0.3 + 0.3 + 1)
+        XCTAssertLessThan(result.timing.duration.seconds, 3 + 0.3 + 0.3 + 1)
         XCTAssertEqual(ProcessTable.entry(pid)?.state, "D", "still stuck when the result was delivered")
 
         try freezer.thaw()
@@ -77,6 +80,12 @@ struct Freezer {
     func freeze(_ pid: Int32) throws {
         try String(pid).write(toFile: path + "/cgroup.procs", atomically: false, encoding: .utf8)
         try "FROZEN".write(toFile: path + "/freezer.state", atomically: false, encoding: .utf8)
+    }
+
+    /// Every process of it has stopped running (FREEZING until then).
+    var isFrozen: Bool {
+        (try? String(contentsOfFile: path + "/freezer.state", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) == "FROZEN"
     }
 
     func thaw() throws {
