@@ -9,16 +9,18 @@ import PostgresNIO
 /// The server's `/v1` routes. Answers are JSON built by PostgreSQL
 /// (`json_build_object`) from one read; writes are one transaction each.
 struct FleetAPI: Sendable {
-    let client: PostgresClient
+    let link: RenewingClient
     let logger: Logger
     let maxBodyBytes: Int
     let streams = FleetOutputEvents.Count()
+    /// The database client of the moment (replaced after an outage).
+    var client: PostgresClient { link.client }
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("healthz") { _, _ in try await health() }
         let runs = router.group("v1/runs")
         runs.post { request, _ in try await create(request) }
-        runs.get { request, _ in try await FleetQueries(client: client, logger: logger).runs(request) }
+        runs.get { request, _ in try await FleetQueries(link: link, logger: logger).runs(request) }
         runs.get(":id") { _, context in try await show(try runID(context)) }
         runs.delete(":id") { _, context in try await cancel(try runID(context), host: nil) }
         runs.post(":id/rerun") { request, context in try await rerun(request, of: try runID(context)) }

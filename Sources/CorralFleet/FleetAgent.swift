@@ -16,6 +16,10 @@ package struct FleetAgentConfiguration: Sendable {
     /// one it backs off to when idle (each with ±20 % jitter).
     package var busyPoll: Duration = .seconds(1)
     package var idlePoll: Duration = .seconds(5)
+    /// While the database fails, a fresh connection pool this often
+    /// (`RenewingClient`): the agent is back within about a quarter of it
+    /// once the database is.
+    package var reconnect: Duration = .seconds(20)
     /// Output bytes a task ships to the database at most (its result, at
     /// the end, still holds the tail; the journal holds all).
     package var outputCap = 1 << 20
@@ -29,6 +33,9 @@ package struct FleetAgentConfiguration: Sendable {
         guard AgentName.isValid(name) else { throw FleetError("--name: \(AgentName.rule), got \"\(name)\"") }
         guard busyPoll >= .milliseconds(10), idlePoll >= busyPoll, idlePoll <= .seconds(300) else {
             throw FleetError("the poll intervals must be from 10ms to 5m, the idle one at least the busy one")
+        }
+        guard reconnect >= .seconds(1), reconnect <= .seconds(300) else {
+            throw FleetError("--fleet-reconnect must be from 1s to 5m")
         }
         guard (0...(1 << 30)).contains(outputCap) else { throw FleetError("--fleet-output-cap must be at most 1GiB") }
     }
@@ -92,9 +99,10 @@ final class FleetAgent: Service, Sendable {
     func run() async throws {
         var quiet = logger
         quiet.logLevel = .critical
-        let client = configuration.database.client(connections: 2, logger: quiet)
-        let clientTask = Task { await client.run() }
-        defer { clientTask.cancel() }
+        let link = RenewingClient(renewAfter: configuration.reconnect) { [configuration, quiet] in
+            configuration.database.client(connections: 2, logger: quiet)
+        }
+        defer { link.close() }
         var agentID: Int64?
         var adopted = false
         var lastAdoption = ContinuousClock.now
@@ -102,6 +110,8 @@ final class FleetAgent: Service, Sendable {
         var failing: String?
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             var busy = false
+            let client = link.client
+            let passStarted = ContinuousClock.now
             do {
                 let id: Int64
                 if let agentID { id = agentID } else {
@@ -124,6 +134,7 @@ final class FleetAgent: Service, Sendable {
                 busy = try await claim(client, agent: id) || busy
                 try await ship(client, agent: id, final: false)
                 busy = busy || !state.attempts.isEmpty
+                link.succeeded()
                 if let problem = failing {
                     logger.notice("the database calls work again", metadata: ["was": "\(problem)"])
                     failing = nil
@@ -137,6 +148,10 @@ final class FleetAgent: Service, Sendable {
                 failing = problem
                 // A claim whose reply was lost is found by the next adoption.
                 adopted = false
+                if link.failed(callStartedAt: passStarted) {
+                    logger.info("a fresh database connection pool after \(configuration.reconnect) of failures",
+                                metadata: ["renewals": .stringConvertible(link.renewals)])
+                }
             }
             interval = busy ? configuration.busyPoll : min(interval * 2, configuration.idlePoll)
             let jittered = interval * Double.random(in: 0.8...1.2)
@@ -145,6 +160,7 @@ final class FleetAgent: Service, Sendable {
         // The agent's jobs were stopped and journaled before this service is
         // asked to stop: one last pass reports their outcomes, bounded.
         if let agentID {
+            let client = link.client
             _ = try? await withTimeLimit(.seconds(5), "the last report") { [self] in
                 try await report(client, agent: agentID)
             }

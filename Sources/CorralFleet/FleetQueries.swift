@@ -13,8 +13,10 @@ import PostgresNIO
 /// edge, before anything reaches the database; each answer is one
 /// statement, so its counts and its rows are one snapshot and add up.
 struct FleetQueries: Sendable {
-    let client: PostgresClient
+    let link: RenewingClient
     let logger: Logger
+    /// The database client of the moment (replaced after an outage).
+    var client: PostgresClient { link.client }
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("v1/runs/:id/tasks") { request, context in try await tasks(request, context: context) }

@@ -38,6 +38,11 @@ package struct ServerConfiguration: Sendable {
 /// `corral server`: the fleet's control plane. The HTTP API under `/v1`
 /// over PostgreSQL, the schema migrations at start, and the reaper.
 package enum FleetServer {
+    /// While the reaper's calls fail, a fresh connection pool this often
+    /// (`RenewingClient`): the API answers again within a few seconds of
+    /// the database's return, whatever the outage's length.
+    static let reconnect: Duration = .seconds(10)
+
     package static func run(_ configuration: ServerConfiguration, version: String,
                             onListening: @escaping @Sendable (String) -> Void) async throws {
         try configuration.validate()
@@ -48,10 +53,12 @@ package enum FleetServer {
         }()
         var quiet = logger
         quiet.logLevel = .warning
-        let client = configuration.database.client(connections: 10, logger: quiet)
-        let clientTask = Task { await client.run() }
-        defer { clientTask.cancel() }
+        let database = RenewingClient(renewAfter: FleetServer.reconnect) { [configuration, quiet] in
+            configuration.database.client(connections: 10, logger: quiet)
+        }
+        defer { database.close() }
         do {
+            let client = database.client
             _ = try await withTimeLimit(.seconds(30), "migrating \(configuration.database)") {
                 try await Schema.migrate(client, logger: logger)
             }
@@ -59,7 +66,7 @@ package enum FleetServer {
             throw FleetError("cannot prepare the database \(configuration.database): \(String(reflecting: error))")
         }
 
-        let api = FleetAPI(client: client, logger: logger, maxBodyBytes: configuration.maxBodyBytes)
+        let api = FleetAPI(link: database, logger: logger, maxBodyBytes: configuration.maxBodyBytes)
         let router = Router(context: BasicRequestContext.self)
         let routes = KnownRoutes()
         router.add(middleware: RequestLog(logger: logger))
@@ -68,7 +75,7 @@ package enum FleetServer {
                                                 listensOnLoopback: configuration.listen.isLoopback, routes: routes,
                                                 page: FleetPage.html))
         api.add(to: router)
-        FleetPage.add(to: router, queries: FleetQueries(client: client, logger: logger))
+        FleetPage.add(to: router, queries: FleetQueries(link: database, logger: logger))
         routes.record(router)
 
         let listen = configuration.listen
@@ -87,8 +94,8 @@ package enum FleetServer {
                 onListening("http://\(host):\(port)/")
             },
             logger: quiet)
-        let reaper = Reaper(client: client, ttl: configuration.agentTTL, logger: logger)
-        let maintenance = Maintenance(client: client, keepDays: configuration.keepDays, logger: logger)
+        let reaper = Reaper(link: database, ttl: configuration.agentTTL, logger: logger)
+        let maintenance = Maintenance(link: database, keepDays: configuration.keepDays, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [app, reaper, maintenance, StreamsStop(streams: api.streams)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -101,7 +108,7 @@ package enum FleetServer {
 /// times per TTL. Any number of servers may run it: the function takes a
 /// transaction-level advisory lock, so one reaps at a time.
 struct Reaper: Service {
-    let client: PostgresClient
+    let link: RenewingClient
     let ttl: Duration
     let logger: Logger
 
@@ -109,7 +116,9 @@ struct Reaper: Service {
         let interval = max(ttl / 4, .milliseconds(100))
         let ttlText = String(format: "%.3f seconds", ttl.seconds)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let started = ContinuousClock.now
             do {
+                let client = link.client
                 let ended = try await withTimeLimit(max(ttl, .seconds(5)), "the reaper") { [client] in
                     var count = 0
                     for try await n in try await client.query("SELECT fleet_reap(\(ttlText)::interval)").decode(Int.self) {
@@ -117,9 +126,14 @@ struct Reaper: Service {
                     }
                     return count
                 }
+                link.succeeded()
                 if ended > 0 { logger.notice("reaper: ended \(ended) tasks of agents silent past the TTL") }
             } catch {
                 logger.warning("reaper: \(String(reflecting: error))")
+                if link.failed(callStartedAt: started) {
+                    logger.info("a fresh database connection pool after \(FleetServer.reconnect) of failures",
+                                metadata: ["renewals": .stringConvertible(link.renewals)])
+                }
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
@@ -132,7 +146,7 @@ struct Reaper: Service {
 /// of days older than `keepDays`). Any number of servers may run it: the
 /// functions take advisory locks.
 struct Maintenance: Service {
-    let client: PostgresClient
+    let link: RenewingClient
     let keepDays: Int
     let logger: Logger
     static let interval: Duration = .seconds(3600)
@@ -140,6 +154,7 @@ struct Maintenance: Service {
     func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
+                let client = link.client
                 let deleted = try await withTimeLimit(.seconds(300), "the database upkeep") { [client, keepDays] in
                     _ = try await client.query("""
                         SELECT fleet_output_partition((now() AT TIME ZONE 'UTC')::date),

@@ -413,6 +413,73 @@ package enum Schema {
         END $$;
         """#,
         ]),
+        Migration(version: 2, name: "the reaper counts silence only while it watches", statements: [
+        #"""
+        -- When the reaper last ran, and since when it has run without a gap.
+        -- Nobody can heartbeat while the database is down, and nobody reaps
+        -- while every server is: silence that started before such a gap is
+        -- not the agents' doing.
+        CREATE TABLE reaper_watch (
+          one boolean PRIMARY KEY DEFAULT true CHECK (one),
+          reaped_at timestamptz NOT NULL,
+          watching_since timestamptz NOT NULL
+        );
+        """#,
+        #"""
+        -- The reaper, one server at a time. A gap of more than half the TTL
+        -- since its last pass (the database was down, or every server was)
+        -- starts a new watch: until a TTL into it, nobody is 'down' and no
+        -- deadline ends a task, so agents reconnecting after an outage are not
+        -- called down for the outage itself. Otherwise as before: an agent
+        -- silent past half the TTL is 'suspect' (shown; it keeps its tasks);
+        -- past the TTL 'down': its running tasks lost (never re-run), its
+        -- queued ones undelivered. A running task past its deadline + grace +
+        -- TTL with no outcome is lost too.
+        -- Returns the tasks it ended, or -1 when another server holds the lock.
+        CREATE OR REPLACE FUNCTION fleet_reap(p_ttl interval) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE
+          r bigint;
+          n int := 0;
+          k int;
+          last timestamptz;
+          since timestamptz;
+        BEGIN
+          IF NOT pg_try_advisory_xact_lock(hashtext('corral.fleet.reaper')) THEN RETURN -1; END IF;
+          SELECT reaped_at, watching_since INTO last, since FROM reaper_watch;
+          IF last IS NULL OR last < now() - p_ttl / 2 THEN since := now(); END IF;
+          INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now(), since)
+            ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
+          UPDATE agent SET state = 'down' WHERE state <> 'down' AND greatest(seen_at, since) < now() - p_ttl;
+          UPDATE agent SET state = 'suspect' WHERE state = 'up' AND greatest(seen_at, since) < now() - p_ttl / 2;
+          FOR r IN SELECT DISTINCT t.run_id FROM task t JOIN agent a ON a.agent_id = t.agent_id
+                    WHERE a.state = 'down' AND t.state IN ('queued', 'running')
+                   UNION
+                   SELECT t.run_id FROM task t JOIN run ru ON ru.run_id = t.run_id
+                    WHERE t.state = 'running' AND ru.deadline_s IS NOT NULL
+                      AND greatest(t.claimed_at + make_interval(secs => ru.deadline_s), since) < now() - p_ttl
+                   ORDER BY 1 LOOP
+            PERFORM 1 FROM run WHERE run_id = r FOR UPDATE;
+            UPDATE task t SET state = 'undelivered', finished_at = now(), note = 'the agent went silent before it took the task'
+              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'queued';
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            UPDATE task t SET state = 'lost', finished_at = now(),
+                              note = 'the agent went silent past the TTL while the task ran; it is not run again'
+              FROM agent a WHERE t.run_id = r AND a.agent_id = t.agent_id AND a.state = 'down' AND t.state = 'running';
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            UPDATE task t SET state = 'lost', finished_at = now(),
+                              note = 'no outcome from the agent by the deadline + grace + TTL; it is not run again'
+              FROM run ru WHERE t.run_id = r AND ru.run_id = r AND t.state = 'running' AND ru.deadline_s IS NOT NULL
+               AND greatest(t.claimed_at + make_interval(secs => ru.deadline_s), since) < now() - p_ttl;
+            GET DIAGNOSTICS k = ROW_COUNT;
+            n := n + k;
+            PERFORM fleet_settle(r);
+          END LOOP;
+          RETURN n;
+        END $$;
+        """#,
+        ]),
     ]
 
     /// Applies the migrations `schema_migrations` does not list, in order;

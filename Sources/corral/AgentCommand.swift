@@ -91,6 +91,8 @@ struct AgentCommand: ParsableCommand {
     var fleetPoll: String?
     @Option(name: .customLong("fleet-idle-poll"), help: ArgumentHelp("The longest poll interval when idle (default 5s).", valueName: "duration"))
     var fleetIdlePoll: String?
+    @Option(name: .customLong("fleet-reconnect"), help: ArgumentHelp("While the fleet database fails, start a fresh connection pool this often, so the agent is back within about a quarter of it once the database is (default 20s, 1s to 5m).", valueName: "duration"))
+    var fleetReconnect: String?
     @Option(name: .customLong("fleet-output-cap"), help: ArgumentHelp("Output a fleet task ships to the database at most, 0 for none; the result still holds the tail (default 1MiB).", valueName: "size"))
     var fleetOutputCap: String?
 
@@ -125,6 +127,7 @@ struct AgentCommand: ParsableCommand {
         .init(key: "label", kind: .list, defaultValue: .list([])),
         .init(key: "fleet-poll", kind: .text, defaultValue: .text("1s")),
         .init(key: "fleet-idle-poll", kind: .text, defaultValue: .text("5s")),
+        .init(key: "fleet-reconnect", kind: .text, defaultValue: .text("20s")),
         .init(key: "fleet-output-cap", kind: .text, defaultValue: .text("1MiB")),
     ]
 
@@ -138,7 +141,7 @@ struct AgentCommand: ParsableCommand {
             ("keep-alive", keepAlive), ("idle-timeout", idleTimeout), ("write-timeout", writeTimeout),
             ("containment", containment), ("log-format", logFormat), ("log-level", logLevel),
             ("server-db", serverDB), ("server-db-file", serverDBFile), ("name", name), ("fleet-poll", fleetPoll),
-            ("fleet-idle-poll", fleetIdlePoll), ("fleet-output-cap", fleetOutputCap),
+            ("fleet-idle-poll", fleetIdlePoll), ("fleet-reconnect", fleetReconnect), ("fleet-output-cap", fleetOutputCap),
         ]
         for case let (key, text?) in texts { given[key] = .text(text) }
         let integers: [(String, Int?)] = [
@@ -227,7 +230,8 @@ struct AgentCommand: ParsableCommand {
             }
             fleet.labels[key] = value
         }
-        for (key, keyPath) in [("fleet-poll", \FleetAgentConfiguration.busyPoll), ("fleet-idle-poll", \FleetAgentConfiguration.idlePoll)] {
+        for (key, keyPath) in [("fleet-poll", \FleetAgentConfiguration.busyPoll), ("fleet-idle-poll", \FleetAgentConfiguration.idlePoll),
+                               ("fleet-reconnect", \FleetAgentConfiguration.reconnect)] {
             let text = settings.text(key) ?? ""
             guard let value = DurationText.parse(text) else {
                 throw ValidationError("\(settings.place(key)) expects \(DurationText.accepted), got \"\(text)\"")

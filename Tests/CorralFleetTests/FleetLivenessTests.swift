@@ -32,49 +32,33 @@ final class FleetLivenessTests: FleetTestCase {
         XCTAssertEqual(try waitForRun(try createRun(#"{"target":{"all":true},"job":{"shell":"true"}}"#))["state"] as? String, "done")
     }
 
-    func testPostgreSQLStoppedForTenSecondsMidRunLosesAndDuplicatesNothing() throws {
-        guard let cluster = ProcessInfo.processInfo.environment["CORRAL_TEST_PG_DIR"], !cluster.isEmpty else {
-            throw XCTSkip("SKIPPED: CORRAL_TEST_PG_DIR is not set (scripts/test sets it); the database cannot be stopped")
-        }
-        for name in ["p1", "p2"] { try startAgent(name) }
-        // One job outlives the outage and ends by itself during it, one is
-        // stopped by its deadline during it.
-        let finishing = try createRun(#"{"target":{"all":true},"job":{"shell":"echo ran >> ran.txt; echo begin; sleep 3; echo end","timeout":"30s"}}"#)
-        let stopped = try createRun(#"{"target":{"all":true},"job":{"shell":"echo waiting; sleep 120","timeout":"2s"}}"#)
-        XCTAssertTrue(waitUntil {
-            (try? self.runView(finishing)["counts"] as? [String: Int])??["running"] == 2
-                && (try? self.runView(stopped)["counts"] as? [String: Int])??["running"] == 2
-        })
-        try pgCluster(["pause", cluster])
-        var paused = true
-        defer { if paused { try? pgCluster(["resume", cluster]) } }
-        let stoppedAt = ContinuousClock.now
-        // Deadlines are the agents', not the database's.
-        XCTAssertTrue(waitUntil(upTo: .seconds(9)) { self.jobProcesses().isEmpty },
-                      "the jobs end by themselves and by their deadline while the database is down: \(jobProcesses())")
-        let (status, json) = try request("GET", "/v1/runs/\(finishing)")
-        XCTAssertEqual(status, 503, "the server says the database is unavailable: \(json)")
-        XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, "database_unavailable")
-        let left = stoppedAt + .seconds(10) - ContinuousClock.now
-        if left > .zero { Thread.sleep(forTimeInterval: Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18) }
-        try pgCluster(["resume", cluster])
-        paused = false
-
-        let first = try waitForRun(finishing)
-        let second = try waitForRun(stopped)
-        for host in ["p1", "p2"] {
-            let done = tasks(first)[host] ?? [:]
-            XCTAssertEqual(done["state"] as? String, "exited", "\(host): \(done)")
-            XCTAssertEqual((done["result"] as? [String: Any])?["stdout"] as? String, "begin\nend\n")
-            XCTAssertEqual(try output(finishing, host)["output"] as? String, "begin\nend\n", "each chunk once")
-            let killed = tasks(second)[host] ?? [:]
-            XCTAssertEqual(killed["state"] as? String, "timed_out", "\(host): \(killed)")
-            XCTAssertEqual((killed["result"] as? [String: Any])?["stdout"] as? String, "waiting\n")
-            XCTAssertEqual(try output(stopped, host)["output"] as? String, "waiting\n", "each chunk once")
-            XCTAssertEqual(try String(contentsOfFile: scratch.appendingPathComponent("\(host)/ran.txt").path, encoding: .utf8),
-                           "ran\n", "never run again")
-        }
-        XCTAssertTrue(waitUntil { self.agentState("p1") == "up" && self.agentState("p2") == "up" })
+    /// Nobody heartbeats while the database is down, and nobody reaps
+    /// while every server is: the first reaper pass after such a gap does
+    /// not call an agent down for silence that began before it. Here the
+    /// gap is made by hand (the last pass an hour ago, the agent last seen
+    /// an hour ago), and the pass is the test's own, under the reaper's
+    /// lock; a real agent that stays silent is still down a TTL later.
+    func testTheFirstReaperPassAfterAGapDoesNotCallSilentAgentsDown() throws {
+        try awaitSQL("""
+            DO $$
+            DECLARE
+              after_gap text;
+            BEGIN
+              PERFORM pg_advisory_xact_lock(hashtext('corral.fleet.reaper'));  -- the server's passes wait
+              INSERT INTO agent (name, seen_at, state) VALUES ('before', now() - interval '1 hour', 'up');
+              INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now() - interval '1 hour', now() - interval '2 hours')
+                ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
+              IF fleet_reap('2 seconds') < 0 THEN RAISE EXCEPTION 'the reaper lock was not ours'; END IF;
+              SELECT state INTO after_gap FROM agent WHERE name = 'before';
+              IF after_gap <> 'up' THEN RAISE EXCEPTION 'after the gap the agent is %, not up', after_gap; END IF;
+            END $$
+            """)
+        var states: [String] = []
+        XCTAssertTrue(waitUntil(upTo: .seconds(30)) {
+            let state = self.agentState("before") ?? "?"
+            if states.last != state { states.append(state) }
+            return state == "down"
+        }, "still silent a TTL into the new watch: down (\(states))")
     }
 
     /// An agent that heartbeats but never reports (here: its statements
@@ -117,5 +101,66 @@ final class FleetSuspectAgentTests: FleetTestCase {
         let view = try waitForRun(run)
         XCTAssertEqual(tasks(view)["q1"]?["state"] as? String, "exited", "\(view)")
         XCTAssertTrue(tasks(view)["q1"]?["reconciled_at"] is NSNull, "never lost")
+    }
+}
+
+/// PostgreSQL itself stopped mid-run, past twice the TTL (5 s here, so that
+/// agents back within a few seconds of the database are not called down
+/// on a loaded machine: the reaper counts silence from when it could
+/// watch again).
+final class FleetPostgreSQLStoppedTests: FleetTestCase {
+    override var agentTTL: String { "5s" }
+
+    func testPostgreSQLStoppedForTenSecondsMidRunLosesAndDuplicatesNothing() throws {
+        guard let cluster = ProcessInfo.processInfo.environment["CORRAL_TEST_PG_DIR"], !cluster.isEmpty else {
+            throw XCTSkip("SKIPPED: CORRAL_TEST_PG_DIR is not set (scripts/test sets it); the database cannot be stopped")
+        }
+        // A fresh connection pool every 2 s while calls fail: postgres-nio's
+        // own reconnection backoff would reach about 2.5 s by the end of the
+        // outage.
+        let agents = try ["p1", "p2"].map { try startAgent($0, extra: ["--fleet-reconnect", "2s"]) }
+        // One job outlives the outage and ends by itself during it, one is
+        // stopped by its deadline during it.
+        let finishing = try createRun(#"{"target":{"all":true},"job":{"shell":"echo ran >> ran.txt; echo begin; sleep 3; echo end","timeout":"30s"}}"#)
+        let stopped = try createRun(#"{"target":{"all":true},"job":{"shell":"echo waiting; sleep 120","timeout":"2s"}}"#)
+        XCTAssertTrue(waitUntil {
+            (try? self.runView(finishing)["counts"] as? [String: Int])??["running"] == 2
+                && (try? self.runView(stopped)["counts"] as? [String: Int])??["running"] == 2
+        })
+        try pgCluster(["pause", cluster])
+        var paused = true
+        defer { if paused { try? pgCluster(["resume", cluster]) } }
+        let stoppedAt = ContinuousClock.now
+        // Deadlines are the agents', not the database's.
+        XCTAssertTrue(waitUntil(upTo: .seconds(9)) { self.jobProcesses().isEmpty },
+                      "the jobs end by themselves and by their deadline while the database is down: \(jobProcesses())")
+        let (status, json) = try request("GET", "/v1/runs/\(finishing)")
+        XCTAssertEqual(status, 503, "the server says the database is unavailable: \(json)")
+        XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, "database_unavailable")
+        let left = stoppedAt + .seconds(10) - ContinuousClock.now
+        if left > .zero { Thread.sleep(forTimeInterval: Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18) }
+        try pgCluster(["resume", cluster])
+        paused = false
+
+        let first = try waitForRun(finishing)
+        let second = try waitForRun(stopped)
+        for host in ["p1", "p2"] {
+            let done = tasks(first)[host] ?? [:]
+            XCTAssertEqual(done["state"] as? String, "exited", "\(host): \(done)")
+            XCTAssertEqual((done["result"] as? [String: Any])?["stdout"] as? String, "begin\nend\n")
+            XCTAssertEqual(try output(finishing, host)["output"] as? String, "begin\nend\n", "each chunk once")
+            let killed = tasks(second)[host] ?? [:]
+            XCTAssertTrue(done["reconciled_at"] is NSNull, "\(host): never lost, so never reconciled: \(done)")
+            XCTAssertEqual(killed["state"] as? String, "timed_out", "\(host): \(killed)")
+            XCTAssertTrue(killed["reconciled_at"] is NSNull, "\(host): never lost, so never reconciled: \(killed)")
+            XCTAssertEqual((killed["result"] as? [String: Any])?["stdout"] as? String, "waiting\n")
+            XCTAssertEqual(try output(stopped, host)["output"] as? String, "waiting\n", "each chunk once")
+            XCTAssertEqual(try String(contentsOfFile: scratch.appendingPathComponent("\(host)/ran.txt").path, encoding: .utf8),
+                           "ran\n", "never run again")
+        }
+        XCTAssertTrue(waitUntil { self.agentState("p1") == "up" && self.agentState("p2") == "up" })
+        for agent in agents {
+            XCTAssertTrue(agent.output.contains("a fresh database connection pool"), "renewed while it failed: \(agent.output)")
+        }
     }
 }

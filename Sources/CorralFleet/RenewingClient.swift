@@ -1,0 +1,83 @@
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// A PostgreSQL client that is replaced by a fresh one while its calls
+/// keep failing.
+///
+/// Why by hand: postgres-nio's pool backs off its reconnection attempts
+/// exponentially (100 ms × 1.25ⁿ, up to a minute), and no option bounds
+/// that. After a database outage of a few minutes a client would wait up
+/// to a minute after the database is back before it tried again: longer
+/// than the server's default agent TTL, so agents would be called `down`
+/// and their outcomes, and the server's answers, would wait that long. A
+/// fresh client has no backoff history, so replacing one that has failed
+/// for `renewAfter` (and at most once per `renewAfter`) bounds the wait
+/// after an outage by about `renewAfter` / 4 (the backoff a fresh client
+/// reaches within that time), at the cost of a few connection attempts
+/// per `renewAfter` while the database is down.
+///
+/// Whoever calls the database regularly reports how its calls went (the
+/// agent's loop; the server's reaper); everyone takes `client` afresh for
+/// each piece of work.
+final class RenewingClient: Sendable {
+    private struct State {
+        var client: PostgresClient
+        var runTask: Task<Void, Never>
+        var createdAt: ContinuousClock.Instant
+        var failingSince: ContinuousClock.Instant?
+        var renewals = 0
+        var closed = false
+    }
+
+    private let make: @Sendable () -> PostgresClient
+    private let renewAfter: Duration
+    private let state: Mutex<State>
+
+    init(renewAfter: Duration, make: @escaping @Sendable () -> PostgresClient) {
+        self.make = make
+        self.renewAfter = renewAfter
+        let client = make()
+        state = Mutex(State(client: client, runTask: Task { await client.run() }, createdAt: .now))
+    }
+
+    /// The client to use now.
+    var client: PostgresClient { state.withLock { $0.client } }
+
+    /// Clients replaced so far.
+    var renewals: Int { state.withLock { $0.renewals } }
+
+    /// A call worked: the client is good.
+    func succeeded() { state.withLock { $0.failingSince = nil } }
+
+    /// A call begun at `start` failed (counted from its start: a call may
+    /// wait seconds for a connection before it fails). Returns true when
+    /// the client was replaced.
+    func failed(callStartedAt start: ContinuousClock.Instant) -> Bool {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            let since = state.failingSince ?? start
+            state.failingSince = since
+            guard !state.closed, now - since >= renewAfter, now - state.createdAt >= renewAfter else { return false }
+            // Ends the old pool: its connections close and its reconnection
+            // attempts stop; calls still running on it fail and are retried.
+            state.runTask.cancel()
+            let fresh = make()
+            state.client = fresh
+            state.runTask = Task { await fresh.run() }
+            state.createdAt = now
+            state.renewals += 1
+            return true
+        }
+    }
+
+    /// Ends the current client for good.
+    func close() {
+        state.withLock { state in
+            state.closed = true
+            state.runTask.cancel()
+        }
+    }
+
+    deinit { state.withLock { $0.runTask.cancel() } }
+}
