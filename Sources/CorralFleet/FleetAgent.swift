@@ -148,7 +148,7 @@ final class FleetAgent: Service, Sendable {
                 failing = problem
                 // A claim whose reply was lost is found by the next adoption.
                 adopted = false
-                if link.failed(callStartedAt: passStarted) {
+                if link.failed(error, callStartedAt: passStarted) {
                     logger.info("a fresh database connection pool after \(configuration.reconnect) of failures",
                                 metadata: ["renewals": .stringConvertible(link.renewals)])
                 }

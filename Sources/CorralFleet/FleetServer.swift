@@ -117,6 +117,7 @@ struct Reaper: Service {
         let ttlText = String(format: "%.3f seconds", ttl.seconds)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let started = ContinuousClock.now
+            var failing = false
             do {
                 let client = link.client
                 let ended = try await withTimeLimit(max(ttl, .seconds(5)), "the reaper") { [client] in
@@ -130,12 +131,16 @@ struct Reaper: Service {
                 if ended > 0 { logger.notice("reaper: ended \(ended) tasks of agents silent past the TTL") }
             } catch {
                 logger.warning("reaper: \(String(reflecting: error))")
-                if link.failed(callStartedAt: started) {
+                failing = !RenewingClient.isAnswer(error)
+                if link.failed(error, callStartedAt: started) {
                     logger.info("a fresh database connection pool after \(FleetServer.reconnect) of failures",
                                 metadata: ["renewals": .stringConvertible(link.renewals)])
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            // While it fails, soon again: the reaper's calls are what
+            // renew the server's pool, whatever the TTL.
+            let wait = failing ? min(interval, .seconds(1)) : interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }
     }
 }

@@ -19,7 +19,12 @@ import Synchronization
 ///
 /// Whoever calls the database regularly reports how its calls went (the
 /// agent's loop; the server's reaper); everyone takes `client` afresh for
-/// each piece of work.
+/// each piece of work. An error the database itself answered (a failed
+/// statement) proves the connection works and renews nothing.
+///
+/// The pools run in detached tasks, ended by `close()` or a renewal: a
+/// pool must not end with the service that happened to renew it (a
+/// pool's `run` ends at its task's graceful shutdown).
 final class RenewingClient: Sendable {
     private struct State {
         var client: PostgresClient
@@ -38,7 +43,7 @@ final class RenewingClient: Sendable {
         self.make = make
         self.renewAfter = renewAfter
         let client = make()
-        state = Mutex(State(client: client, runTask: Task { await client.run() }, createdAt: .now))
+        state = Mutex(State(client: client, runTask: Task.detached { await client.run() }, createdAt: .now))
     }
 
     /// The client to use now.
@@ -50,10 +55,14 @@ final class RenewingClient: Sendable {
     /// A call worked: the client is good.
     func succeeded() { state.withLock { $0.failingSince = nil } }
 
-    /// A call begun at `start` failed (counted from its start: a call may
-    /// wait seconds for a connection before it fails). Returns true when
-    /// the client was replaced.
-    func failed(callStartedAt start: ContinuousClock.Instant) -> Bool {
+    /// A call begun at `start` failed with `error` (counted from its
+    /// start: a call may wait seconds for a connection before it fails).
+    /// Returns true when the client was replaced.
+    func failed(_ error: any Error, callStartedAt start: ContinuousClock.Instant) -> Bool {
+        if RenewingClient.isAnswer(error) {
+            succeeded()
+            return false
+        }
         let now = ContinuousClock.now
         return state.withLock { state in
             let since = state.failingSince ?? start
@@ -64,11 +73,21 @@ final class RenewingClient: Sendable {
             state.runTask.cancel()
             let fresh = make()
             state.client = fresh
-            state.runTask = Task { await fresh.run() }
+            state.runTask = Task.detached { await fresh.run() }
             state.createdAt = now
             state.renewals += 1
             return true
         }
+    }
+
+    /// An error the database answered over a working connection: a
+    /// statement's error, except the classes that say the connection or
+    /// the server is going away (08 connection exception, 57 operator
+    /// intervention: shutdown, crash, starting up).
+    static func isAnswer(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, error.code == .server,
+              let state = error.serverInfo?[.sqlState] else { return false }
+        return !state.hasPrefix("08") && !state.hasPrefix("57")
     }
 
     /// Ends the current client for good.

@@ -415,7 +415,7 @@ package enum Schema {
         ]),
         Migration(version: 2, name: "the reaper counts silence only while it watches", statements: [
         #"""
-        -- When the reaper last ran, and since when it has run without a gap.
+        -- When the reaper's last pass ended, and since when it has run without a gap.
         -- Nobody can heartbeat while the database is down, and nobody reaps
         -- while every server is: silence that started before such a gap is
         -- not the agents' doing.
@@ -427,10 +427,12 @@ package enum Schema {
         """#,
         #"""
         -- The reaper, one server at a time. A gap of more than half the TTL
-        -- since its last pass (the database was down, or every server was)
+        -- between the end of its last pass and the start of this one (the
+        -- database was down, or every server was; passes come every TTL/4)
         -- starts a new watch: until a TTL into it, nobody is 'down' and no
         -- deadline ends a task, so agents reconnecting after an outage are not
-        -- called down for the outage itself. Otherwise as before: an agent
+        -- called down for the outage itself. A slow pass does not count as a
+        -- gap: the end of each pass is what is recorded. Otherwise as before: an agent
         -- silent past half the TTL is 'suspect' (shown; it keeps its tasks);
         -- past the TTL 'down': its running tasks lost (never re-run), its
         -- queued ones undelivered. A running task past its deadline + grace +
@@ -447,15 +449,13 @@ package enum Schema {
           IF NOT pg_try_advisory_xact_lock(hashtext('corral.fleet.reaper')) THEN RETURN -1; END IF;
           SELECT reaped_at, watching_since INTO last, since FROM reaper_watch;
           IF last IS NULL OR last < now() - p_ttl / 2 THEN since := now(); END IF;
-          INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now(), since)
-            ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
           UPDATE agent SET state = 'down' WHERE state <> 'down' AND greatest(seen_at, since) < now() - p_ttl;
           UPDATE agent SET state = 'suspect' WHERE state = 'up' AND greatest(seen_at, since) < now() - p_ttl / 2;
           FOR r IN SELECT DISTINCT t.run_id FROM task t JOIN agent a ON a.agent_id = t.agent_id
                     WHERE a.state = 'down' AND t.state IN ('queued', 'running')
                    UNION
                    SELECT t.run_id FROM task t JOIN run ru ON ru.run_id = t.run_id
-                    WHERE t.state = 'running' AND ru.deadline_s IS NOT NULL
+                    WHERE t.state = 'running' AND ru.deadline_s IS NOT NULL AND t.claimed_at IS NOT NULL
                       AND greatest(t.claimed_at + make_interval(secs => ru.deadline_s), since) < now() - p_ttl
                    ORDER BY 1 LOOP
             PERFORM 1 FROM run WHERE run_id = r FOR UPDATE;
@@ -471,11 +471,14 @@ package enum Schema {
             UPDATE task t SET state = 'lost', finished_at = now(),
                               note = 'no outcome from the agent by the deadline + grace + TTL; it is not run again'
               FROM run ru WHERE t.run_id = r AND ru.run_id = r AND t.state = 'running' AND ru.deadline_s IS NOT NULL
+               AND t.claimed_at IS NOT NULL
                AND greatest(t.claimed_at + make_interval(secs => ru.deadline_s), since) < now() - p_ttl;
             GET DIAGNOSTICS k = ROW_COUNT;
             n := n + k;
             PERFORM fleet_settle(r);
           END LOOP;
+          INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (clock_timestamp(), since)
+            ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
           RETURN n;
         END $$;
         """#,

@@ -236,6 +236,9 @@ struct AgentCommand: ParsableCommand {
             guard let value = DurationText.parse(text) else {
                 throw ValidationError("\(settings.place(key)) expects \(DurationText.accepted), got \"\(text)\"")
             }
+            if key == "fleet-reconnect", value < .seconds(1) || value > .seconds(300) {
+                throw ValidationError("\(settings.place(key)) must be from 1s to 5m, got \"\(text)\"")
+            }
             fleet[keyPath: keyPath] = value
         }
         let cap = settings.text("fleet-output-cap") ?? ""

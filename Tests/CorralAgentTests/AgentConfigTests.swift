@@ -92,6 +92,24 @@ final class AgentConfigTests: AgentTestCase {
         // The same mistakes as flags name the flag.
         let flag = try await corral(["agent", "--max-jobs", "0", "--print-config"])
         XCTAssertTrue(flag.stderr.text.contains("--max-jobs: must be from 1 to 100000, got 0"), flag.stderr.text)
+        // Fleet settings too, before anything connects to the database.
+        let fleet: [([String], String)] = [
+            (["--fleet-reconnect", "500ms"], "--fleet-reconnect must be from 1s to 5m"),
+            (["--fleet-reconnect", "10m"], "--fleet-reconnect must be from 1s to 5m"),
+            (["--fleet-reconnect", "soon"], "--fleet-reconnect expects a duration like"),
+            (["--fleet-poll", "5ms"], "the poll intervals must be from 10ms to 5m"),
+            (["--fleet-poll", "2s", "--fleet-idle-poll", "1s"], "the idle one at least the busy one"),
+            (["--fleet-output-cap", "2GiB"], "--fleet-output-cap must be at most 1GiB"),
+        ]
+        for (flags, expected) in fleet {
+            let result = try await corral(["agent", "--data-dir", dataDirectory, "--server-db", "postgres://corral@127.0.0.1:1/db",
+                                           "--print-config"] + flags)
+            guard case .exited(125) = result.outcome else {
+                XCTFail("\(flags): \(result.outcome) \(result.stdout.text)")
+                continue
+            }
+            XCTAssertTrue(result.stderr.text.contains(expected), "\(flags): expected \(expected) in \(result.stderr.text)")
+        }
         let missing = try await corral(["agent", "--config", scratch.appendingPathComponent("none.toml").path])
         guard case .exited(125) = missing.outcome else { return XCTFail("\(missing.outcome)") }
         XCTAssertTrue(missing.stderr.text.contains("--config: cannot read"), missing.stderr.text)

@@ -38,7 +38,25 @@ final class FleetLivenessTests: FleetTestCase {
     /// gap is made by hand (the last pass an hour ago, the agent last seen
     /// an hour ago), and the pass is the test's own, under the reaper's
     /// lock; a real agent that stays silent is still down a TTL later.
+    /// Without a gap, a silent agent is down at once.
     func testTheFirstReaperPassAfterAGapDoesNotCallSilentAgentsDown() throws {
+        // Without a gap (the last pass ended 0.9 s ago, under half the TTL
+        // of 2 s), the watch goes on and an agent silent for an hour is down
+        // at once.
+        try awaitSQL("""
+            DO $$
+            DECLARE
+              steady text;
+            BEGIN
+              PERFORM pg_advisory_xact_lock(hashtext('corral.fleet.reaper'));
+              INSERT INTO agent (name, seen_at, state) VALUES ('steady', now() - interval '1 hour', 'up');
+              INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now() - interval '0.9 seconds', now() - interval '2 hours')
+                ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
+              IF fleet_reap('2 seconds') < 0 THEN RAISE EXCEPTION 'the reaper lock was not ours'; END IF;
+              SELECT state INTO steady FROM agent WHERE name = 'steady';
+              IF steady <> 'down' THEN RAISE EXCEPTION 'with no gap the agent is %, not down', steady; END IF;
+            END $$
+            """)
         try awaitSQL("""
             DO $$
             DECLARE
