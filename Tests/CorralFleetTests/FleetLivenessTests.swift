@@ -43,40 +43,37 @@ final class FleetLivenessTests: FleetTestCase {
         // Without a gap (the last pass ended 0.9 s ago, under half the TTL
         // of 2 s), the watch goes on and an agent silent for an hour is down
         // at once.
-        try awaitSQL("""
-            DO $$
-            DECLARE
-              steady text;
-            BEGIN
-              PERFORM pg_advisory_xact_lock(hashtext('corral.fleet.reaper'));
-              INSERT INTO agent (name, seen_at, state) VALUES ('steady', now() - interval '1 hour', 'up');
-              INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now() - interval '0.9 seconds', now() - interval '2 hours')
-                ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
-              IF fleet_reap('2 seconds') < 0 THEN RAISE EXCEPTION 'the reaper lock was not ours'; END IF;
-              SELECT state INTO steady FROM agent WHERE name = 'steady';
-              IF steady <> 'down' THEN RAISE EXCEPTION 'with no gap the agent is %, not down', steady; END IF;
-            END $$
-            """)
-        try awaitSQL("""
-            DO $$
-            DECLARE
-              after_gap text;
-            BEGIN
-              PERFORM pg_advisory_xact_lock(hashtext('corral.fleet.reaper'));  -- the server's passes wait
-              INSERT INTO agent (name, seen_at, state) VALUES ('before', now() - interval '1 hour', 'up');
-              INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now() - interval '1 hour', now() - interval '2 hours')
-                ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
-              IF fleet_reap('2 seconds') < 0 THEN RAISE EXCEPTION 'the reaper lock was not ours'; END IF;
-              SELECT state INTO after_gap FROM agent WHERE name = 'before';
-              IF after_gap <> 'up' THEN RAISE EXCEPTION 'after the gap the agent is %, not up', after_gap; END IF;
-            END $$
-            """)
+        try reapUnderTheLock(agentSilentForAnHour: "steady", lastPassEndedAgo: "0.9 seconds", expecting: "down")
+        try reapUnderTheLock(agentSilentForAnHour: "before", lastPassEndedAgo: "1 hour", expecting: "up")
         var states: [String] = []
         XCTAssertTrue(waitUntil(upTo: .seconds(30)) {
             let state = self.agentState("before") ?? "?"
             if states.last != state { states.append(state) }
             return state == "down"
         }, "still silent a TTL into the new watch: down (\(states))")
+    }
+
+    /// One reaper pass of the test's own, under the reaper's lock (the
+    /// server's passes wait): an agent last seen an hour ago, the last pass
+    /// ended `ago`, the watch two hours old; fails unless the agent is then
+    /// `expected`.
+    private func reapUnderTheLock(agentSilentForAnHour name: String, lastPassEndedAgo ago: String, expecting expected: String) throws {
+        try awaitSQL("""
+            DO $$
+            DECLARE
+              seen text;
+            BEGIN
+              PERFORM pg_advisory_xact_lock(hashtext('corral.fleet.reaper'));
+              INSERT INTO agent (name, seen_at, state) VALUES ('\(name)', now() - interval '1 hour', 'up');
+              INSERT INTO reaper_watch (reaped_at, watching_since) VALUES (now() - interval '\(ago)', now() - interval '2 hours')
+                ON CONFLICT (one) DO UPDATE SET reaped_at = excluded.reaped_at, watching_since = excluded.watching_since;
+              IF fleet_reap('2 seconds') < 0 THEN RAISE EXCEPTION 'the reaper lock was not ours'; END IF;
+              SELECT state INTO seen FROM agent WHERE name = '\(name)';
+              IF seen <> '\(expected)' THEN
+                RAISE EXCEPTION 'last pass \(ago) ago: the agent is %, not \(expected)', seen;
+              END IF;
+            END $$
+            """)
     }
 
     /// An agent that heartbeats but never reports (here: its statements
