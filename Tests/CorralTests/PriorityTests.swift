@@ -165,37 +165,63 @@ final class PriorityTests: CorralTestCase {
             XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { isReady.withLock { $0 } && started.withLock { $0 } != nil })
             let pid = try XCTUnwrap(started.withLock { $0 }).pid
             if doomed {
-                try await assertHurried(pid, name) { XCTAssertEqual(kill(pid, signal), 0, name) }
+                try await assertHurried(pid, name) { kill(pid, signal) }
             } else {
                 XCTAssertEqual(kill(pid, signal), 0, name)
                 XCTAssertEqual(cc_hurry_dying_process(pid), -EBUSY, "\(name): its own code still runs")
                 XCTAssertEqual(ProcessTable.policy(of: pid), 0, name)
-                try await assertHurried(pid, "\(name), then SIGKILL") { XCTAssertEqual(kill(pid, SIGKILL), 0, name) }
+                try await assertHurried(pid, "\(name), then SIGKILL") { kill(pid, SIGKILL) }
             }
             handle.cancel()
             XCTAssertEqual(results.wait(for: 1).count, 1, name)
         }
     }
 
-    /// Doomed by `send`, hurried (now in SCHED_RR). The process is held in
-    /// a cgroup v1 freezer while `send` dooms it and the hurry looks: a
-    /// frozen process keeps a pending SIGKILL pending until it is thawed.
-    /// Otherwise a doomed process may already be in its exit, between
-    /// taking SIGKILL off its queue and marking itself exiting, where it
-    /// shows neither (1 run in 10 here). An earlier version held it off the
-    /// CPU with a real-time thread spinning for a bounded second; on a
-    /// loaded machine this test's own thread could miss that second and
-    /// find the process gone.
+    /// Doomed by `send`, hurried (now in SCHED_RR). Between `send` and
+    /// the hurry's look the process must not run: a doomed process may
+    /// otherwise already be in its exit, between taking SIGKILL off its
+    /// queue and marking itself exiting, where it shows neither (1 run in
+    /// 10 here). So the process is pinned to CPU 0, and a real-time thread
+    /// of this test, pinned there too, sends, hurries and looks: while it
+    /// runs, nothing of the normal class runs on that CPU, and it never
+    /// waits on anything (earlier versions held the CPU with a spinning
+    /// thread for a bounded second, which a loaded machine's test thread
+    /// could miss, or froze the process, which changes how the kernel
+    /// delivers a fatal signal to it).
     private func assertHurried(_ pid: pid_t, _ name: String, file: StaticString = #filePath, line: UInt = #line,
-                               send: () -> Void) async throws {
-        let freezer = try Freezer()
-        defer { freezer.remove() }  // thawed: the pending SIGKILL ends it
-        try freezer.freeze(pid)
-        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { freezer.isFrozen }, "\(name): frozen", file: file, line: line)
-        send()
-        let status = cc_hurry_dying_process(pid)
-        XCTAssertEqual(status, 0, "\(name): \(status)", file: file, line: line)
-        XCTAssertEqual(ProcessTable.policy(of: pid), PriorityTests.roundRobin, name, file: file, line: line)
+                               send: @escaping @Sendable () -> Int32) async throws {
+        try XCTSkipUnless(ProcessInfo.processInfo.activeProcessorCount >= 2, "needs a CPU to hold the process off")
+        struct Seen: Sendable { var sent: Int32; var hurry: Int32; var policy: Int32? }
+        let hogID = Locked<pid_t?>(nil), pinned = Locked(false), stop = Locked(false)
+        let seen = Locked<Seen?>(nil), refused = Locked(false)
+        let hog = Thread {
+            hogID.withLock { $0 = PriorityTests.threadID().map(pid_t.init) }
+            while !pinned.withLock({ $0 }), !stop.withLock({ $0 }) { usleep(1000) }
+            guard !stop.withLock({ $0 }), cc_make_this_thread_realtime(50) == 0 else {
+                refused.withLock { $0 = true }
+                return
+            }
+            // From here on, on CPU 0, the process cannot run before this thread is done.
+            let sent = send()
+            let hurry = cc_hurry_dying_process(pid)
+            let policy = ProcessTable.policy(of: pid)
+            seen.withLock { $0 = Seen(sent: sent, hurry: hurry, policy: policy) }
+        }
+        hog.start()
+        defer { stop.withLock { $0 = true } }
+        XCTAssertTrue(ProcessTable.wait { hogID.withLock { $0 } != nil }, file: file, line: line)
+        let hogThread = try XCTUnwrap(hogID.withLock { $0 }, file: file, line: line)
+        for target in [pid, hogThread] {
+            let pin = try await runner.run(JobSpec(.executable("/usr/bin/taskset", arguments: ["-p", "1", String(target)])))
+            XCTAssertEqual(pin.outcome, .exited(0), "taskset \(target): \(pin.stderr.text)", file: file, line: line)
+        }
+        pinned.withLock { $0 = true }
+        XCTAssertTrue(ProcessTable.wait(upTo: .seconds(30)) { seen.withLock { $0 } != nil || refused.withLock { $0 } },
+                      "\(name): the real-time thread ran", file: file, line: line)
+        let result = try XCTUnwrap(seen.withLock { $0 }, "\(name): the thread may not enter the real-time class", file: file, line: line)
+        XCTAssertEqual(result.sent, 0, "\(name): sent", file: file, line: line)
+        XCTAssertEqual(result.hurry, 0, "\(name): \(result.hurry)", file: file, line: line)
+        XCTAssertEqual(result.policy, PriorityTests.roundRobin, name, file: file, line: line)
     }
 
     /// A job's handler of its stop signal, at its deadline, runs in the
