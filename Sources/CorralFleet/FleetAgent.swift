@@ -20,6 +20,7 @@ package struct FleetAgentConfiguration: Sendable {
     /// (`RenewingClient`): the agent is back within about a quarter of it
     /// once the database is.
     package var reconnect: Duration = .seconds(20)
+    package static let reconnectRange: ClosedRange<Duration> = .seconds(1) ... .seconds(300)
     /// Output bytes a task ships to the database at most (its result, at
     /// the end, still holds the tail; the journal holds all).
     package var outputCap = 1 << 20
@@ -34,7 +35,7 @@ package struct FleetAgentConfiguration: Sendable {
         guard busyPoll >= .milliseconds(10), idlePoll >= busyPoll, idlePoll <= .seconds(300) else {
             throw FleetError("the poll intervals must be from 10ms to 5m, the idle one at least the busy one")
         }
-        guard reconnect >= .seconds(1), reconnect <= .seconds(300) else {
+        guard FleetAgentConfiguration.reconnectRange.contains(reconnect) else {
             throw FleetError("--fleet-reconnect must be from 1s to 5m")
         }
         guard (0...(1 << 30)).contains(outputCap) else { throw FleetError("--fleet-output-cap must be at most 1GiB") }

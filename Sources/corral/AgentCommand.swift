@@ -230,17 +230,11 @@ struct AgentCommand: ParsableCommand {
             }
             fleet.labels[key] = value
         }
-        for (key, keyPath) in [("fleet-poll", \FleetAgentConfiguration.busyPoll), ("fleet-idle-poll", \FleetAgentConfiguration.idlePoll),
-                               ("fleet-reconnect", \FleetAgentConfiguration.reconnect)] {
-            let text = settings.text(key) ?? ""
-            guard let value = DurationText.parse(text) else {
-                throw ValidationError("\(settings.place(key)) expects \(DurationText.accepted), got \"\(text)\"")
-            }
-            if key == "fleet-reconnect", value < .seconds(1) || value > .seconds(300) {
-                throw ValidationError("\(settings.place(key)) must be from 1s to 5m, got \"\(text)\"")
-            }
-            fleet[keyPath: keyPath] = value
-        }
+        fleet.busyPoll = try settings.duration("fleet-poll")
+        fleet.idlePoll = try settings.duration("fleet-idle-poll")
+        let reconnect = FleetAgentConfiguration.reconnectRange
+        fleet.reconnect = try settings.duration("fleet-reconnect", atLeast: reconnect.lowerBound, atMost: reconnect.upperBound,
+                                                "from 1s to 5m")
         let cap = settings.text("fleet-output-cap") ?? ""
         guard let capBytes = SizeText.parse(cap) else {
             throw ValidationError("\(settings.place("fleet-output-cap")) expects \(SizeText.accepted), got \"\(cap)\"")
@@ -257,15 +251,6 @@ struct AgentCommand: ParsableCommand {
         func size(_ key: String) throws -> Int {
             guard let value = SizeText.parse(text(key)), value > 0 else {
                 throw ValidationError("\(settings.place(key)) expects \(SizeText.accepted) and more than 0, got \"\(text(key))\"")
-            }
-            return value
-        }
-        func duration(_ key: String, atLeast minimum: Duration = .zero, atMost maximum: Duration? = nil, _ range: String = "") throws -> Duration {
-            guard let value = DurationText.parse(text(key)) else {
-                throw ValidationError("\(settings.place(key)) expects \(DurationText.accepted), got \"\(text(key))\"")
-            }
-            guard value >= minimum, value <= (maximum ?? value) else {
-                throw ValidationError("\(settings.place(key)) must be \(range), got \"\(text(key))\"")
             }
             return value
         }
@@ -286,19 +271,19 @@ struct AgentCommand: ParsableCommand {
         configuration.maxQueued = settings.integer("max-queued")
         configuration.maxOutputBytes = try size("max-output")
         configuration.maxBodyBytes = try size("max-body")
-        let timeout = try duration("default-timeout")
+        let timeout = try settings.duration("default-timeout")
         configuration.defaultTimeout = timeout == .zero ? nil : timeout
         configuration.keepJobs = settings.integer("keep-jobs")
-        configuration.keepFor = try duration("keep-for", atLeast: .seconds(1), "1s or more")
+        configuration.keepFor = try settings.duration("keep-for", atLeast: .seconds(1), "1s or more")
         configuration.allowedUsers = Set(settings.list("allow-user"))
         configuration.allowedGroups = Set(settings.list("allow-group"))
-        configuration.shutdownGrace = try duration("shutdown-grace")
-        configuration.drainTimeout = try duration("drain-timeout")
-        configuration.flushInterval = try duration("flush-interval", atLeast: .milliseconds(1), atMost: .seconds(60), "from 1ms to 1m")
-        configuration.keepAliveInterval = try duration("keep-alive", atLeast: .milliseconds(1), "more than 0")
+        configuration.shutdownGrace = try settings.duration("shutdown-grace")
+        configuration.drainTimeout = try settings.duration("drain-timeout")
+        configuration.flushInterval = try settings.duration("flush-interval", atLeast: .milliseconds(1), atMost: .seconds(60), "from 1ms to 1m")
+        configuration.keepAliveInterval = try settings.duration("keep-alive", atLeast: .milliseconds(1), "more than 0")
         configuration.maxConnections = settings.integer("max-connections")
-        configuration.idleTimeout = try duration("idle-timeout", atLeast: .milliseconds(1), "more than 0")
-        configuration.writeTimeout = try duration("write-timeout", atLeast: .milliseconds(1), "more than 0")
+        configuration.idleTimeout = try settings.duration("idle-timeout", atLeast: .milliseconds(1), "more than 0")
+        configuration.writeTimeout = try settings.duration("write-timeout", atLeast: .milliseconds(1), "more than 0")
         switch text("containment") {
         case "auto": configuration.containment = .automatic
         case "process-group": configuration.containment = .processGroup

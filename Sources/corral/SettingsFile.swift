@@ -1,5 +1,6 @@
 #if canImport(CorralAgent)
 import ArgumentParser
+import CorralFormat
 import Foundation
 import TOMLKit
 
@@ -126,6 +127,20 @@ struct Settings {
         case .file?: return "\(filePath ?? "config"): \(key)"
         default: return "--\(key)"
         }
+    }
+
+    /// A duration setting, in `minimum...maximum` (`range` says so in
+    /// words); an error names the flag or the file and key.
+    func duration(_ key: String, atLeast minimum: Duration = .zero, atMost maximum: Duration? = nil,
+                  _ range: String = "") throws -> Duration {
+        let given = text(key) ?? ""
+        guard let value = DurationText.parse(given) else {
+            throw ValidationError("\(place(key)) expects \(DurationText.accepted), got \"\(given)\"")
+        }
+        guard value >= minimum, value <= (maximum ?? value) else {
+            throw ValidationError("\(place(key)) must be \(range), got \"\(given)\"")
+        }
+        return value
     }
 
     func origin(_ key: String) -> Origin { values[key]?.origin ?? .defaulted }

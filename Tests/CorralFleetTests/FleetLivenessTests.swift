@@ -2,7 +2,7 @@ import CorralTestSupport
 import Foundation
 import XCTest
 
-/// What keeps a run moving whatever dies: the server, PostgreSQL itself,
+/// What keeps a run moving whatever dies: the server, the reaper's own gaps,
 /// an agent that heartbeats but never reports.
 final class FleetLivenessTests: FleetTestCase {
     func testServerKilledMidRunAgentsRunOnAndOutcomesAreThereWhenItIsBack() throws {
