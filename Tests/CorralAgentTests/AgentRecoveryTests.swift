@@ -8,7 +8,7 @@ import CorralTestSupport
 /// journal, with its output, and nothing of it is left running.
 final class AgentRecoveryTests: AgentTestCase {
     func testKillMinus9ThenRestartMarksTheJobLostStopsItsProcessesAndRunsNewJobs() throws {
-        let agent = try startAgent()
+        let agent = try startAgent(inPrivateCgroup: true)
         let client = agent.client
         // A job with a grandchild in a new session: only the journal can find it later.
         let spec = #"{"shell":"echo before the crash; setsid sleep 300 & sleep 300","timeout":"10m"}"#
@@ -22,6 +22,8 @@ final class AgentRecoveryTests: AgentTestCase {
         // Its runner's watchdog first, as when both are killed at once (a
         // kill -9 of the whole cgroup or session): then only the journal can
         // find the job. The leader still dies with the agent (PDEATHSIG).
+        // (The agents run in a private cgroup: any other corral starting on
+        // the machine would empty the dead runner's directory first.)
         let watchdog = try XCTUnwrap(watchdog(of: agent))
         kill(watchdog, SIGKILL)
         XCTAssertTrue(waitUntil { !self.markedProcesses().contains { $0.hasPrefix("\(watchdog) ") } })
@@ -30,7 +32,7 @@ final class AgentRecoveryTests: AgentTestCase {
         let orphans = jobProcesses(of: agent).filter { $0.hasSuffix(" sleep") }
         XCTAssertEqual(orphans.count, 2, "the crash itself must not have stopped the grandchildren: \(orphans)")
 
-        let restarted = try startAgent()
+        let restarted = try startAgent(inPrivateCgroup: true)
         let job = try restarted.client.get("/v1/jobs/\(id)").json
         XCTAssertEqual(job["state"] as? String, "lost")
         XCTAssertEqual(job["final"] as? Bool, true)
@@ -50,7 +52,7 @@ final class AgentRecoveryTests: AgentTestCase {
     /// Issue 11, item 5: with its watchdog alive, the agent's death takes
     /// its jobs with it at once; the restart still marks them lost.
     func testKillMinus9StopsTheJobsAtOnceAndRestartMarksThemLost() throws {
-        let agent = try startAgent()
+        let agent = try startAgent(inPrivateCgroup: true)
         let client = agent.client
         let spec = #"{"shell":"echo before the crash; setsid sleep 300 & sleep 300","timeout":"10m"}"#
         let id = try XCTUnwrap(try client.post("/v1/jobs", json: spec).json["id"] as? String)
@@ -65,7 +67,7 @@ final class AgentRecoveryTests: AgentTestCase {
         XCTAssertLessThan(ContinuousClock.now - crashed, .seconds(2))
         XCTAssertNotNil(agent.waitForExit())
 
-        let restarted = try startAgent()
+        let restarted = try startAgent(inPrivateCgroup: true)
         let job = try restarted.client.get("/v1/jobs/\(id)").json
         XCTAssertEqual(job["state"] as? String, "lost")
         let result = try XCTUnwrap(job["result"] as? [String: Any])

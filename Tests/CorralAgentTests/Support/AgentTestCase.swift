@@ -12,6 +12,8 @@ class AgentTestCase: XCTestCase {
     /// Every process started here carries it, agent and jobs alike.
     private(set) var marker = ""
     private var agents: [AgentProcess] = []
+    /// Where `startAgent(inPrivateCgroup: true)` puts agents (made on first use).
+    private var privateCgroup: PrivateCgroup?
 
     static var binary: String { EndToEnd.corralBinary }
 
@@ -36,6 +38,7 @@ class AgentTestCase: XCTestCase {
             _ = agent.waitForExit()
         }
         XCTAssertTrue(waitUntil { self.markedProcesses().isEmpty }, "left behind: \(markedProcesses())")
+        privateCgroup?.remove()
         await runner.shutdown()
         XCTAssertEqual(runner.diagnostics.loopCloseStatus, 0)
         try? FileManager.default.removeItem(at: scratch)
@@ -46,12 +49,28 @@ class AgentTestCase: XCTestCase {
 
     /// Starts an agent on a free loopback port with this test's data
     /// directory (unless told otherwise) and waits until it listens.
+    ///
+    /// `inPrivateCgroup`: the agent runs in a cgroup v2 directory of this
+    /// test's own (where one is writable), so its runners' directories are
+    /// where no other runner's stale-directory cleanup looks. A crash test
+    /// that kills the watchdog needs it: any corral starting on the machine
+    /// meanwhile (another test suite, another lane of CI) would otherwise
+    /// empty the dead runner's directory before the restarted agent could.
     func startAgent(_ arguments: [String] = [], dataDirectory: String? = nil, workingDirectory: String? = nil,
+                    inPrivateCgroup: Bool = false,
                     file: StaticString = #filePath, line: UInt = #line) throws -> AgentProcess {
         var all = ["agent", "--listen", "127.0.0.1:0", "--data-dir", dataDirectory ?? self.dataDirectory,
                    "--flush-interval", "50ms", "--keep-alive", "1s"]
         all += arguments
-        let agent = try launch(AgentTestCase.binary, all, workingDirectory: workingDirectory)
+        if inPrivateCgroup, privateCgroup == nil { privateCgroup = PrivateCgroup() }
+        let agent: AgentProcess
+        if inPrivateCgroup, let cgroup = privateCgroup {
+            // A shell moves itself there, then execs the agent (same pid).
+            agent = try launch("/bin/sh", ["-c", #"echo $$ > "$0/cgroup.procs" && exec "$@""#, cgroup.path, AgentTestCase.binary] + all,
+                               workingDirectory: workingDirectory)
+        } else {
+            agent = try launch(AgentTestCase.binary, all, workingDirectory: workingDirectory)
+        }
         guard agent.waitUntilListening() else {
             let result = agent.waitForExit()
             XCTFail("the agent did not start: \(result.map { "\($0.outcome) " + $0.stderr.text + $0.stdout.text } ?? "no result")",
