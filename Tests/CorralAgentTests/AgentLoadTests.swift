@@ -36,7 +36,9 @@ final class AgentLoadTests: AgentTestCase {
         let deadline = try XCTUnwrap(try client.post("/v1/jobs", json: #"{"shell":"sleep 30","timeout":"1s","kill_after":"1s"}"#).json["id"] as? String)
         XCTAssertTrue(waitUntil { self.listed(client, "timed_out").contains(deadline) })
 
-        // The stalled stream is dropped by its write deadline; the job ends.
+        // The stalled stream is dropped, by its write deadline or (if the
+        // kernel took every byte sent) for falling 256 events behind: either
+        // way the connection is closed. The job ends.
         XCTAssertTrue(waitUntil(upTo: .seconds(20)) { stalled.isClosedByAgent(port: agent.port) }, "the stalled stream was not closed")
         XCTAssertTrue(waitUntil { agent.output.contains("event stream of job \(big) dropped") }, agent.output)
         XCTAssertTrue(waitUntil(upTo: .seconds(60)) { self.listed(client, "exited").contains(big) })

@@ -87,12 +87,20 @@ package struct EventStream: Sendable {
             // resumes with Last-Event-ID) - also while the shutdown's grace runs.
             if !finished, !service.live.streamsHaveEnded {
                 service.logger.notice("event stream of job \(id) dropped: the client fell \(LiveJobs.subscriberBuffer) events behind")
+                // It must come back with Last-Event-ID anyway. Closed, not
+                // just ended: a client that stopped reading while the
+                // kernel still took the stream's bytes would otherwise keep
+                // the connection, the end queued behind what it never read,
+                // until the idle timeout (60 s), not --write-timeout.
+                try? await deadline.write { try await writer.finish(nil) }
+                channel.close(promise: nil)
+                return
             }
             if finished, let final = try? await service.job(id), final.state.isFinal {
                 let event = final.jsonBuffer(prefix: "event: result\ndata: ", suffix: "\n\n")
                 try await deadline.write { try await writer.write(event) }
             }
-            try await writer.finish(nil)
+            try await deadline.write { try await writer.finish(nil) }
         })
     }
 
