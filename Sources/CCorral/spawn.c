@@ -275,8 +275,6 @@ static int cc_child_main(void *arg) {
        read its own /proc/self/fd (it is no longer dumpable). */
     if (cc_child_close_fds(context) < 0) cc_child_fail(context, CC_STAGE_CLOSE_FDS);
 
-    if (request->cwd != NULL && chdir(request->cwd) < 0) cc_child_fail(context, CC_STAGE_CHDIR);
-
     /* Raw syscalls: glibc's set*id wrappers signal every thread of the
        process, and this child shares the parent's thread list in memory. */
     if (request->set_groups &&
@@ -286,6 +284,11 @@ static int cc_child_main(void *arg) {
         cc_child_fail(context, CC_STAGE_SETGID);
     if (request->set_uid && syscall(SYS_setresuid, request->uid, request->uid, request->uid) < 0)
         cc_child_fail(context, CC_STAGE_SETUID);
+
+    /* As the job's user, after the credential changes: a job run as another
+       user must not reach a directory that user cannot search (chdir as
+       root would pass every permission check, as `runuser` does not). */
+    if (request->cwd != NULL && chdir(request->cwd) < 0) cc_child_fail(context, CC_STAGE_CHDIR);
 
     if (request->restore_nofile) {
         struct rlimit limit;

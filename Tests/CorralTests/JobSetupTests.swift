@@ -115,6 +115,42 @@ final class JobSetupTests: CorralTestCase {
         XCTAssertEqual(result.stdout.text, "65534\n65534\n")
     }
 
+    /// The working directory is entered as the job's user, as `runuser`
+    /// would: a directory that user cannot search, itself or on the way to
+    /// it, fails the spawn at `chdir` instead of being entered as root.
+    func testWorkingDirectoryIsEnteredAsTheJobsUser() async throws {
+        try XCTSkipUnless(getuid() == 0, "changing user needs root")
+        let closed = scratch.appendingPathComponent("closed")
+        let inner = closed.appendingPathComponent("inner")
+        try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
+        try "secret\n".write(to: inner.appendingPathComponent("f"), atomically: true, encoding: .utf8)
+        chmod(scratch.path, 0o755)
+        chmod(inner.path, 0o755)
+        for (directory, mode) in [(closed, 0o700), (inner, 0o700)] {
+            chmod(closed.path, directory == closed ? mode_t(mode) : 0o755)
+            chmod(inner.path, directory == inner ? mode_t(mode) : 0o755)
+            var spec = JobSpec(.executable("/bin/cat", arguments: ["f"]))
+            spec.user = .name("nobody")
+            spec.workingDirectory = inner.path
+            let result = try await runner.run(spec)
+            guard case .failedToStart(let failure) = result.outcome else {
+                return XCTFail("\(directory.lastPathComponent) 0700: \(result.outcome) \(result.stdout.text)")
+            }
+            XCTAssertEqual(failure.stage, .chdir)
+            XCTAssertEqual(failure.errno, EACCES)
+            XCTAssertEqual(result.stdout.text, "")
+        }
+        // Open to the user: it runs there.
+        chmod(closed.path, 0o755)
+        chmod(inner.path, 0o755)
+        var spec = JobSpec(.executable("/bin/cat", arguments: ["f"]))
+        spec.user = .name("nobody")
+        spec.workingDirectory = inner.path
+        let result = try await runner.run(spec)
+        XCTAssertEqual(result.outcome, .exited(0))
+        XCTAssertEqual(result.stdout.text, "secret\n")
+    }
+
     func testChangingUserWithoutRootFailsClearly() async throws {
         try XCTSkipIf(getuid() == 0, "as root the change succeeds (see testRunsAsAnotherUserWhenRoot)")
         var spec = JobSpec(.executable("/bin/true"))
