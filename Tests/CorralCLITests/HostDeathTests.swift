@@ -73,6 +73,23 @@ final class HostDeathTests: CLITestCase {
         assertJobsDie(since: host.killHard(), "corral batch, 50 jobs")
     }
 
+    /// Jobs that start, leave daemons and end all the time: corral dies
+    /// with some being spawned, some running and some being swept. A job
+    /// whose child had run before the loop heard of its spawn was once
+    /// unknown to the watchdog, and its daemons outlived corral in the
+    /// process-group tier.
+    func testKillingCorralBatchWhileJobsStartAndEndKillsEveryDaemon() throws {
+        let started = scratch.appendingPathComponent("started").path
+        let job = #"echo >> \#(started); setsid sh -c 'sleep 300' >/dev/null 2>&1 & (sleep 300 &); sleep 0.1"#
+        let line = String(decoding: try JSONSerialization.data(withJSONObject: ["shell": job]), as: UTF8.self)
+        let input = try write("jobs.jsonl", Array(repeating: line, count: 5000).joined(separator: "\n"))
+        let host = try start(["batch", input, "-j", "50", "--quiet", "--containment", tier])
+        XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(60), polling: 10_000) {
+            ((try? String(contentsOfFile: started, encoding: .utf8)) ?? "").utf8.count >= 300
+        }, "300 jobs started")
+        assertJobsDie(since: host.killHard(), "corral batch, jobs starting and ending")
+    }
+
     func testJobThatKillsCorralTakesItselfDown() throws {
         // The job waits for its own grandchildren to exist, then kills corral ($PPID).
         let host = try start(["run", "--containment", tier, "--", "/bin/sh", "-c",

@@ -242,6 +242,7 @@ int cc_watchdog_start(const cc_watchdog_request *request, cc_watchdog *watchdog)
 void cc_watchdog_set_slot(cc_watchdog_slot *slots, size_t index, pid_t group, uint64_t sequence);
 
 /// Forgets a slot's group (its leader is about to be reaped), keeping its sequence.
+void cc_watchdog_set_group(cc_watchdog_slot *slots, size_t index, pid_t group);
 void cc_watchdog_clear_group(cc_watchdog_slot *slots, size_t index);
 
 /// The wait options, which Swift does not import as constants.

@@ -275,6 +275,9 @@ final class LoopJob: LoopObject {
                                    stdio: stdio, nofileSoft: scheduler.configuration.childOpenFileLimit,
                                    cgroupProcs: leaf?.procsFD, nice: scheduler.childNice, watch: pending.watch)
         scheduler.stuckSpawns.watch(self)
+        if let sequence = id.rawValue.split(separator: "-").last.flatMap({ UInt64($0) }) {
+            watchdogSlot = scheduler.configuration.watchdog?.track(sequence: sequence)
+        }
         let id = id
         scheduler.spawn({ request.run() }, then: { scheduler, spawned in
             scheduler.job(id)?.spawned(spawned)
@@ -295,20 +298,20 @@ final class LoopJob: LoopObject {
         case .failure(.transient(let error)):
             closeParentEnds()
             discardLeaf()
+            releaseWatchdogSlot()
             scheduler.jobDidNotStart(self, .outOfResources(error), plan: pending.plan)
             return
         case .failure(.failed(let failure)):
             closeParentEnds()
             discardLeaf()
+            releaseWatchdogSlot()
             scheduler.jobDidNotStart(self, .failed(failure), plan: pending.plan)
             return
         case .success(let child):
             pid = child.pid
             pidfd = child.pidfd
             spawnedAt = child.aborted ? cloneBeganAt ?? .now() : .now()
-            if let sequence = id.rawValue.split(separator: "-").last.flatMap({ UInt64($0) }) {
-                watchdogSlot = scheduler.configuration.watchdog?.track(group: pid, sequence: sequence)
-            }
+            if let watchdogSlot { scheduler.configuration.watchdog?.setGroup(watchdogSlot, pid) }
         }
         if let onStart = submission.onStart, case .success(let child) = spawned, !child.aborted {
             onStart(JobStart(id: id, pid: pid, startTime: JobStart.startTime(of: pid),

@@ -65,12 +65,19 @@ final class Watchdog: @unchecked Sendable {
         freeSlots = (0..<Int32(capacity)).reversed()
     }
 
-    /// A job's leader was spawned: its group and its job id's number. Loop
-    /// thread only. Returns the slot, nil if the table is full.
-    func track(group: pid_t, sequence: UInt64) -> Int32? {
+    /// A job is about to be spawned: its job id's number, so its processes
+    /// are swept for from the moment its child can run (the loop hears of
+    /// the spawn later; a job started meanwhile may already have forked).
+    /// Loop thread only. Returns the slot, nil if the table is full.
+    func track(sequence: UInt64) -> Int32? {
         guard let slot = freeSlots.popLast() else { return nil }
-        cc_watchdog_set_slot(slots, Int(slot), group, sequence)
+        cc_watchdog_set_slot(slots, Int(slot), 0, sequence)
         return slot
+    }
+
+    /// The job's leader was spawned: its group is killed too. Loop thread only.
+    func setGroup(_ slot: Int32, _ group: pid_t) {
+        cc_watchdog_set_group(slots, Int(slot), group)
     }
 
     /// The leader is about to be reaped: its group id will no longer be
