@@ -73,6 +73,7 @@ struct BatchCommand: ParsableCommand {
         if let maxOutput, SizeText.parse(maxOutput) == nil {
             throw ValidationError("--max-output: expected \(SizeText.accepted), got '\(maxOutput)'")
         }
+        _ = try ContainmentOption.parse(containment)  // before any file is opened
     }
 
     func run() throws {
@@ -84,14 +85,22 @@ struct BatchCommand: ParsableCommand {
         let results: FileOutput
         let log: JobLog?
         do {
-            // Refused before anything is opened for writing: O_TRUNC would
-            // destroy the very input it was meant to answer.
+            // Refused before anything is opened for writing: truncating
+            // would destroy the very input it was meant to answer.
             try OutputPaths.refuseOverwriting(input: input, outputs: [("--output", output), ("--joblog", joblog)])
+            if output == nil, ProcessSetup.closedAtStart.contains(STDOUT_FILENO) {
+                throw CLIError("cannot write the results: standard output is closed (give --output FILE)")
+            }
             reader = try LineReader(path: input)
-            results = try output.map(FileOutput.create) ?? .standardOutput
-            if let joblog {
-                let file = try FileOutput.create(joblog)
-                do { log = try JobLog(output: file) } catch {
+            // Both opened before either is emptied: a joblog that cannot be
+            // written leaves an existing results file as it was.
+            let resultsFile = try output.map(FileOutput.open)
+            let logFile = try joblog.map(FileOutput.open)
+            resultsFile?.truncate()
+            logFile?.truncate()
+            results = resultsFile ?? .standardOutput
+            if let logFile, let joblog {
+                do { log = try JobLog(output: logFile) } catch {
                     throw CLIError("cannot write the joblog to \(joblog): \(error)")
                 }
             } else {
@@ -120,8 +129,12 @@ struct BatchCommand: ParsableCommand {
         }
         // At most 2 × jobs lines read and not yet answered: input is read as
         // it is needed, and not at all while the answers cannot be written.
+        // With --fail-fast, jobs only: none waits in the runner's queue, so a
+        // slot a failure frees is not refilled before the failure's answer
+        // (which stops the batch) is written.
         let sink = BatchSink(results: results, resultsName: output ?? "standard output", log: log,
-                             logName: joblog ?? "", stats: stats, window: jobs * 2, failFast: failFast, text: format == "text", stop: stop)
+                             logName: joblog ?? "", stats: stats, window: failFast ? jobs : jobs * 2, failFast: failFast,
+                             text: format == "text", stop: stop)
         forwarder.onSignal { number in
             if forwarder.count == 1 {
                 stop()

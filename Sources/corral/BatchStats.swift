@@ -130,7 +130,7 @@ final class BatchStats: Sendable {
         counts.withLock { counts in
             let wall = (MonotonicInstant.now() - started).seconds
             let outcomes = counts.byOutcome.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            var text = "corral batch: \(counts.done) jobs in \(format(wall, digits: 2))s: " + BatchStats.classes(counts)
+            var text = "corral batch: \(counts.done) \(counts.done == 1 ? "job" : "jobs") in \(format(wall, digits: 2))s: " + BatchStats.classes(counts)
             if !outcomes.isEmpty { text += " (outcomes: \(outcomes))" }
             let sorted = counts.durations.sorted()
             if !sorted.isEmpty {

@@ -33,6 +33,18 @@ struct CorralCommand: ParsableCommand {
     /// timeout(1) has it), not ArgumentParser's 64.
     static func main() {
         ProcessSetup.prepare()
+        // Arguments reach corral as bytes and jobs as text: one that is not
+        // UTF-8 would be repaired (each bad byte becoming U+FFFD), and a job
+        // would act on a file other than the one named. Refused instead.
+        for index in 1..<Int(CommandLine.argc) {
+            guard let argument = CommandLine.unsafeArgv[index] else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self),
+                                            count: strlen(argument))
+            guard String(validating: bytes, as: UTF8.self) == nil else { continue }
+            let shown = String(decoding: bytes, as: UTF8.self)
+            FileHandle.standardError.write(Data("corral: argument \(index) is not valid UTF-8: \"\(shown)\" (corral passes arguments as text)\n".utf8))
+            Foundation.exit(ExitCodes.corralError)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

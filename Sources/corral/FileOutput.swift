@@ -22,9 +22,25 @@ final class FileOutput: Sendable {
 
     /// Opens (creating or truncating) a file for writing.
     static func create(_ path: String) throws(CLIError) -> FileOutput {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let file = try open(path)
+        file.truncate()
+        return file
+    }
+
+    /// Opens (creating it if need be) without truncating: a command that
+    /// writes several files opens them all before it empties any, so one
+    /// that cannot be opened leaves the others as they were.
+    static func open(_ path: String) throws(CLIError) -> FileOutput {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
         return FileOutput(fd: fd, owns: true)
+    }
+
+    /// Empties a regular file (what O_TRUNC would have done; a FIFO or a
+    /// device is left as it is, as O_TRUNC leaves it).
+    func truncate() {
+        var status = stat()
+        if fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG { _ = ftruncate(fd, 0) }
     }
 
     deinit { if ownsDescriptor { close(fd) } }

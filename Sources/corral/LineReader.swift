@@ -49,9 +49,15 @@ final class LineReader {
     /// on a read error (then `readError` says what happened).
     func next() -> [UInt8]? {
         clearerr(file)
+        errno = 0
         let count = getline(&buffer, &capacity, file)
         guard count >= 0, let buffer else {
-            if ferror(file) != 0 { readError = CLIError("reading \(name) failed: \(String(cString: strerror(errno)))") }
+            // Not the end: a read error, or a line too long to hold
+            // (ENOMEM leaves neither the error nor the end-of-file flag set).
+            if ferror(file) != 0 || (feof(file) == 0 && errno != 0) {
+                let reason = errno == ENOMEM ? "a line is too long to hold in memory" : String(cString: strerror(errno))
+                readError = CLIError("reading \(name) failed: \(reason)")
+            }
             return nil
         }
         var length = count

@@ -23,8 +23,8 @@ struct RunCommand: ParsableCommand {
             Durations: 500ms, 30s, 5m, 1h30m, or seconds. Sizes: 65536, 64KiB, 1MiB, 10MB.
             Signals: TERM, SIGTERM, term or 15.
             Exit codes: the command's; 124 timed out; 125 corral's own error; 126 cannot
-            execute; 127 not found; 128+N killed by signal N; 130/143/129 when corral itself
-            got INT/TERM/HUP.
+            execute; 127 not found; 128+N killed by signal N; 130/143/129/131 when corral
+            itself got INT/TERM/HUP/QUIT.
             """)
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop the command after this long.", valueName: "duration"))
@@ -67,6 +67,11 @@ struct RunCommand: ParsableCommand {
         if let first = command.first, first == "-h" || first == "--help" { throw CleanExit.helpRequest(self) }
         let spec: JobSpec
         do { spec = try makeSpec() } catch { throw ValidationError(error.description) }
+        if json, ProcessSetup.closedAtStart.contains(STDOUT_FILENO) {
+            // Refused before the job runs: its result would have nowhere to go.
+            FileOutput.standardError.say("corral: cannot write the result: standard output is closed")
+            throw ExitCode(ExitCodes.corralError)
+        }
 
         let forwarder = SignalForwarder()  // before the runner's thread exists
         var configuration = Runner.Configuration()
@@ -136,7 +141,12 @@ struct RunCommand: ParsableCommand {
             }
             changes[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
         }
-        for name in unsetEnvironment { changes[name] = .some(nil) }
+        for name in unsetEnvironment {
+            guard !name.isEmpty, !name.contains("="), !name.utf8.contains(0) else {
+                throw CLIError("--unset-env: invalid variable name \(String(reflecting: name))")
+            }
+            changes[name] = .some(nil)
+        }
         if clearEnvironment {
             spec.environment = .custom(changes.compactMapValues { $0 })
         } else if !changes.isEmpty {

@@ -4,9 +4,11 @@ import Synchronization
 import Glibc
 #endif
 
-/// Takes SIGINT, SIGTERM and SIGHUP aimed at corral itself on one thread
-/// (`sigwait`), so the jobs get their stop sequence and their results are
-/// reported before corral exits.
+/// Takes SIGINT, SIGTERM, SIGHUP and SIGQUIT aimed at corral itself on one
+/// thread (`sigwait`), so the jobs get their stop sequence and their results
+/// are reported before corral exits (exit status 128 + the signal, as
+/// timeout(1) does). SIGQUIT too: left to its default, Swift's backtracer
+/// took it for a crash, printed a report and let corral run on.
 ///
 /// - Important: Create it before any other thread (the runner's loop
 ///   thread): the signals are blocked in the creating thread and in every
@@ -58,7 +60,7 @@ final class SignalForwarder: Sendable {
     private static var signals: sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
-        for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, number) }
+        for number in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&set, number) }
         return set
     }
 }

@@ -72,16 +72,33 @@ final class BatchCommandTests: CLITestCase {
         XCTAssertEqual(lines.filter { $0["pid"] is Int }.count, 2, "the two running ones were stopped")
     }
 
-    func testFailFastCancelsTheRest() async throws {
-        let lines = [#"{"id": "fails", "shell": "exit 3"}"#] + (1...6).map { #"{"id": "later\#($0)", "shell": "sleep 1000"}"# }
-        let input = try write("jobs.jsonl", lines.joined(separator: "\n"))
-        let result = try await corral("batch", input, "-j", "1", "--fail-fast", "--quiet")
-        XCTAssertEqual(exitCode(result), 1)
-        let answered = try jsonLines(result.stdout)
-        XCTAssertEqual(answered.count, 7)
-        XCTAssertEqual(answered.first { $0["id"] as? String == "fails" }?["exit_code"] as? Int, 3)
-        XCTAssertTrue(answered.filter { ($0["id"] as? String)?.hasPrefix("later") ?? false }
-            .allSatisfy { $0["outcome"] as? String == "cancelled" })
+    /// No job starts once a failure is known: the rest are answered "not
+    /// started" and none of them ran (each would have left a file). With
+    /// -j 2 the job running beside the failure is stopped, not one more.
+    func testFailFastStartsNothingAfterTheFailure() async throws {
+        for jobs in ["1", "2"] {
+            let ran = scratch.appendingPathComponent("ran-\(jobs)")
+            try FileManager.default.createDirectory(at: ran, withIntermediateDirectories: true)
+            var lines = [#"{"id": "fails", "shell": "sleep 0.3; exit 3"}"#]
+            if jobs == "2" { lines.append(#"{"id": "beside", "shell": "sleep 1000"}"#) }
+            lines += (1...6).map { #"{"id": "later\#($0)", "shell": "touch \#(ran.path)/\#($0); sleep 1000"}"# }
+            let input = try write("jobs-\(jobs).jsonl", lines.joined(separator: "\n"))
+            let result = try await corral("batch", input, "-j", jobs, "--fail-fast", "--quiet")
+            XCTAssertEqual(exitCode(result), 1)
+            let answered = try jsonLines(result.stdout)
+            XCTAssertEqual(answered.count, lines.count)
+            XCTAssertEqual(answered.first { $0["id"] as? String == "fails" }?["exit_code"] as? Int, 3)
+            let later = answered.filter { ($0["id"] as? String)?.hasPrefix("later") ?? false }
+            XCTAssertEqual(later.count, 6)
+            for line in later {
+                XCTAssertEqual(line["outcome"] as? String, "cancelled", "-j \(jobs): \(line)")
+                XCTAssertEqual(line["error"] as? String, "not started: the batch was stopped", "-j \(jobs): \(line)")
+            }
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: ran.path), [], "-j \(jobs): started after the failure")
+            if jobs == "2" {
+                XCTAssertEqual(answered.first { $0["id"] as? String == "beside" }?["outcome"] as? String, "cancelled")
+            }
+        }
     }
 
     func testUnreadableInputIsCorralsOwnError() async throws {

@@ -114,6 +114,8 @@ final class HostileInputTests: CLITestCase {
             (["batch", "--timeout", "-1s", "/dev/null"], "--timeout"),
             (["batch", "--timeout", "0", "/dev/null"], "--timeout"),
             (["batch", "--max-output", "1e30", "/dev/null"], "--max-output"),
+            (["run", "--unset-env", "", "--", "true"], "--unset-env"),
+            (["run", "--unset-env", "A=B", "--", "true"], "--unset-env"),
         ]
         for (arguments, flag) in cases {
             let result = try await runner.run(spec(arguments))
@@ -137,5 +139,66 @@ final class HostileInputTests: CLITestCase {
         let result = try await runner.run(closed)
         XCTAssertEqual(exitCode(result), 125, result.stderr.text)
         XCTAssertTrue(result.stderr.text.contains("standard input"), result.stderr.text)
+    }
+
+    /// Where corral's own answers would go nowhere (standard output closed),
+    /// it says so and runs nothing, instead of writing to /dev/null and
+    /// exiting 0. A job's own output (`corral run` without --json) does go
+    /// to /dev/null there, as the job would have nothing to write to.
+    func testClosedStandardOutputIsRefusedWhereCorralWritesResults() async throws {
+        let ran = scratch.appendingPathComponent("ran").path
+        let input = try write("jobs.jsonl", #"{"shell": "touch \#(ran)"}"#)
+        for (script, what) in [(#"exec "$0" run --json -- touch "$1" >&-"#, "run --json"),
+                               (#"exec "$0" batch "$2" >&-"#, "batch")] {
+            var closed = JobSpec(.executable("/bin/sh", arguments: ["-c", script, CLITestCase.binary, ran, input]))
+            closed.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+            closed.timeout = .seconds(60)
+            let result = try await runner.run(closed)
+            XCTAssertEqual(exitCode(result), 125, "\(what): \(result.stderr.text)")
+            XCTAssertTrue(result.stderr.text.contains("standard output is closed"), "\(what): \(result.stderr.text)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "\(what): the job ran")
+        }
+        var passthrough = JobSpec(.executable("/bin/sh", arguments: ["-c", #"exec "$0" run -- echo hi >&-"#, CLITestCase.binary]))
+        passthrough.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+        passthrough.timeout = .seconds(60)
+        let passed = try await runner.run(passthrough)
+        XCTAssertEqual(exitCode(passed), 0, passed.stderr.text)
+    }
+
+    /// A flag that is refused leaves the files named by the others as they
+    /// were: nothing is opened for writing, let alone emptied, until every
+    /// value is good and every file can be opened.
+    func testRefusedFlagsLeaveExistingOutputFilesAlone() async throws {
+        let input = try write("jobs.jsonl", #"{"argv": ["true"]}"#)
+        let kept = try write("kept.txt", "precious\n")
+        let cases: [[String]] = [
+            ["batch", input, "--output", kept, "--containment", "bogus"],
+            ["batch", input, "--output", kept, "--joblog", "/nonexistent/directory/log"],
+            ["batch", input, "--output", kept, "--format", "bogus"],
+            ["batch", input, "--joblog", kept, "--output", "/nonexistent/directory/results"],
+        ]
+        for arguments in cases {
+            let result = try await runner.run(spec(arguments))
+            XCTAssertEqual(exitCode(result), 125, "\(arguments): \(result.stderr.text)")
+            XCTAssertEqual(try String(contentsOfFile: kept, encoding: .utf8), "precious\n", "\(arguments)")
+        }
+    }
+
+    /// An argument that is not UTF-8 is refused, not repaired: each bad byte
+    /// would have become U+FFFD, and the job would have acted on another
+    /// file than the one named.
+    func testArgumentsThatAreNotUTF8AreRefused() async throws {
+        let ran = scratch.appendingPathComponent("ran").path
+        for script in [#"exec "$0" run -- touch "$1" "$(printf 'a\377b')""#,
+                       #"exec "$0" run --cwd "$(printf '/tmp/\377')" -- touch "$1""#,
+                       #"exec "$0" batch "$(printf 'in\377.jsonl')""#] {
+            var spec = JobSpec(.executable("/bin/sh", arguments: ["-c", script, CLITestCase.binary, ran]))
+            spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+            spec.timeout = .seconds(60)
+            let result = try await runner.run(spec)
+            XCTAssertEqual(exitCode(result), 125, "\(script): \(result.stderr.text)")
+            XCTAssertTrue(result.stderr.text.contains("is not valid UTF-8"), "\(script): \(result.stderr.text)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "\(script): the job ran")
+        }
     }
 }

@@ -107,14 +107,17 @@ final class RunCommandTests: CLITestCase {
         XCTAssertEqual(object["stdout"] as? String, "up\n")
     }
 
-    func testTermAndHangupExitWithTheirOwnCodes() async throws {
-        for (signal, code) in [(SIGTERM, Int32(143)), (SIGHUP, Int32(129))] {
+    /// QUIT too (Ctrl-\\): left to Swift's backtracer it printed a crash
+    /// report and corral ran on.
+    func testTermHangupAndQuitExitWithTheirOwnCodes() async throws {
+        for (signal, code) in [(SIGTERM, Int32(143)), (SIGHUP, Int32(129)), (SIGQUIT, Int32(131))] {
             let collected = Collected()
             try runner.submit(spec(["run", "--", "sleep", "1000"]), onCompletion: collected.add)
             XCTAssertNotNil(waitForMarked("sleep"))
             kill(try XCTUnwrap(waitForMarked("corral")), signal)
             XCTAssertTrue(waitUntil { collected.first != nil })
             XCTAssertEqual(collected.first.flatMap(exitCode), code)
+            XCTAssertFalse(collected.first?.stderr.text.contains("crashed") ?? true, "\(signal): \(collected.first?.stderr.text ?? "")")
             XCTAssertTrue(waitUntil { self.markedProcesses().isEmpty })
         }
     }
