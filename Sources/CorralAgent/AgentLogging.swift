@@ -30,8 +30,71 @@ public struct LogFormat: Hashable, Sendable, CustomStringConvertible {
         if self == .json {
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         } else {
-            LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+            LoggingSystem.bootstrap { label in TextLogHandler(label: label) }
         }
+    }
+}
+
+/// swift-log's `StreamLogHandler`, with the control characters of messages
+/// and metadata values escaped (`\n`, `\u{1B}`): values come from clients
+/// (a job's command, working directory, id), and a raw newline in one let
+/// a client write a line of its own into the log, at any level it liked.
+struct TextLogHandler: LogHandler {
+    private var wrapped: StreamLogHandler
+
+    init(label: String) { wrapped = .standardError(label: label) }
+
+    var logLevel: Logger.Level {
+        get { wrapped.logLevel }
+        set { wrapped.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { wrapped.metadata }
+        set { wrapped.metadata = newValue.mapValues(TextLogHandler.escaped) }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { wrapped[metadataKey: key] }
+        set { wrapped[metadataKey: key] = newValue.map(TextLogHandler.escaped) }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = Logger.Message(stringLiteral: TextLogHandler.escape(event.message.description))
+        event.metadata = event.metadata?.mapValues(TextLogHandler.escaped)
+        wrapped.log(event: event)
+    }
+
+    static func escaped(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
+        switch value {
+        case .string(let text): return .string(escape(text))
+        case .stringConvertible(let item):
+            let text = item.description
+            return text.unicodeScalars.contains(where: isControl) ? .string(escape(text)) : value
+        case .dictionary(let entries): return .dictionary(entries.mapValues(escaped))
+        case .array(let items): return .array(items.map(escaped))
+        }
+    }
+
+    static func escape(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where isControl(scalar): out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// C0, DEL, C1, and the Unicode line and paragraph separators.
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 }
 

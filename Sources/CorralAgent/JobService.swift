@@ -77,7 +77,7 @@ final class JobService: Sendable {
         }
         let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         self.wake = wake
-        live = LiveJobs(maxQueued: configuration.maxQueued, wakeWriter: { wake.yield() })
+        live = LiveJobs(maxJobs: configuration.maxJobs, maxQueued: configuration.maxQueued, wakeWriter: { wake.yield() })
         metrics = AgentMetrics(version: version)
         let metrics = self.metrics
         // On the writer's task, after the commit: never on the loop thread.

@@ -55,21 +55,26 @@ final class LiveJobs: Sendable {
     enum Refusal: Error { case queueFull, shuttingDown }
 
     private let state = Mutex(State())
+    private let maxJobs: Int
     private let maxQueued: Int
     private let wakeWriter: @Sendable () -> Void
 
-    init(maxQueued: Int, wakeWriter: @escaping @Sendable () -> Void) {
+    init(maxJobs: Int, maxQueued: Int, wakeWriter: @escaping @Sendable () -> Void) {
+        self.maxJobs = maxJobs
         self.maxQueued = maxQueued
         self.wakeWriter = wakeWriter
     }
 
     // MARK: Admission
 
-    /// Takes a queue slot for a submit about to be journaled.
+    /// Takes a queue slot for a submit about to be journaled. A job that a
+    /// free run slot will take does not wait: `--max-queued` bounds those
+    /// beyond the free slots (0: run at once or be refused).
     func reserveSlot() throws(Refusal) {
         try state.withLock { (state: inout State) throws(Refusal) in
             guard state.accepting else { throw .shuttingDown }
-            guard state.queued < maxQueued else { throw .queueFull }
+            let free = max(0, maxJobs - state.running)
+            guard state.queued < maxQueued + free else { throw .queueFull }
             state.queued += 1
         }
     }

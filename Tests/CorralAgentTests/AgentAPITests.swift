@@ -173,6 +173,50 @@ final class AgentAPITests: AgentTestCase {
         XCTAssertEqual(try waitForFinal(client, firstID)["state"] as? String, "cancelled")
     }
 
+    /// `--max-queued` bounds the jobs that wait for a run slot, not those a
+    /// free slot takes at once: with 0, a burst as large as the free slots
+    /// is taken whole (it was refused whole, 429 for every job), and the
+    /// next one is refused.
+    func testJobsThatFreeSlotsTakeDoNotCountAgainstMaxQueued() throws {
+        let agent = try startAgent(["--max-jobs", "4", "--max-queued", "0"])
+        let client = agent.client
+        var ids: [String] = []
+        for _ in 0..<4 {
+            let taken = try client.post("/v1/jobs", json: #"{"shell":"sleep 300","timeout":"10m"}"#)
+            XCTAssertEqual(taken.status, 201, taken.text)
+            ids.append(taken.json["id"] as? String ?? "")
+        }
+        let refused = try client.post("/v1/jobs", json: #"{"shell":"sleep 300","timeout":"10m"}"#)
+        XCTAssertEqual(refused.status, 429, refused.text)
+        XCTAssertEqual(refused.errorCode, "queue_full")
+        for id in ids { XCTAssertTrue(waitForState(client, id, "running")) }
+        for id in ids { XCTAssertEqual(try client.delete("/v1/jobs/\(id)").status, 202) }
+        for id in ids { XCTAssertEqual(try waitForFinal(client, id)["state"] as? String, "cancelled") }
+    }
+
+    /// Text a client sends reaches the log with its control characters
+    /// escaped: a newline in a working directory, an argv or an id cannot
+    /// start a log line of the client's own.
+    func testClientTextCannotForgeLogLines() throws {
+        let agent = try startAgent(["--log-level", "debug"])
+        let client = agent.client
+        let forged = "\n2026-01-01T00:00:00+0000 critical corral.agent: FORGED"
+        let bodies: [[String: Any]] = [["shell": "true", "cwd": "/nonexistent" + forged],
+                                       ["argv": ["/nonexistent" + forged]],
+                                       ["shell": "true # " + forged]]
+        for object in bodies {
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            let submitted = try client.post("/v1/jobs", json: body)
+            XCTAssertEqual(submitted.status, 201, submitted.text)
+            _ = try waitForFinal(client, submitted.json["id"] as? String ?? "")
+        }
+        XCTAssertTrue(waitUntil { agent.output.contains("FORGED") }, agent.output)
+        for line in agent.output.split(separator: "\n") where line.contains("FORGED") {
+            XCTAssertFalse(line.hasPrefix("2026-01-01"), "a forged line: \(line)")
+            XCTAssertTrue(line.contains("\\n2026-01-01"), "escaped: \(line)")
+        }
+    }
+
     func testGracefulShutdownAnswers503ThenRecordsEveryResult() throws {
         let agent = try startAgent(["--shutdown-grace", "2s"])
         let client = agent.client

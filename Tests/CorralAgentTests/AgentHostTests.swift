@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CorralTestSupport
 @testable import CorralAgent
 
 /// The Host check against DNS rebinding, and `--listen`'s idea of loopback:
@@ -69,5 +70,23 @@ final class AgentHostTests: AgentTestCase {
         }
         let created = try client.post("/v1/jobs", json: #"{"argv":["true"]}"#, headers: ["Host": "127.1.2.3:9"])
         XCTAssertEqual(created.status, 201, created.text)
+
+        // No Host at all, HTTP/1.1 and HTTP/1.0: not a localhost name either.
+        for version in ["HTTP/1.1", "HTTP/1.0"] {
+            let fd = try HTTPClient.connectLoopback(port: agent.port)
+            defer { close(fd) }
+            let request = Array("GET /v1/jobs \(version)\r\nConnection: close\r\n\r\n".utf8)
+            XCTAssertEqual(request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, request.count)
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard count > 0 else { break }
+                answer += buffer[..<count]
+            }
+            let text = String(decoding: answer, as: UTF8.self)
+            XCTAssertTrue(text.hasPrefix("HTTP/1.") && text.contains(" 403 "), "\(version) without Host: \(text.prefix(200))")
+            XCTAssertTrue(text.contains("bad_host"), "\(version) without Host: \(text.prefix(300))")
+        }
     }
 }

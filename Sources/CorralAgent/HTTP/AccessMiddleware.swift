@@ -93,11 +93,14 @@ package struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     /// A page on another site cannot reach a loopback agent through a DNS
     /// name it rebinds to 127.0.0.1: the Host header gives it away. The host
     /// is parsed as an address (`LoopbackHost`), so `127.attacker.com` does
-    /// not pass. A request without a Host (HTTP/1.0) comes from no browser.
+    /// not pass. A request without a Host is refused too: HTTP/1.1 requires
+    /// one, and docs/agent.md promises a loopback Host, not the absence of any.
     private static func hostIsLoopback(_ request: Request) -> Bool {
         // A second Host header stays among the fields: refuse it outright.
         guard request.headers[values: HTTPField.Name("Host")!].isEmpty else { return false }
-        guard let authority = request.head.authority else { return true }
+        // No Host at all (HTTP/1.0, or a bare HTTP/1.1 request) is not a
+        // localhost name either.
+        guard let authority = request.head.authority else { return false }
         return LoopbackHost.isLoopback(authority: authority)
     }
 }

@@ -124,6 +124,11 @@ struct JobFilter: Sendable {
             guard given.unicodeScalars.count <= JobFilter.maxText else {
                 throw APIError(.badRequest, "bad_query", "q: at most \(JobFilter.maxText) characters", field: "q")
             }
+            // SQLite would end the pattern at the NUL (and match more than
+            // asked); no command or name contains one.
+            guard !given.utf8.contains(0) else {
+                throw APIError(.badRequest, "bad_query", "q: contains a NUL byte", field: "q")
+            }
             text = given
         }
         if let given = query.get("limit") {
