@@ -2,6 +2,7 @@ import Corral
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// `corral agent`: the HTTP service in front of one runner and its journal.
@@ -75,7 +76,14 @@ public enum Agent {
         let stops = await StopSignals.watch(service: service, logger: logger) {
             await group.triggerGracefulShutdown()
         }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as IOError where error.description.hasPrefix("bind(") {
+            hangups.cancel()
+            stops.cancel()
+            // NIO's text names its own function ("bind(descriptor:ptr:bytes:): …").
+            throw AgentError("cannot listen on \(configuration.listen): \(String(cString: strerror(error.errnoCode)))")
+        }
         hangups.cancel()
         stops.cancel()
         service.endRun()

@@ -156,7 +156,7 @@ public enum JobSpecJSON {
             }
         }
         if spec.timeout == .zero {
-            throw FieldError(field: "timeout", message: "must be more than 0 (leave it out or null for no timeout)")
+            throw FieldError(field: "timeout", message: "must be more than 0 (leave it out, or null, for the default: none, unless the batch or the agent sets one)")
         }
         do {
             try spec.validate()
@@ -187,7 +187,7 @@ public enum JobSpecJSON {
             let text = try string(field, value)
             if text.isEmpty { throw FieldError(field: field, message: "is empty") }
             if text.first == "-" || text.allSatisfy({ ("0"..."9").contains($0) }) {
-                throw FieldError(field: field, message: "expected a name or a number from 0 to 4294967294, got \"\(text)\"")
+                throw FieldError(field: field, message: "expected a name, or an id as a JSON number (0 to 4294967294, without quotes), got the string \"\(text)\"")
             }
             return text
         }

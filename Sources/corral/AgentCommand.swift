@@ -203,6 +203,10 @@ struct AgentCommand: ParsableCommand {
             guard settings.text("name") == nil, settings.list("label").isEmpty else {
                 throw ValidationError("--name and --label are for fleet mode: give --server-db or --server-db-file")
             }
+            // The fleet's tuning is checked all the same (a config file may
+            // set it for a later fleet mode): out of range is out of range.
+            var unused = FleetAgentConfiguration(database: try DatabaseURL(parsing: "postgres://check@localhost/check"), name: "check")
+            try tune(&unused, from: settings)
             return nil
         case (_?, _?): throw ValidationError("give --server-db or --server-db-file, not both")
         case (let url?, nil): urlText = url
@@ -230,6 +234,13 @@ struct AgentCommand: ParsableCommand {
             }
             fleet.labels[key] = value
         }
+        try tune(&fleet, from: settings)
+        return fleet
+    }
+
+    /// The fleet settings that are not the database or the agent's name:
+    /// polls, reconnection, output cap, checked against their ranges.
+    private static func tune(_ fleet: inout FleetAgentConfiguration, from settings: Settings) throws {
         fleet.busyPoll = try settings.duration("fleet-poll")
         fleet.idlePoll = try settings.duration("fleet-idle-poll")
         let reconnect = FleetAgentConfiguration.reconnectRange
@@ -241,7 +252,6 @@ struct AgentCommand: ParsableCommand {
         }
         fleet.outputCap = capBytes
         do { try fleet.validate() } catch { throw ValidationError(error.description) }
-        return fleet
     }
 
     /// The agent's configuration from the effective settings; a value
@@ -250,7 +260,7 @@ struct AgentCommand: ParsableCommand {
         func text(_ key: String) -> String { settings.text(key) ?? "" }
         func size(_ key: String) throws -> Int {
             guard let value = SizeText.parse(text(key)), value > 0 else {
-                throw ValidationError("\(settings.place(key)) expects \(SizeText.accepted) and more than 0, got \"\(text(key))\"")
+                throw ValidationError("\(settings.place(key)) expects a size like 65536, 64KiB, 1MiB or 10MB, more than 0 and at most 1TiB, got \"\(text(key))\"")
             }
             return value
         }

@@ -45,7 +45,7 @@ struct BatchCommand: ParsableCommand {
     var maxOutput: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Result lines as json (JSON Lines, docs/result.md) or text (one readable line per job: id, outcome, exit, duration, first line of the error).", valueName: "format"))
     var format: String = "json"
-    @Flag(name: .customLong("fail-fast"), help: "Stop at the first job that does not exit 0; the rest are cancelled.")
+    @Flag(name: .customLong("fail-fast"), help: "Stop at the first job that does not exit 0: what runs is stopped, nothing more is started, the rest are answered cancelled.")
     var failFast = false
     @Flag(help: "No progress line and no summary.")
     var quiet = false

@@ -41,7 +41,7 @@ struct RunCommand: ParsableCommand {
     var cwd: String?
     @Option(name: .customLong("env"), help: ArgumentHelp("Set a variable (repeatable).", valueName: "K=V"))
     var environment: [String] = []
-    @Option(name: .customLong("unset-env"), help: ArgumentHelp("Remove a variable (repeatable).", valueName: "K"))
+    @Option(name: .customLong("unset-env"), help: ArgumentHelp("Remove a variable (repeatable; applied after every --env, whatever the order).", valueName: "K"))
     var unsetEnvironment: [String] = []
     @Flag(name: .customLong("clear-env"), help: "Start from an empty environment (plus --env).")
     var clearEnvironment = false

@@ -101,14 +101,16 @@ final class AgentConfigTests: AgentTestCase {
             (["--fleet-poll", "2s", "--fleet-idle-poll", "1s"], "the idle one at least the busy one"),
             (["--fleet-output-cap", "2GiB"], "--fleet-output-cap must be at most 1GiB"),
         ]
+        // In fleet mode and out of it (a config file may carry them for later).
         for (flags, expected) in fleet {
-            let result = try await corral(["agent", "--data-dir", dataDirectory, "--server-db", "postgres://corral@127.0.0.1:1/db",
-                                           "--print-config"] + flags)
-            guard case .exited(125) = result.outcome else {
-                XCTFail("\(flags): \(result.outcome) \(result.stdout.text)")
-                continue
+            for mode in [["--server-db", "postgres://corral@127.0.0.1:1/db"], []] {
+                let result = try await corral(["agent", "--data-dir", dataDirectory, "--print-config"] + mode + flags)
+                guard case .exited(125) = result.outcome else {
+                    XCTFail("\(mode) \(flags): \(result.outcome) \(result.stdout.text)")
+                    continue
+                }
+                XCTAssertTrue(result.stderr.text.contains(expected), "\(mode) \(flags): expected \(expected) in \(result.stderr.text)")
             }
-            XCTAssertTrue(result.stderr.text.contains(expected), "\(flags): expected \(expected) in \(result.stderr.text)")
         }
         let missing = try await corral(["agent", "--config", scratch.appendingPathComponent("none.toml").path])
         guard case .exited(125) = missing.outcome else { return XCTFail("\(missing.outcome)") }

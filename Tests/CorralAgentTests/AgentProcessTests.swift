@@ -32,6 +32,18 @@ final class AgentProcessTests: AgentTestCase {
         XCTAssertEqual(try next.client.get("/v1/jobs/\(id)").json["state"] as? String, "exited")
     }
 
+    /// A port another agent listens on: exit 125 saying which address and
+    /// why, in words (NIO's own text named its bind function).
+    func testAPortInUseIsSaidPlainly() async throws {
+        let first = try startAgent()
+        let other = scratch.appendingPathComponent("other").path
+        let second = try await corral(["agent", "--listen", "127.0.0.1:\(first.port)", "--data-dir", other])
+        guard case .exited(125) = second.outcome else { return XCTFail("\(second.outcome) \(second.stderr.text)") }
+        XCTAssertTrue(second.stderr.text.contains("cannot listen on 127.0.0.1:\(first.port): Address already in use"), second.stderr.text)
+        XCTAssertFalse(second.stderr.text.contains("descriptor:"), second.stderr.text)
+        XCTAssertEqual(try first.client.get("/healthz").status, 200)
+    }
+
     func testSighupIsLoggedAndIgnored() throws {
         let agent = try startAgent()
         for _ in 0..<2 {

@@ -132,11 +132,7 @@ final class HostileInputTests: CLITestCase {
         XCTAssertTrue(directory.stderr.text.contains("is a directory"), directory.stderr.text)
 
         // Standard input closed: a message, not a crash.
-        var closed = JobSpec(.executable("/bin/sh", arguments: ["-c", #"exec "$0" batch - <&-"#, CLITestCase.binary]))
-        closed.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        closed.timeout = .seconds(60)
-        closed.outputLimit = .unlimited
-        let result = try await runner.run(closed)
+        let result = try await runner.run(shell(#"exec "$0" batch - <&-"#))
         XCTAssertEqual(exitCode(result), 125, result.stderr.text)
         XCTAssertTrue(result.stderr.text.contains("standard input"), result.stderr.text)
     }
@@ -150,18 +146,12 @@ final class HostileInputTests: CLITestCase {
         let input = try write("jobs.jsonl", #"{"shell": "touch \#(ran)"}"#)
         for (script, what) in [(#"exec "$0" run --json -- touch "$1" >&-"#, "run --json"),
                                (#"exec "$0" batch "$2" >&-"#, "batch")] {
-            var closed = JobSpec(.executable("/bin/sh", arguments: ["-c", script, CLITestCase.binary, ran, input]))
-            closed.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-            closed.timeout = .seconds(60)
-            let result = try await runner.run(closed)
+            let result = try await runner.run(shell(script, ran, input))
             XCTAssertEqual(exitCode(result), 125, "\(what): \(result.stderr.text)")
             XCTAssertTrue(result.stderr.text.contains("standard output is closed"), "\(what): \(result.stderr.text)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "\(what): the job ran")
         }
-        var passthrough = JobSpec(.executable("/bin/sh", arguments: ["-c", #"exec "$0" run -- echo hi >&-"#, CLITestCase.binary]))
-        passthrough.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-        passthrough.timeout = .seconds(60)
-        let passed = try await runner.run(passthrough)
+        let passed = try await runner.run(shell(#"exec "$0" run -- echo hi >&-"#))
         XCTAssertEqual(exitCode(passed), 0, passed.stderr.text)
     }
 
@@ -192,13 +182,20 @@ final class HostileInputTests: CLITestCase {
         for script in [#"exec "$0" run -- touch "$1" "$(printf 'a\377b')""#,
                        #"exec "$0" run --cwd "$(printf '/tmp/\377')" -- touch "$1""#,
                        #"exec "$0" batch "$(printf 'in\377.jsonl')""#] {
-            var spec = JobSpec(.executable("/bin/sh", arguments: ["-c", script, CLITestCase.binary, ran]))
-            spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
-            spec.timeout = .seconds(60)
-            let result = try await runner.run(spec)
+            let result = try await runner.run(shell(script, ran))
             XCTAssertEqual(exitCode(result), 125, "\(script): \(result.stderr.text)")
             XCTAssertTrue(result.stderr.text.contains("is not valid UTF-8"), "\(script): \(result.stderr.text)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "\(script): the job ran")
         }
+    }
+
+    /// A shell script with corral's path as $0 (and `arguments` as $1…),
+    /// for what only a shell sets up: a closed descriptor, odd bytes.
+    private func shell(_ script: String, _ arguments: String...) -> JobSpec {
+        var spec = JobSpec(.executable("/bin/sh", arguments: ["-c", script, CLITestCase.binary] + arguments))
+        spec.environment = .inherit(updating: ["CORRAL_E2E_MARKER": marker])
+        spec.timeout = .seconds(60)
+        spec.outputLimit = .unlimited
+        return spec
     }
 }
