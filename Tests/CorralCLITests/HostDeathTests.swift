@@ -5,12 +5,14 @@ import CorralTestSupport
 /// Issue 11, item 5: corral's death takes its jobs with it. corral is
 /// started directly (not as a job of this test's runner, whose containment
 /// would clean up and hide what corral's watchdog does), killed with
-/// SIGKILL, and nothing of its jobs may be alive 2 s later. In both tiers:
-/// CORRAL_TEST_CONTAINMENT=processGroup runs corral with
-/// `--containment process-group`.
+/// SIGKILL, and nothing of its jobs may be alive 2 s later. Every test runs
+/// in both tiers (`--containment auto`, then `process-group`), whatever the
+/// suite's own tier: the watchdog's two ways of killing differ most.
+/// CORRAL_TEST_CONTAINMENT=processGroup runs the process-group tier only.
 final class HostDeathTests: CLITestCase {
-    private var tier: String {
-        ProcessInfo.processInfo.environment["CORRAL_TEST_CONTAINMENT"] == "processGroup" ? "process-group" : "auto"
+    private var tier = "auto"
+    private var tiers: [String] {
+        ProcessInfo.processInfo.environment["CORRAL_TEST_CONTAINMENT"] == "processGroup" ? ["process-group"] : ["auto", "process-group"]
     }
 
     /// The hosts themselves: corral (killed, a zombie until reaped) and
@@ -20,15 +22,24 @@ final class HostDeathTests: CLITestCase {
     /// In the cgroup tier, corral runs in a cgroup of the test's own.
     private var cgroup: PrivateCgroup?
 
-    override func setUp() async throws {
-        try await super.setUp()
-        if tier == "auto" { cgroup = PrivateCgroup() }
-    }
-
     override func tearDown() async throws {
         OrphanedJobs.killAll(marker)  // whatever a failed test left
         cgroup?.remove()
         try await super.tearDown()
+    }
+
+    /// Runs `body` once per tier, each in a clean state.
+    private func inEachTier(_ body: () throws -> Void) rethrows {
+        for each in tiers {
+            tier = each
+            cgroup = each == "auto" ? PrivateCgroup() : nil
+            defer {
+                OrphanedJobs.killAll(marker)
+                cgroup?.remove()
+                cgroup = nil
+            }
+            try body()
+        }
     }
 
     private func start(_ arguments: [String]) throws -> HostProcess {
@@ -56,21 +67,25 @@ final class HostDeathTests: CLITestCase {
     }
 
     func testKillingCorralRunKillsTheJobAndItsGrandchildren() throws {
-        // One grandchild has left the job's session: in the process-group
-        // tier only the watchdog's CORRAL_JOB_ID sweep finds it.
-        let host = try start(["run", "--containment", tier, "--", "/bin/sh", "-c",
-                              "setsid sleep 300 & sleep 300 & sleep 300 & wait"])
-        XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 3), "the job started")
-        assertJobsDie(since: host.killHard(), "corral run")
+        try inEachTier {
+            // One grandchild has left the job's session: in the process-group
+            // tier only the watchdog's CORRAL_JOB_ID sweep finds it.
+            let host = try start(["run", "--containment", tier, "--", "/bin/sh", "-c",
+                                  "setsid sleep 300 & sleep 300 & sleep 300 & wait"])
+            XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 3), "the job started")
+            assertJobsDie(since: host.killHard(), "corral run")
+        }
     }
 
     func testKillingCorralBatchKillsFiftyRunningJobs() throws {
-        let input = try write("jobs.jsonl", (1...50).map { _ in
-            #"{"argv": ["/bin/sh", "-c", "sleep 300 & sleep 300 & wait"]}"#
-        }.joined(separator: "\n"))
-        let host = try start(["batch", input, "-j", "50", "--quiet", "--containment", tier])
-        XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 100), "every job started")
-        assertJobsDie(since: host.killHard(), "corral batch, 50 jobs")
+        try inEachTier {
+            let input = try write("jobs.jsonl", (1...50).map { _ in
+                #"{"argv": ["/bin/sh", "-c", "sleep 300 & sleep 300 & wait"]}"#
+            }.joined(separator: "\n"))
+            let host = try start(["batch", input, "-j", "50", "--quiet", "--containment", tier])
+            XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 100), "every job started")
+            assertJobsDie(since: host.killHard(), "corral batch, 50 jobs")
+        }
     }
 
     /// Jobs that start, leave daemons and end all the time: corral dies
@@ -79,35 +94,41 @@ final class HostDeathTests: CLITestCase {
     /// unknown to the watchdog, and its daemons outlived corral in the
     /// process-group tier.
     func testKillingCorralBatchWhileJobsStartAndEndKillsEveryDaemon() throws {
-        let started = scratch.appendingPathComponent("started").path
-        let job = #"echo >> \#(started); setsid sh -c 'sleep 300' >/dev/null 2>&1 & (sleep 300 &); sleep 0.1"#
-        let line = String(decoding: try JSONSerialization.data(withJSONObject: ["shell": job]), as: UTF8.self)
-        let input = try write("jobs.jsonl", Array(repeating: line, count: 5000).joined(separator: "\n"))
-        let host = try start(["batch", input, "-j", "50", "--quiet", "--containment", tier])
-        XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(60), polling: 10_000) {
-            ((try? String(contentsOfFile: started, encoding: .utf8)) ?? "").utf8.count >= 300
-        }, "300 jobs started")
-        assertJobsDie(since: host.killHard(), "corral batch, jobs starting and ending")
+        try inEachTier {
+            let started = scratch.appendingPathComponent("started-\(tier)").path
+            let job = #"echo >> \#(started); setsid sh -c 'sleep 300' >/dev/null 2>&1 & (sleep 300 &); sleep 0.1"#
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: ["shell": job]), as: UTF8.self)
+            let input = try write("jobs.jsonl", Array(repeating: line, count: 5000).joined(separator: "\n"))
+            let host = try start(["batch", input, "-j", "50", "--quiet", "--containment", tier])
+            XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(60), polling: 10_000) {
+                ((try? String(contentsOfFile: started, encoding: .utf8)) ?? "").utf8.count >= 300
+            }, "300 jobs started")
+            assertJobsDie(since: host.killHard(), "corral batch, jobs starting and ending")
+        }
     }
 
     func testJobThatKillsCorralTakesItselfDown() throws {
-        // The job waits for its own grandchildren to exist, then kills corral ($PPID).
-        let host = try start(["run", "--containment", tier, "--", "/bin/sh", "-c",
-                              "sleep 300 & sleep 300 & sleep 0.3; kill -9 $PPID; wait"])
-        XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 2), "the job started")
-        var corralGone = ContinuousClock.now
-        XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(10), polling: 2_000) {
-            corralGone = ContinuousClock.now
-            return ProcessStates.isGone(host.pid)
-        }, "the job killed corral")
-        assertJobsDie(since: corralGone, "a job's kill -9 $PPID")
+        try inEachTier {
+            // The job waits for its own grandchildren to exist, then kills corral ($PPID).
+            let host = try start(["run", "--containment", tier, "--", "/bin/sh", "-c",
+                                  "sleep 300 & sleep 300 & sleep 0.3; kill -9 $PPID; wait"])
+            XCTAssertTrue(OrphanedJobs.waitForRunning(marker, command: "sleep", count: 2), "the job started")
+            var corralGone = ContinuousClock.now
+            XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(10), polling: 2_000) {
+                corralGone = ContinuousClock.now
+                return ProcessStates.isGone(host.pid)
+            }, "the job killed corral")
+            assertJobsDie(since: corralGone, "a job's kill -9 $PPID")
+        }
     }
 
     func testOrderlyExitLeavesNoWatchdog() throws {
-        let host = try start(["run", "--containment", tier, "--", "/bin/true"])
-        XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(20), polling: 10_000) { ProcessStates.isGone(host.pid) })
-        let (elapsed, left) = OrphanedJobs.waitForNone(marker, since: .now, upTo: .seconds(5))
-        XCTAssertNotNil(elapsed, "left after corral exited: \(left)")
+        try inEachTier {
+            let host = try start(["run", "--containment", tier, "--", "/bin/true"])
+            XCTAssertTrue(EndToEnd.waitUntil(upTo: .seconds(20), polling: 10_000) { ProcessStates.isGone(host.pid) })
+            let (elapsed, left) = OrphanedJobs.waitForNone(marker, since: .now, upTo: .seconds(5))
+            XCTAssertNotNil(elapsed, "left after corral exited: \(left)")
+        }
     }
 }
 
