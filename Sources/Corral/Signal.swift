@@ -41,8 +41,31 @@ public struct Signal: Hashable, Sendable, CustomStringConvertible {
             return
         }
         let bare = upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper
+        if let realTime = Signal.realTime(bare) {
+            self.init(rawValue: realTime)
+            return
+        }
         guard let known = Signal.names.first(where: { $0.name == bare }) else { return nil }
         self.init(rawValue: known.value)
+    }
+
+    /// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N` (as kill(1) writes them, and
+    /// as `name` gives them back), within the real-time range.
+    private static func realTime(_ text: String) -> Int32? {
+        let low = Int32(__libc_current_sigrtmin()), high = Int32(__libc_current_sigrtmax())
+        let value: Int32?
+        if text == "RTMIN" {
+            value = low
+        } else if text == "RTMAX" {
+            value = high
+        } else if text.hasPrefix("RTMIN+"), let offset = Int32(text.dropFirst(6)), offset >= 0, offset <= high - low {
+            value = low + offset
+        } else if text.hasPrefix("RTMAX-"), let offset = Int32(text.dropFirst(6)), offset >= 0, offset <= high - low {
+            value = high - offset
+        } else {
+            value = nil
+        }
+        return value
     }
 
     static let names: [(name: String, value: Int32)] = [

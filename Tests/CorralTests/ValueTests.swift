@@ -60,6 +60,15 @@ final class ValueTests: XCTestCase {
         XCTAssertNil(Signal(parsing: "99"))
         XCTAssertEqual(Signal.kill.name, "KILL")
         XCTAssertEqual(Signal.user1.description, "SIGUSR1")
+        // Every name a result can carry reads back as its signal.
+        for number in Int32(1)...64 {
+            XCTAssertEqual(Signal(parsing: Signal(rawValue: number).name)?.rawValue, number, Signal(rawValue: number).name)
+        }
+        XCTAssertEqual(Signal(parsing: "SIGRTMAX")?.rawValue, 64)
+        XCTAssertEqual(Signal(parsing: "rtmax-1")?.rawValue, 63)
+        for text in ["RTMIN+31", "RTMIN+-1", "RTMAX-31", "RTMIN+", "RTMIN+1x", "RTMIN+99999999999"] {
+            XCTAssertNil(Signal(parsing: text), text)
+        }
     }
 
     func testWallClockFormatsAsRFC3339WithMilliseconds() {
