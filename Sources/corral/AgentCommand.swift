@@ -31,69 +31,69 @@ struct AgentCommand: ParsableCommand {
 
     @Argument(help: ArgumentHelp("`drain`: make the agent running on --data-dir stop taking jobs, finish the ones it has (within its --drain-timeout) and exit; waits for that.", valueName: "action"))
     var action: String?
-    @Option(help: ArgumentHelp("A TOML file of settings, each key a flag's name (`max-jobs = 256`); flags given override it.", valueName: "file"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A TOML file of settings, each key a flag's name (`max-jobs = 256`); flags given override it.", valueName: "file"))
     var config: String?
     @Flag(name: .customLong("print-config"), help: "Print the effective configuration (as a file --config reads) and exit.")
     var printConfig = false
-    @Option(help: ArgumentHelp("Address to listen on; port 0 picks one (default 127.0.0.1:7070).", valueName: "host:port"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Address to listen on; port 0 picks one (default 127.0.0.1:7070).", valueName: "host:port"))
     var listen: String?
-    @Option(name: .customLong("data-dir"), help: ArgumentHelp("Where the journal lives (default ./corral-data).", valueName: "dir"))
+    @Option(name: .customLong("data-dir"), parsing: .unconditional, help: ArgumentHelp("Where the journal lives (default ./corral-data).", valueName: "dir"))
     var dataDirectory: String?
-    @Option(name: .customLong("token-file"), help: ArgumentHelp("File holding the bearer token clients must send; required off loopback.", valueName: "file"))
+    @Option(name: .customLong("token-file"), parsing: .unconditional, help: ArgumentHelp("File holding the bearer token clients must send; required off loopback.", valueName: "file"))
     var tokenFile: String?
-    @Option(name: .customLong("max-jobs"), help: ArgumentHelp("Jobs running at once, 1 to 100000 (default 64).", valueName: "n"))
+    @Option(name: .customLong("max-jobs"), parsing: .unconditional, help: ArgumentHelp("Jobs running at once, 1 to 100000 (default 64).", valueName: "n"))
     var maxJobs: Int?
-    @Option(name: .customLong("max-queued"), help: ArgumentHelp("Jobs waiting at most, 0 to 10000000; more are answered 429 (default 10000).", valueName: "n"))
+    @Option(name: .customLong("max-queued"), parsing: .unconditional, help: ArgumentHelp("Jobs waiting at most, 0 to 10000000; more are answered 429 (default 10000).", valueName: "n"))
     var maxQueued: Int?
-    @Option(name: .customLong("max-output"), help: ArgumentHelp("Output kept per stream and job, at most (default 1MiB).", valueName: "size"))
+    @Option(name: .customLong("max-output"), parsing: .unconditional, help: ArgumentHelp("Output kept per stream and job, at most (default 1MiB).", valueName: "size"))
     var maxOutput: String?
-    @Option(name: .customLong("default-timeout"), help: ArgumentHelp("Deadline for specs without one; 0 for none (default 1h).", valueName: "duration"))
+    @Option(name: .customLong("default-timeout"), parsing: .unconditional, help: ArgumentHelp("Deadline for specs without one; 0 for none (default 1h).", valueName: "duration"))
     var defaultTimeout: String?
-    @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body (default 1MiB).", valueName: "size"))
+    @Option(name: .customLong("max-body"), parsing: .unconditional, help: ArgumentHelp("Largest request body (default 1MiB).", valueName: "size"))
     var maxBody: String?
-    @Option(name: .customLong("keep-jobs"), help: ArgumentHelp("Finished jobs kept, 1 to 100000000 (default 10000).", valueName: "n"))
+    @Option(name: .customLong("keep-jobs"), parsing: .unconditional, help: ArgumentHelp("Finished jobs kept, 1 to 100000000 (default 10000).", valueName: "n"))
     var keepJobs: Int?
-    @Option(name: .customLong("keep-for"), help: ArgumentHelp("Finished jobs kept at most this long (default 7d).", valueName: "duration"))
+    @Option(name: .customLong("keep-for"), parsing: .unconditional, help: ArgumentHelp("Finished jobs kept at most this long (default 7d).", valueName: "duration"))
     var keepFor: String?
-    @Option(name: .customLong("allow-user"), help: ArgumentHelp("A user specs may run as (repeatable; the agent must run as root).", valueName: "name"))
+    @Option(name: .customLong("allow-user"), parsing: .unconditionalSingleValue, help: ArgumentHelp("A user specs may run as (repeatable; the agent must run as root).", valueName: "name"))
     var allowUsers: [String] = []
-    @Option(name: .customLong("allow-group"), help: ArgumentHelp("A group specs may name besides their user's primary group (repeatable).", valueName: "name"))
+    @Option(name: .customLong("allow-group"), parsing: .unconditionalSingleValue, help: ArgumentHelp("A group specs may name besides their user's primary group (repeatable).", valueName: "name"))
     var allowGroups: [String] = []
-    @Option(name: .customLong("shutdown-grace"), help: ArgumentHelp("On SIGTERM/SIGINT, time running jobs get to finish (default 10s).", valueName: "duration"))
+    @Option(name: .customLong("shutdown-grace"), parsing: .unconditional, help: ArgumentHelp("On SIGTERM/SIGINT, time running jobs get to finish (default 10s).", valueName: "duration"))
     var shutdownGrace: String?
-    @Option(name: .customLong("drain-timeout"), help: ArgumentHelp("On a drain (SIGUSR1, `corral agent drain`), time running and queued jobs get to finish (default 1h).", valueName: "duration"))
+    @Option(name: .customLong("drain-timeout"), parsing: .unconditional, help: ArgumentHelp("On a drain (SIGUSR1, `corral agent drain`), time running and queued jobs get to finish (default 1h).", valueName: "duration"))
     var drainTimeout: String?
-    @Option(name: .customLong("flush-interval"), help: ArgumentHelp("How often output is journaled, 1ms to 1m (default 100ms).", valueName: "duration"))
+    @Option(name: .customLong("flush-interval"), parsing: .unconditional, help: ArgumentHelp("How often output is journaled, 1ms to 1m (default 100ms).", valueName: "duration"))
     var flushInterval: String?
-    @Option(name: .customLong("keep-alive"), help: ArgumentHelp("Keep-alive comment interval on event streams (default 15s).", valueName: "duration"))
+    @Option(name: .customLong("keep-alive"), parsing: .unconditional, help: ArgumentHelp("Keep-alive comment interval on event streams (default 15s).", valueName: "duration"))
     var keepAlive: String?
-    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Connections at once, 1 to 1000000; over it the longest-idle one is closed (default 1024, at most half the descriptor limit).", valueName: "n"))
+    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: ArgumentHelp("Connections at once, 1 to 1000000; over it the longest-idle one is closed (default 1024, at most half the descriptor limit).", valueName: "n"))
     var maxConnections: Int?
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: ArgumentHelp("Close a connection idle this long (default 60s).", valueName: "duration"))
     var idleTimeout: String?
-    @Option(name: .customLong("write-timeout"), help: ArgumentHelp("Close an event stream whose client has not taken a write for this long (default 10s).", valueName: "duration"))
+    @Option(name: .customLong("write-timeout"), parsing: .unconditional, help: ArgumentHelp("Close an event stream whose client has not taken a write for this long (default 10s).", valueName: "duration"))
     var writeTimeout: String?
-    @Option(name: .customLong("log-format"), help: ArgumentHelp("Log lines on stderr as text or json, one object per line (default text).", valueName: "format"))
+    @Option(name: .customLong("log-format"), parsing: .unconditional, help: ArgumentHelp("Log lines on stderr as text or json, one object per line (default text).", valueName: "format"))
     var logFormat: String?
-    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug (a line per request and submit), info, notice, warning, error or critical (default info).", valueName: "level"))
+    @Option(name: .customLong("log-level"), parsing: .unconditional, help: ArgumentHelp("trace, debug (a line per request and submit), info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
-    @Option(help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group (default auto).", valueName: "tier"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Containment: auto (cgroup v2 when available) or process-group (default auto).", valueName: "tier"))
     var containment: String?
-    @Option(name: .customLong("server-db"), help: ArgumentHelp("Join a fleet: take tasks from the PostgreSQL database of `corral server` (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require]). Prefer --server-db-file for a URL with a password.", valueName: "url"))
+    @Option(name: .customLong("server-db"), parsing: .unconditional, help: ArgumentHelp("Join a fleet: take tasks from the PostgreSQL database of `corral server` (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require]). Prefer --server-db-file for a URL with a password.", valueName: "url"))
     var serverDB: String?
-    @Option(name: .customLong("server-db-file"), help: ArgumentHelp("A file holding the --server-db URL (keeps the password out of the process list).", valueName: "file"))
+    @Option(name: .customLong("server-db-file"), parsing: .unconditional, help: ArgumentHelp("A file holding the --server-db URL (keeps the password out of the process list).", valueName: "file"))
     var serverDBFile: String?
-    @Option(help: ArgumentHelp("This agent's name in the fleet (default: the host name).", valueName: "name"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("This agent's name in the fleet (default: the host name).", valueName: "name"))
     var name: String?
-    @Option(help: ArgumentHelp("A label runs can target, key=value (repeatable).", valueName: "key=value"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("A label runs can target, key=value (repeatable).", valueName: "key=value"))
     var label: [String] = []
-    @Option(name: .customLong("fleet-poll"), help: ArgumentHelp("How often the fleet database is polled while tasks run (default 1s); idle, it backs off to --fleet-idle-poll.", valueName: "duration"))
+    @Option(name: .customLong("fleet-poll"), parsing: .unconditional, help: ArgumentHelp("How often the fleet database is polled while tasks run (default 1s); idle, it backs off to --fleet-idle-poll.", valueName: "duration"))
     var fleetPoll: String?
-    @Option(name: .customLong("fleet-idle-poll"), help: ArgumentHelp("The longest poll interval when idle (default 5s).", valueName: "duration"))
+    @Option(name: .customLong("fleet-idle-poll"), parsing: .unconditional, help: ArgumentHelp("The longest poll interval when idle (default 5s).", valueName: "duration"))
     var fleetIdlePoll: String?
-    @Option(name: .customLong("fleet-reconnect"), help: ArgumentHelp("While the fleet database fails, start a fresh connection pool this often, so the agent is back within about a quarter of it once the database is (default 20s, 1s to 5m).", valueName: "duration"))
+    @Option(name: .customLong("fleet-reconnect"), parsing: .unconditional, help: ArgumentHelp("While the fleet database fails, start a fresh connection pool this often, so the agent is back within about a quarter of it once the database is (default 20s, 1s to 5m).", valueName: "duration"))
     var fleetReconnect: String?
-    @Option(name: .customLong("fleet-output-cap"), help: ArgumentHelp("Output a fleet task ships to the database at most, 0 for none; the result still holds the tail (default 1MiB).", valueName: "size"))
+    @Option(name: .customLong("fleet-output-cap"), parsing: .unconditional, help: ArgumentHelp("Output a fleet task ships to the database at most, 0 for none; the result still holds the tail (default 1MiB).", valueName: "size"))
     var fleetOutputCap: String?
 
     /// Every setting, in the order --print-config shows them; the key is

@@ -26,27 +26,27 @@ struct ServerCommand: ParsableCommand {
                    http://127.0.0.1:7080/v1/runs
             """)
 
-    @Option(help: ArgumentHelp("A TOML file of settings, each key a flag's name (`agent-ttl = \"30s\"`); flags given override it.", valueName: "file"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A TOML file of settings, each key a flag's name (`agent-ttl = \"30s\"`); flags given override it.", valueName: "file"))
     var config: String?
     @Flag(name: .customLong("print-config"), help: "Print the effective configuration (as a file --config reads) and exit.")
     var printConfig = false
-    @Option(help: ArgumentHelp("The PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require]).", valueName: "url"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("The PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require]).", valueName: "url"))
     var db: String?
-    @Option(name: .customLong("db-file"), help: ArgumentHelp("A file holding the --db URL (keeps the password out of the process list).", valueName: "file"))
+    @Option(name: .customLong("db-file"), parsing: .unconditional, help: ArgumentHelp("A file holding the --db URL (keeps the password out of the process list).", valueName: "file"))
     var dbFile: String?
-    @Option(help: ArgumentHelp("Address to listen on; port 0 picks one (default 127.0.0.1:7080).", valueName: "host:port"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Address to listen on; port 0 picks one (default 127.0.0.1:7080).", valueName: "host:port"))
     var listen: String?
-    @Option(name: .customLong("token-file"), help: ArgumentHelp("File holding the bearer token clients must send; required off loopback.", valueName: "file"))
+    @Option(name: .customLong("token-file"), parsing: .unconditional, help: ArgumentHelp("File holding the bearer token clients must send; required off loopback.", valueName: "file"))
     var tokenFile: String?
-    @Option(name: .customLong("agent-ttl"), help: ArgumentHelp("An agent silent this long is down: its running tasks become lost, its queued ones undelivered; half of it, suspect (default 30s).", valueName: "duration"))
+    @Option(name: .customLong("agent-ttl"), parsing: .unconditional, help: ArgumentHelp("An agent silent this long is down: its running tasks become lost, its queued ones undelivered; half of it, suspect (default 30s).", valueName: "duration"))
     var agentTTL: String?
-    @Option(name: .customLong("keep-days"), help: ArgumentHelp("Finished runs and their output are kept this many days, 0 to 36500; 0 keeps everything (default 30).", valueName: "n"))
+    @Option(name: .customLong("keep-days"), parsing: .unconditional, help: ArgumentHelp("Finished runs and their output are kept this many days, 0 to 36500; 0 keeps everything (default 30).", valueName: "n"))
     var keepDays: Int?
-    @Option(name: .customLong("max-body"), help: ArgumentHelp("Largest request body (default 1MiB).", valueName: "size"))
+    @Option(name: .customLong("max-body"), parsing: .unconditional, help: ArgumentHelp("Largest request body (default 1MiB).", valueName: "size"))
     var maxBody: String?
-    @Option(name: .customLong("log-format"), help: ArgumentHelp("Log lines on stderr as text or json, one object per line (default text).", valueName: "format"))
+    @Option(name: .customLong("log-format"), parsing: .unconditional, help: ArgumentHelp("Log lines on stderr as text or json, one object per line (default text).", valueName: "format"))
     var logFormat: String?
-    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
+    @Option(name: .customLong("log-level"), parsing: .unconditional, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
 
     /// Every setting, in the order --print-config shows them; the key is

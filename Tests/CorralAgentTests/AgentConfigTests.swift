@@ -92,6 +92,13 @@ final class AgentConfigTests: AgentTestCase {
         // The same mistakes as flags name the flag.
         let flag = try await corral(["agent", "--max-jobs", "0", "--print-config"])
         XCTAssertTrue(flag.stderr.text.contains("--max-jobs: must be from 1 to 100000, got 0"), flag.stderr.text)
+        // A negative value is a value, not a missing one.
+        for (arguments, expected) in [(["--max-jobs", "-1"], "--max-jobs: must be from 1 to 100000, got -1"),
+                                      (["--shutdown-grace", "-5s"], "--shutdown-grace expects a duration")] {
+            let negative = try await corral(["agent", "--print-config"] + arguments)
+            XCTAssertTrue(negative.stderr.text.contains(expected), "\(arguments): \(negative.stderr.text)")
+            XCTAssertFalse(negative.stderr.text.contains("Missing value"), "\(arguments): \(negative.stderr.text)")
+        }
         // Fleet settings too, before anything connects to the database.
         let fleet: [([String], String)] = [
             (["--fleet-reconnect", "500ms"], "--fleet-reconnect must be from 1s to 5m"),
