@@ -160,7 +160,7 @@ final class JobService: Sendable {
         }
         do { try live.reserveSlot() } catch {
             switch error {
-            case .queueFull: throw APIError(.tooManyRequests, "queue_full", "the queue is full (\(configuration.maxQueued) jobs waiting); retry later")
+            case .queueFull: throw APIError(.tooManyRequests, "queue_full", "the queue is full: no run slot is free and \(configuration.maxQueued) jobs already wait for one (--max-queued); retry later")
             case .shuttingDown where isDraining:
                 throw APIError(.serviceUnavailable, "draining",
                                "the agent is draining: it finishes the jobs it has, then exits, and takes no new jobs; submit them to another agent or after its restart")

@@ -45,7 +45,7 @@ struct BatchCommand: ParsableCommand {
     var maxOutput: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Result lines as json (JSON Lines, docs/result.md) or text (one readable line per job: id, outcome, exit, duration, first line of the error).", valueName: "format"))
     var format: String = "json"
-    @Flag(name: .customLong("fail-fast"), help: "Stop at the first job that does not exit 0: what runs is stopped, nothing more is started, the rest are answered cancelled.")
+    @Flag(name: .customLong("fail-fast"), help: "Stop at the first job that does not exit 0: what runs is stopped, nothing is started once the failure is known, the rest are answered cancelled.")
     var failFast = false
     @Flag(help: "No progress line and no summary.")
     var quiet = false
@@ -92,20 +92,21 @@ struct BatchCommand: ParsableCommand {
                 throw CLIError("cannot write the results: standard output is closed (give --output FILE)")
             }
             reader = try LineReader(path: input)
-            // Both opened before either is emptied: a joblog that cannot be
+            // Both opened, and the joblog's header written, before the
+            // results file is emptied: a joblog that cannot be opened or
             // written leaves an existing results file as it was.
             let resultsFile = try output.map(FileOutput.open)
             let logFile = try joblog.map(FileOutput.open)
-            resultsFile?.truncate()
-            logFile?.truncate()
-            results = resultsFile ?? .standardOutput
             if let logFile, let joblog {
+                try logFile.truncate(joblog)
                 do { log = try JobLog(output: logFile) } catch {
                     throw CLIError("cannot write the joblog to \(joblog): \(error)")
                 }
             } else {
                 log = nil
             }
+            if let resultsFile, let output { try resultsFile.truncate(output) }
+            results = resultsFile ?? .standardOutput
         } catch let error as CLIError {
             FileOutput.standardError.say("corral: \(error)")
             throw ExitCode(ExitCodes.corralError)

@@ -20,6 +20,14 @@ final class BatchSink: Sendable {
         case result(JobResult, id: String, line: Int, command: String, sent: Int)
         /// A line answered without running (invalid, or cancelled before it started).
         case text(String, outcome: String)
+
+        /// Anything but an exit 0 (what --fail-fast stops at).
+        var failed: Bool {
+            switch self {
+            case .result(let result, _, _, _, _): result.outcome != .exited(0)
+            case .text: true
+            }
+        }
     }
 
     /// A failed write to one destination.
@@ -68,7 +76,11 @@ final class BatchSink: Sendable {
     }
 
     /// Hands an answer over; from any thread, the loop's included. Never blocks.
+    /// With --fail-fast, a failure stops the batch here, as soon as it is
+    /// known, not once its line is written: the reader submits nothing more
+    /// from then on (it may be filling the window meanwhile).
     func deliver(_ answer: Answer) {
+        if failFast, answer.failed { stop() }
         let accepted = state.withLock { state -> Bool in
             guard !state.finishing else { return false }
             state.queue.append(answer)

@@ -36,7 +36,7 @@ struct CorralCommand: ParsableCommand {
         // Arguments reach corral as bytes and jobs as text: one that is not
         // UTF-8 would be repaired (each bad byte becoming U+FFFD), and a job
         // would act on a file other than the one named. Refused instead.
-        for index in 1..<Int(CommandLine.argc) {
+        for index in 1..<max(1, Int(CommandLine.argc)) {  // argc may be 0 (execve with no argv)
             guard let argument = CommandLine.unsafeArgv[index] else { continue }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self),
                                             count: strlen(argument))

@@ -23,7 +23,7 @@ final class FileOutput: Sendable {
     /// Opens (creating or truncating) a file for writing.
     static func create(_ path: String) throws(CLIError) -> FileOutput {
         let file = try open(path)
-        file.truncate()
+        try file.truncate(path)
         return file
     }
 
@@ -37,10 +37,13 @@ final class FileOutput: Sendable {
     }
 
     /// Empties a regular file (what O_TRUNC would have done; a FIFO or a
-    /// device is left as it is, as O_TRUNC leaves it).
-    func truncate() {
+    /// device is left as it is, as O_TRUNC leaves it). `path` names it in
+    /// the error: old bytes left after the new ones would be a silent lie.
+    func truncate(_ path: String) throws(CLIError) {
         var status = stat()
-        if fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG { _ = ftruncate(fd, 0) }
+        guard fstat(fd, &status) == 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard status.st_mode & S_IFMT == S_IFREG else { return }
+        guard ftruncate(fd, 0) == 0 else { throw CLIError("cannot empty \(path): \(String(cString: strerror(errno)))") }
     }
 
     deinit { if ownsDescriptor { close(fd) } }

@@ -75,6 +75,8 @@ final class AgentHostTests: AgentTestCase {
         for version in ["HTTP/1.1", "HTTP/1.0"] {
             let fd = try HTTPClient.connectLoopback(port: agent.port)
             defer { close(fd) }
+            var limit = timeval(tv_sec: 20, tv_usec: 0)  // an answer that never ends fails, not hangs
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             let request = Array("GET /v1/jobs \(version)\r\nConnection: close\r\n\r\n".utf8)
             XCTAssertEqual(request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, request.count)
             var answer: [UInt8] = []

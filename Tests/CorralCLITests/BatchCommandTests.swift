@@ -76,6 +76,13 @@ final class BatchCommandTests: CLITestCase {
     /// started" and none of them ran (each would have left a file). With
     /// -j 2 the job running beside the failure is stopped, not one more.
     func testFailFastStartsNothingAfterTheFailure() async throws {
+        // A line refused as invalid fails at once, before the window is full.
+        let invalid = try write("invalid.jsonl", ([#"{"argv": "not an array"}"#]
+            + (1...6).map { #"{"shell": "touch \#(scratch.path)/invalid-\#($0)"}"# }).joined(separator: "\n"))
+        let refused = try await corral("batch", invalid, "-j", "4", "--fail-fast", "--quiet")
+        XCTAssertEqual(exitCode(refused), 1)
+        XCTAssertEqual(try jsonLines(refused.stdout).filter { $0["outcome"] as? String == "cancelled" }.count, 6)
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: scratch.path).contains { $0.hasPrefix("invalid-") })
         for jobs in ["1", "2"] {
             let ran = scratch.appendingPathComponent("ran-\(jobs)")
             try FileManager.default.createDirectory(at: ran, withIntermediateDirectories: true)

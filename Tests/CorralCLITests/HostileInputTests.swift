@@ -166,6 +166,7 @@ final class HostileInputTests: CLITestCase {
             ["batch", input, "--output", kept, "--joblog", "/nonexistent/directory/log"],
             ["batch", input, "--output", kept, "--format", "bogus"],
             ["batch", input, "--joblog", kept, "--output", "/nonexistent/directory/results"],
+            ["batch", input, "--output", kept, "--joblog", "/dev/full"],
         ]
         for arguments in cases {
             let result = try await runner.run(spec(arguments))

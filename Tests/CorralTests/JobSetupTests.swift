@@ -120,11 +120,16 @@ final class JobSetupTests: CorralTestCase {
     /// it, fails the spawn at `chdir` instead of being entered as root.
     func testWorkingDirectoryIsEnteredAsTheJobsUser() async throws {
         try XCTSkipUnless(getuid() == 0, "changing user needs root")
-        let closed = scratch.appendingPathComponent("closed")
+        // Under /tmp, which anyone may search (the scratch directory's own
+        // parents, under $TMPDIR, may not be).
+        let base = URL(fileURLWithPath: "/tmp/corral-cwd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        chmod(base.path, 0o755)
+        let closed = base.appendingPathComponent("closed")
         let inner = closed.appendingPathComponent("inner")
         try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
         try "secret\n".write(to: inner.appendingPathComponent("f"), atomically: true, encoding: .utf8)
-        chmod(scratch.path, 0o755)
         chmod(inner.path, 0o755)
         for (directory, mode) in [(closed, 0o700), (inner, 0o700)] {
             chmod(closed.path, directory == closed ? mode_t(mode) : 0o755)
