@@ -102,10 +102,12 @@ public enum JobSpecJSON {
         }
     }
 
-    private static func spec(from object: [String: JSONValue], defaults: Defaults) throws(FieldError) -> JobSpec {
-        if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
+    private static func spec(from given: [String: JSONValue], defaults: Defaults) throws(FieldError) -> JobSpec {
+        if let unknown = given.keys.sorted().first(where: { !fields.contains($0) }) {
             throw FieldError(field: unknown, message: "unknown field")
         }
+        // null is the field left out, for every field alike (its default).
+        let object = given.filter { if case .null = $0.value { false } else { true } }
         let reader = FieldReader(object: object)
         let command: Command
         switch (object["argv"], object["shell"]) {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Corral
 import CorralFormat
 
 final class JSONParserTests: XCTestCase {
@@ -109,6 +110,26 @@ final class JSONParserTests: XCTestCase {
             case .failure(let error): XCTAssertFalse(error.description.isEmpty)
             }
         }
+    }
+
+    /// null is the field left out, for every field of a spec alike: it
+    /// decodes to the same spec as the line without it (with a default
+    /// timeout, as `corral batch --timeout` gives, kept).
+    func testNullIsTheFieldLeftOutForEveryField() throws {
+        var defaults = JobSpecJSON.Defaults()
+        defaults.timeout = .seconds(7)
+        func decode(_ text: String) throws -> JobSpec {
+            switch JobSpecJSON.decode(bytes: Array(text.utf8), defaultID: "x", defaults: defaults) {
+            case .success(let decoded): return decoded.spec
+            case .failure(let error): throw error
+            }
+        }
+        let plain = try decode(#"{"argv": ["true"]}"#)
+        for field in JobSpecJSON.fields.sorted() where !["argv", "shell"].contains(field) {
+            XCTAssertEqual(try decode(#"{"argv": ["true"], "\#(field)": null}"#), plain, field)
+        }
+        XCTAssertEqual(try decode(#"{"argv": null, "shell": "true"}"#), try decode(#"{"shell": "true"}"#))
+        XCTAssertEqual(plain.timeout, .seconds(7))
     }
 }
 
