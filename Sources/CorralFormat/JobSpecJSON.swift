@@ -106,8 +106,11 @@ public enum JobSpecJSON {
         if let unknown = given.keys.sorted().first(where: { !fields.contains($0) }) {
             throw FieldError(field: unknown, message: "unknown field")
         }
-        // null is the field left out, for every field alike (its default).
-        let object = given.filter { if case .null = $0.value { false } else { true } }
+        // null is the field left out (its default), for every field but
+        // the command's: argv or shell is given, exactly one of them.
+        let object = given.filter { field, value in
+            if case .null = value { ["argv", "shell"].contains(field) } else { true }
+        }
         let reader = FieldReader(object: object)
         let command: Command
         switch (object["argv"], object["shell"]) {

@@ -226,13 +226,14 @@ enum OpenAPIDocument {
         "description": "A user or group name, or a number (not -1, which setuid reads as 'unchanged').",
         "oneOf": [
           {"type": "string", "minLength": 1},
-          {"type": "integer", "minimum": 0, "maximum": 4294967294}
+          {"type": "integer", "minimum": 0, "maximum": 4294967294},
+          {"type": "null"}
         ]
       },
       "Flag": {"type": ["boolean", "null"]},
       "JobSpec": {
         "type": "object",
-        "description": "The spec `corral batch` reads. Exactly one of argv and shell. Duplicate keys, invalid UTF-8 and unknown fields are refused.",
+        "description": "The spec `corral batch` reads. Exactly one of argv and shell. Every other field may be null, which is the field left out. Duplicate keys, invalid UTF-8 and unknown fields are refused.",
         "additionalProperties": false,
         "oneOf": [{"required": ["argv"]}, {"required": ["shell"]}],
         "properties": {
@@ -240,13 +241,13 @@ enum OpenAPIDocument {
                  "description": "Becomes the job's name; the agent assigns the id."},
           "argv": {"type": "array", "minItems": 1, "items": {"type": "string"}},
           "shell": {"type": "string", "description": "Run by /bin/sh -c."},
-          "env": {"type": "object", "additionalProperties": {"type": "string"}},
-          "unset_env": {"type": "array", "items": {"type": "string"}},
+          "env": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+          "unset_env": {"type": ["array", "null"], "items": {"type": "string"}},
           "clear_env": {"$ref": "#/components/schemas/Flag"},
-          "cwd": {"type": "string"},
-          "stdin": {"type": "string"},
+          "cwd": {"type": ["string", "null"]},
+          "stdin": {"type": ["string", "null"]},
           "timeout": {"$ref": "#/components/schemas/Duration", "description": "More than 0; the agent's --default-timeout when left out."},
-          "signal": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": 64}],
+          "signal": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": 64}, {"type": "null"}],
                      "description": "The stop signal: TERM, SIGTERM, term or 15."},
           "kill_after": {"$ref": "#/components/schemas/Duration"},
           "drain": {"$ref": "#/components/schemas/Duration"},
