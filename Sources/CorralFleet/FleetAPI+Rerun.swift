@@ -49,8 +49,8 @@ struct RerunRequest: Sendable {
         }
         switch members["name"] {
         case nil: name = nil
-        case .string(let text)? where !text.isEmpty && text.utf8.count <= RunRequest.maximumNameBytes: name = text
-        default: throw APIError(.badRequest, "bad_request", "name: a string of 1 to \(RunRequest.maximumNameBytes) bytes", field: "name")
+        case .string(let text)? where RunRequest.isValidName(text): name = text
+        default: throw APIError(.badRequest, "bad_request", RunRequest.nameRule, field: "name")
         }
     }
 

@@ -46,12 +46,17 @@ struct RunRequest: Sendable {
         let members = try RunRequest.object(body, fields: RunRequest.fields)
         switch members["name"] {
         case nil: name = "run"
-        case .string(let text)? where !text.isEmpty && text.utf8.count <= RunRequest.maximumNameBytes: name = text
-        default: throw APIError(.badRequest, "bad_request", "name: a string of 1 to \(RunRequest.maximumNameBytes) bytes", field: "name")
+        case .string(let text)? where RunRequest.isValidName(text): name = text
+        default: throw APIError(.badRequest, "bad_request", RunRequest.nameRule, field: "name")
         }
         target = try RunRequest.target(members["target"])
         guard case .object? = members["job"], let job = members["job"] else {
             throw APIError(.badRequest, "bad_request", "job: a job spec object (one line of corral batch) is required", field: "job")
+        }
+        // PostgreSQL stores no NUL in text or JSONB: refused here, not a 503
+        // at the insert (or, as JSONB, a list that fails for every reader).
+        if RunRequest.containsNUL(job) {
+            throw APIError(.badRequest, "invalid_spec", "job: contains a NUL character (\\u0000), which the fleet's database cannot store", field: "job")
         }
         jobJSON = job.jsonText
         switch JobSpecJSON.decode(jobJSON, defaultID: "") {
@@ -63,6 +68,23 @@ struct RunRequest: Sendable {
         }
         maxConcurrency = try RunRequest.bound(members["max_concurrency"], field: "max_concurrency", minimum: 1)
         maxErrors = try RunRequest.bound(members["max_errors"], field: "max_errors", minimum: 0)
+    }
+
+    /// A run name: 1 to `maximumNameBytes` bytes, no NUL (PostgreSQL text holds none).
+    static func isValidName(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= maximumNameBytes && !text.utf8.contains(0)
+    }
+
+    static var nameRule: String { "name: a string of 1 to \(maximumNameBytes) bytes, without NUL" }
+
+    /// Whether any string or key in `value` holds a NUL.
+    static func containsNUL(_ value: JSONValue) -> Bool {
+        switch value {
+        case .string(let text): text.utf8.contains(0)
+        case .array(let items): items.contains(where: containsNUL)
+        case .object(let members): members.contains { $0.key.utf8.contains(0) || containsNUL($0.value) }
+        default: false
+        }
     }
 
     /// A request body's members: a JSON object with only the `fields`

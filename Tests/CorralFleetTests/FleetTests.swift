@@ -225,12 +225,18 @@ final class FleetTests: FleetTestCase {
             (#"{"target":{"all":true},"job":{"shell":"true"},"max_errors":"101%"}"#, "bad_request"),
             (#"{"target":{"all":true},"job":{"shell":"true"},"extra":1}"#, "bad_request"),
             (#"{"target":{"all":true}"#, "bad_json"),
+            // NUL, which PostgreSQL cannot store: a 400 here, never a 503
+            // at the insert or a runs list that fails for every reader.
+            (#"{"target":{"all":true},"job":{"shell":"true","stdin":"x\u0000"}}"#, "invalid_spec"),
+            (#"{"target":{"all":true},"job":{"shell":"true","id":"a\u0000"}}"#, "invalid_spec"),
+            (#"{"target":{"all":true},"job":{"shell":"true"},"name":"a\u0000b"}"#, "bad_request"),
         ]
         for (body, code) in cases {
             let (status, json) = try request("POST", "/v1/runs", json: body)
             XCTAssertEqual(status, 400, body)
             XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, code, "\(body): \(json)")
         }
+        XCTAssertEqual(try request("GET", "/v1/runs").status, 200, "the runs list still answers")
         // The same Idempotency-Key: the same run; with another body, 409.
         let body = #"{"target":{"all":true},"job":{"shell":"true"}}"#
         let first = try request("POST", "/v1/runs", json: body, headers: ["Idempotency-Key": "k1"])
