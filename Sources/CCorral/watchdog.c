@@ -398,6 +398,3 @@ void cc_watchdog_set_group(cc_watchdog_slot *slots, size_t index, pid_t group) {
     __atomic_store_n(&slots[index].group, group, __ATOMIC_RELEASE);
 }
 
-void cc_watchdog_clear_group(cc_watchdog_slot *slots, size_t index) {
-    __atomic_store_n(&slots[index].group, 0, __ATOMIC_RELEASE);
-}

@@ -24,6 +24,11 @@ public struct Environment: Hashable, Sendable {
         Environment(base: .exactly(variables), changes: [:])
     }
 
+    /// Whether `name` can name a variable: not empty, no `=`, no NUL.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains("=") && !name.utf8.contains(0)
+    }
+
     /// This environment with one more variable set on top.
     public func setting(_ key: String, to value: String) -> Environment {
         var changes = self.changes

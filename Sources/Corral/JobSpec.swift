@@ -77,7 +77,7 @@ public struct JobSpec: Hashable, Sendable {
         var variables = environment.changes.mapValues { $0 ?? "" }
         if case .exactly(let given) = environment.base { variables.merge(given) { change, _ in change } }
         for (key, value) in variables.sorted(by: { $0.key < $1.key }) {
-            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
+            if !Environment.isValidName(key) {
                 throw invalid("environment", "invalid variable name \(String(reflecting: key))")
             }
             if value.utf8.contains(0) { throw invalid("environment", "the value of \(key) contains a NUL byte") }

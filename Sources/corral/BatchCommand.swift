@@ -131,8 +131,8 @@ struct BatchCommand: ParsableCommand {
         // At most 2 × jobs lines read and not yet answered: input is read as
         // it is needed, and not at all while the answers cannot be written.
         // With --fail-fast, jobs only: none waits in the runner's queue, so a
-        // slot a failure frees is not refilled before the failure's answer
-        // (which stops the batch) is written.
+        // slot a failure frees is not refilled (in the same loop iteration)
+        // before the failure's answer, handed to the sink, stops the batch.
         let sink = BatchSink(results: results, resultsName: output ?? "standard output", log: log,
                              logName: joblog ?? "", stats: stats, window: failFast ? jobs : jobs * 2, failFast: failFast,
                              text: format == "text", stop: stop)

@@ -128,10 +128,8 @@ final class BatchSink: Sendable {
         switch answer {
         case .result(let result, let id, let number, let command, let sent):
             line = text ? BatchText.line(result, id: id) : JobResultJSON.encode(result, id: id, line: number)
-            let failed = stats.record(outcome: JobResultJSON.outcomeName(result.outcome),
-                                      success: result.outcome == .exited(0),
-                                      duration: result.timing.duration.seconds, ran: true)
-            if failed, failFast { stop() }
+            stats.record(outcome: JobResultJSON.outcomeName(result.outcome), success: result.outcome == .exited(0),
+                         duration: result.timing.duration.seconds, ran: true)
             if let log, state.withLock({ $0.logFailure == nil }) {
                 do throws(WriteError) {
                     try log.record(sequence: number, command: command, sent: sent, result: result)
@@ -143,8 +141,7 @@ final class BatchSink: Sendable {
             }
         case .text(let json, let outcome):
             line = text ? BatchText.line(json: json) : json
-            let failed = stats.record(outcome: outcome, success: false, duration: nil, ran: false)
-            if failed, failFast { stop() }
+            stats.record(outcome: outcome, success: false, duration: nil, ran: false)
         }
         guard state.withLock({ $0.resultsFailure == nil }) else {
             state.withLock { $0.resultsFailure?.lost += 1 }

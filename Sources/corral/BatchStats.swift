@@ -46,9 +46,8 @@ final class BatchStats: Sendable {
         set { counts.withLock { $0.slots = newValue } }
     }
 
-    /// Records one answered line; true when it is a failure.
-    @discardableResult
-    func record(outcome: String, success: Bool, duration: Double?, ran: Bool) -> Bool {
+    /// Records one answered line.
+    func record(outcome: String, success: Bool, duration: Double?, ran: Bool) {
         counts.withLock { counts in
             counts.done += 1
             if ran { counts.finishedRuns += 1 }
@@ -63,7 +62,6 @@ final class BatchStats: Sendable {
             if let duration { counts.durations.append(duration) }
         }
         drawProgress(force: false)
-        return !success
     }
 
     var anyFailed: Bool { counts.withLock { $0.failed > 0 || $0.timedOut > 0 } }

@@ -20,13 +20,6 @@ final class FileOutput: Sendable {
         self.ownsDescriptor = owns
     }
 
-    /// Opens (creating or truncating) a file for writing.
-    static func create(_ path: String) throws(CLIError) -> FileOutput {
-        let file = try open(path)
-        try file.truncate(path)
-        return file
-    }
-
     /// Opens (creating it if need be) without truncating: a command that
     /// writes several files opens them all before it empties any, so one
     /// that cannot be opened leaves the others as they were.

@@ -142,7 +142,7 @@ struct RunCommand: ParsableCommand {
             changes[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
         }
         for name in unsetEnvironment {
-            guard !name.isEmpty, !name.contains("="), !name.utf8.contains(0) else {
+            guard Environment.isValidName(name) else {
                 throw CLIError("--unset-env: invalid variable name \(String(reflecting: name))")
             }
             changes[name] = .some(nil)

@@ -241,11 +241,9 @@ int cc_watchdog_start(const cc_watchdog_request *request, cc_watchdog *watchdog)
 /// Stores a slot (atomically: the watchdog may read it at any moment).
 void cc_watchdog_set_slot(cc_watchdog_slot *slots, size_t index, pid_t group, uint64_t sequence);
 
-/// Sets a slot's group once its leader is spawned, keeping its sequence.
+/// Sets a slot's group, keeping its sequence: once its leader is spawned,
+/// and 0 (forgotten) just before the leader is reaped.
 void cc_watchdog_set_group(cc_watchdog_slot *slots, size_t index, pid_t group);
-
-/// Forgets a slot's group (its leader is about to be reaped), keeping its sequence.
-void cc_watchdog_clear_group(cc_watchdog_slot *slots, size_t index);
 
 /// The wait options, which Swift does not import as constants.
 extern const int cc_WEXITED;

@@ -83,7 +83,7 @@ final class Watchdog: @unchecked Sendable {
     /// The leader is about to be reaped: its group id will no longer be
     /// pinned, so the watchdog must not signal it. Loop thread only.
     func forgetGroup(_ slot: Int32) {
-        cc_watchdog_clear_group(slots, Int(slot))
+        cc_watchdog_set_group(slots, Int(slot), 0)
     }
 
     /// The job is over (or what it leaves is meant to keep running). Loop thread only.
