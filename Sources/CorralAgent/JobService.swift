@@ -153,7 +153,9 @@ final class JobService: Sendable {
                 throw APIError(.conflict, "idempotency_conflict",
                                "Idempotency-Key was already used for job \(earlier.record.id) with a different spec")
             }
-            return .replayed(earlier.record)
+            // Read again as `job` reads it: a final job's last chunks may
+            // not be committed yet (they are pending here).
+            return .replayed(try await job(earlier.record.id))
         }
         if let problem = health.problem {
             throw APIError(.serviceUnavailable, "journal_unavailable", "the agent takes no jobs now: \(problem)")
@@ -184,7 +186,7 @@ final class JobService: Sendable {
         switch admission {
         case .existing(let record):
             live.releaseSlot()
-            return .replayed(record)
+            return .replayed(try await job(record.id))
         case .conflict(let record):
             live.releaseSlot()
             throw APIError(.conflict, "idempotency_conflict",
@@ -325,9 +327,18 @@ final class JobService: Sendable {
     // MARK: Reads
 
     func job(_ id: String) async throws(APIError) -> JobRecord {
-        // Taken first: chunks stay pending until committed, so nothing falls between.
-        let pending = live.pendingOutput(id)
-        guard var record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
+        // Taken first: chunks stay pending until committed, so nothing kept
+        // by then falls between. A job found final that was not final when
+        // they were taken is read again: its result was committed ahead of
+        // chunks kept after they were taken (seen under load: a truncated
+        // result came back with its head missing).
+        let first = live.pendingOutputAndResult(id)
+        guard var record = try await read({ try await journal.job(id, pending: first.chunks) }) else { throw APIError.notFound(id) }
+        if record.state.isFinal, !first.resultKnown {
+            let settled = live.pendingOutputAndResult(id).chunks
+            guard let again = try await read({ try await journal.job(id, pending: settled) }) else { throw APIError.notFound(id) }
+            record = again
+        }
         if !record.state.isFinal { record.liveOutputLimit = live.outputLimit(id) }
         return record
     }

@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import XCTest
+import CorralTestSupport
 
 /// The list's query parameters (`state` with `failed`, `q`, `limit`, the
 /// cursors `after` and `since`) against hostile values, exact cursor
@@ -127,6 +129,56 @@ final class AgentListQueryTests: AgentTestCase {
         XCTAssertEqual(whole.headers["x-corral-dropped-bytes"], "0")
         XCTAssertEqual(whole.headers["content-type"], "application/octet-stream")
         XCTAssertEqual(whole.headers["content-disposition"], "attachment; filename=\"\(second)-combined.out\"")
+    }
+
+    /// A result is committed ahead of its last output chunks, so every read
+    /// of a job that turns final while it reads must still see the whole
+    /// kept output: the job, its `/output`, and a replayed submit. Readers
+    /// poll while truncated jobs end (under load a GET once got the tail in
+    /// place of the head, and no tail).
+    func testReadsOfJobsEndingMeanwhileSeeTheirWholeOutput() throws {
+        let agent = try startAgent(["--max-jobs", "8"])
+        let port = agent.port
+        let text = (0..<5000).map { String(UnicodeScalar(UInt8(97 + $0 / 200 % 26))) }.joined()
+        let head = String(text.prefix(500)), tail = String(text.suffix(500))
+        let expectedOutput = String(text.prefix(1000)) + "\n… 3500 bytes of stdout dropped …\n" + tail
+        let clients = 6, perClient = 25
+        let problems = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: clients) { client in
+            let http = HTTPClient(port: port)
+            for index in 0..<perClient {
+                do {
+                    let spec = #"{"argv":["printf","%s","\#(text)"],"max_output":1000}"#
+                    let key = ["Idempotency-Key": "read-\(client)-\(index)"]
+                    let id = try XCTUnwrap(try http.post("/v1/jobs", json: spec, headers: key).json["id"] as? String)
+                    // Reads race the job's end: each one that finds it final checks all of it.
+                    var finalReads = 0
+                    for round in 0..<4000 where finalReads < 3 {
+                        let reply: [String: Any]
+                        switch round % 3 {
+                        case 0: reply = try http.get("/v1/jobs/\(id)").json
+                        case 1: reply = try http.post("/v1/jobs", json: spec, headers: key).json
+                        default:
+                            let output = try http.get("/v1/jobs/\(id)/output")
+                            guard output.headers["x-corral-job-state"] == "exited" else { continue }
+                            finalReads += 1
+                            if output.text != expectedOutput { problems.withLock { $0.append("\(id) /output: \(output.text.prefix(40))…") } }
+                            continue
+                        }
+                        guard reply["final"] as? Bool == true else { continue }
+                        finalReads += 1
+                        let result = reply["result"] as? [String: Any] ?? [:]
+                        if result["stdout"] as? String != head || result["stdout_tail"] as? String != tail {
+                            problems.withLock { $0.append("\(id) round \(round % 3): stdout \((result["stdout"] as? String ?? "nil").prefix(20))…, tail \((result["stdout_tail"] as? String ?? "nil").prefix(20))…") }
+                        }
+                    }
+                    if finalReads < 3 { problems.withLock { $0.append("\(id) never read final") } }
+                } catch {
+                    problems.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        XCTAssertEqual(problems.withLock { $0 }, [])
     }
 
     /// Issue 15's scale check: 100,000 jobs in the journal. The page's

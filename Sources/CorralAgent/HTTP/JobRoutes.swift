@@ -62,17 +62,18 @@ struct JobRoutes: Sendable {
             download = given == "1"
         }
         // What is committed, then what is not yet: everything kept so far.
-        // Pending chunks stay until their commit (even a result may be
-        // committed ahead of its last chunks), so taking them first leaves
-        // no gap (the seq filter drops what both hold).
-        let pending = service.live.pendingOutput(id)
+        // Pending chunks stay until their commit, so taking them before the
+        // read leaves no gap (the seq filter drops what both hold). A result
+        // is committed ahead of its last chunks: the state is read first, so
+        // a final job's chunks are taken after its result was known.
         let record = try await service.summary(id)
+        let pending = service.live.pendingOutput(id)
         var bytes = try await service.read { try await service.journal.output(of: id, stream: stream, pending: pending) }
         // A final job's kept tail follows, after a marker line where bytes
         // were dropped: the reader sees that, and where.
         var dropped = 0
         if record.state.isFinal {
-            for ending in try await service.read({ try await service.journal.endings(of: id) })
+            for ending in try await service.read({ try await service.journal.endings(of: id, pending: pending) })
             where stream == "combined" || ending.stream == stream {
                 if ending.dropped > 0 {
                     if let last = bytes.last, last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
