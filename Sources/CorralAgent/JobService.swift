@@ -143,9 +143,6 @@ final class JobService: Sendable {
         do { try spec.validate() } catch {
             throw APIError.badSpec(field: nil, message: error.message)
         }
-        if let key = idempotencyKey, key.isEmpty || key.utf8.count > 200 {
-            throw APIError(.badRequest, "bad_request", "Idempotency-Key must be 1 to 200 bytes")
-        }
 
         // A retried submit is answered from the journal, queue full or not.
         if let key = idempotencyKey, let earlier = try await read({ try await journal.job(idempotencyKey: key) }) {

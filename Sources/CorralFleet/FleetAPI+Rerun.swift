@@ -84,10 +84,7 @@ extension FleetAPI {
         var request = request
         let body = Array(try await request.collectBody(upTo: maxBodyBytes).readableBytesView)
         let rerun = try RerunRequest(body: body)
-        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
-        if let key, key.isEmpty || key.utf8.count > 200 {
-            throw APIError(.badRequest, "bad_request", "Idempotency-Key must be 1 to 200 bytes")
-        }
+        let key = try IdempotencyKey.read(request.headers)
         // Stored with the new run for Idempotency-Key replays: the same key
         // means the same re-run of the same run.
         let requestText = "rerun of \(id): " + String(decoding: body, as: UTF8.self)

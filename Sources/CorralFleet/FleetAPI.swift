@@ -45,10 +45,7 @@ struct FleetAPI: Sendable {
         var request = request
         let body = Array(try await request.collectBody(upTo: maxBodyBytes).readableBytesView)
         let run = try RunRequest(body: body)
-        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
-        if let key, key.isEmpty || key.utf8.count > 200 {
-            throw APIError(.badRequest, "bad_request", "Idempotency-Key must be 1 to 200 bytes")
-        }
+        let key = try IdempotencyKey.read(request.headers)
         let requestText = String(decoding: body, as: UTF8.self)
         let created = try await database("create a run") {
             try await client.withTransaction(logger: logger) { connection in

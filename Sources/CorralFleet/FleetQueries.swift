@@ -32,11 +32,11 @@ struct FleetQueries: Sendable {
                                          'next', CASE WHEN count(*) = \(query.limit) THEN min(x.run_id)::text END)::text
                   FROM (SELECT r.run_id, \(unescaped: FleetQueries.runSummary) AS v FROM run r
                          WHERE r.run_id < \(query.before)
-                           AND (cardinality(\(query.states)::text[]) = 0 OR r.state = ANY(\(query.states)::text[]))
-                           AND (NOT \(query.active) OR r.finished_at IS NULL)
-                           AND (NOT \(query.finished) OR r.finished_at IS NOT NULL)
-                           AND (NOT \(query.errors) OR EXISTS (SELECT 1 FROM run_tally c WHERE c.run_id = r.run_id
-                                                                 AND c.error AND c.n > 0))
+                           AND (NOT \(query.filtersState) OR r.state = ANY(\(query.states)::text[])
+                                OR (\(query.active) AND r.finished_at IS NULL)
+                                OR (\(query.finished) AND r.finished_at IS NOT NULL)
+                                OR (\(query.errors) AND EXISTS (SELECT 1 FROM run_tally c WHERE c.run_id = r.run_id
+                                                                  AND c.error AND c.n > 0)))
                            AND (\(query.pattern)::text IS NULL OR r.name ILIKE \(query.pattern) ESCAPE '\\'
                                 OR \(unescaped: FleetQueries.command) ILIKE \(query.pattern) ESCAPE '\\')
                          ORDER BY r.run_id DESC LIMIT \(query.limit)) x
@@ -175,6 +175,10 @@ struct RunListQuery: Sendable {
     var pattern: String?
     var limit = 50
     var before = Int64.max
+
+    /// Whether `state` filters at all: a run matches any state or group
+    /// listed (`state=active,finished` is every run).
+    var filtersState: Bool { !states.isEmpty || active || finished || errors }
 
     init(_ query: Parameters) throws(APIError) {
         try refuseUnknown(query, known: ["state", "q", "limit", "before", "token"])

@@ -159,6 +159,15 @@ final class AgentAPITests: AgentTestCase {
         let conflict = try client.post("/v1/jobs", json: #"{"shell":"sleep 31"}"#, headers: ["Idempotency-Key": "k1"])
         XCTAssertEqual(conflict.status, 409)
         XCTAssertEqual(conflict.errorCode, "idempotency_conflict")
+        // Keys must be printable ASCII: bytes that are not UTF-8 reach the
+        // handler as U+FFFD, so two different keys would read as one.
+        for key: [UInt8] in [[0x6B, 0xFF], [0x6B, 0xFE], Array("ключ".utf8), [0x6B, 0x09, 0x6B], []] {
+            let body = Array(spec.utf8)
+            let request = Array("POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.count)\r\nIdempotency-Key: ".utf8) + key + Array("\r\n\r\n".utf8) + body
+            let answer = try HTTPClient.raw(port: agent.port, request)
+            XCTAssertTrue(answer.contains(" 400 ") && answer.contains("printable ASCII"), "key \(key): \(answer.prefix(300))")
+        }
+        XCTAssertEqual(try client.post("/v1/jobs", json: spec, headers: ["Idempotency-Key": String(repeating: "k", count: 201)]).status, 400)
 
         // One job runs (--max-jobs 1), one waits (--max-queued 1), the next is refused.
         let firstID = try XCTUnwrap(first.json["id"] as? String)

@@ -137,6 +137,11 @@ final class FleetQueryTests: FleetTestCase {
         XCTAssertEqual(try names("state=active"), ["with errors"])
         XCTAssertEqual(try names("state=finished"), ["quiet one"])
         XCTAssertEqual(try names("state=done,running"), ["quiet one", "with errors"])
+        // A list is any of its items, groups too.
+        XCTAssertEqual(try names("state=active,finished"), ["quiet one", "with errors"])
+        XCTAssertEqual(try names("state=errors,done"), ["quiet one", "with errors"])
+        XCTAssertEqual(try names("state=errors,finished"), ["quiet one", "with errors"])
+        XCTAssertEqual(try names("state=errors,errors"), ["with errors"])
         XCTAssertEqual(try names("limit=1"), ["quiet one"])
         let page = try request("GET", "/v1/runs?limit=1").json
         XCTAssertEqual(try names("before=\(page["next"] as? String ?? "")"), ["with errors"])

@@ -247,6 +247,17 @@ final class FleetTests: FleetTestCase {
         let other = try request("POST", "/v1/runs", json: #"{"target":{"all":true},"job":{"shell":"false"}}"#,
                                 headers: ["Idempotency-Key": "k1"])
         XCTAssertEqual(other.status, 409)
-        _ = try waitForRun(first.json["id"] as? Int ?? 0)
+        // Printable ASCII only: two keys that differ in bytes that are not
+        // UTF-8 would otherwise read as the same key (both U+FFFD).
+        let run = first.json["id"] as? Int ?? 0
+        for (key, path, json) in [([0x6B, 0xFF], "/v1/runs", body), ([0x6B, 0xFE], "/v1/runs", body),
+                                  ([0x6B, 0x09, 0x6B], "/v1/runs", body), (Array("ключ".utf8), "/v1/runs/\(run)/rerun", #"{"hosts":"all"}"#)]
+            as [([UInt8], String, String)] {
+            let bytes = Array(json.utf8)
+            let raw = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(bytes.count)\r\nIdempotency-Key: ".utf8) + key + Array("\r\n\r\n".utf8) + bytes
+            let answer = try HTTPClient.raw(port: server.port, raw)
+            XCTAssertTrue(answer.contains(" 400 ") && answer.contains("printable ASCII"), "key \(key): \(answer.prefix(300))")
+        }
+        _ = try waitForRun(run)
     }
 }

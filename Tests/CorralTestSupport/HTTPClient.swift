@@ -181,6 +181,27 @@ extension HTTPClient {
     /// A close-on-exec TCP socket connected to 127.0.0.1:`port`; a receive
     /// buffer size, if given, is set before the connect (so the window the
     /// peer sees is small from the start).
+    /// Sends `bytes` as they are (a request no String can hold: header
+    /// bytes that are not UTF-8, say) and returns the whole answer; the
+    /// request should ask for `Connection: close`.
+    public static func raw(port: UInt16, _ bytes: [UInt8]) throws -> String {
+        let fd = try connectLoopback(port: port)
+        defer { Glibc.close(fd) }
+        var limit = timeval(tv_sec: 20, tv_usec: 0)  // an answer that never ends fails, not hangs
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw Failure(description: "write: errno \(errno)")
+        }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            answer += buffer[..<count]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
     public static func connectLoopback(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }

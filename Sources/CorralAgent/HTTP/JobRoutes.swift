@@ -29,7 +29,7 @@ struct JobRoutes: Sendable {
         }
         var request = request
         let body = try await request.collectBody(upTo: service.configuration.maxBodyBytes)
-        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        let key = try IdempotencyKey.read(request.headers)
         switch try await service.submit(body: Array(body.readableBytesView), idempotencyKey: key) {
         case .created(let record): return json(record.jsonBuffer(), status: .created, location: "/v1/jobs/\(record.id)")
         case .replayed(let record): return json(record.jsonBuffer(), status: .ok, location: "/v1/jobs/\(record.id)")

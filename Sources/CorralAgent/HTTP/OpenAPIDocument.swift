@@ -31,8 +31,9 @@ enum OpenAPIDocument {
         "operationId": "submitJob",
         "summary": "Submit a job",
         "parameters": [
-          {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"},
-           "description": "The same key with the same spec answers 200 with the job it made (never a second run); with another spec, 409."}
+          {"name": "Idempotency-Key", "in": "header", "required": false,
+           "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
+           "description": "1 to 200 printable ASCII characters. The same key with the same spec answers 200 with the job it made (never a second run); with another spec, 409."}
         ],
         "requestBody": {
           "required": true,
