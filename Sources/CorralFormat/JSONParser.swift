@@ -1,3 +1,5 @@
+import Corral
+
 /// A strict JSON parser (RFC 8259) for the specs corral takes from outside.
 ///
 /// Hand-written because Foundation's `JSONDecoder` does three things a job
@@ -105,9 +107,14 @@ public struct JSONParser {
             position += 1
             skipWhitespace()
             let member = try value(depth: depth)
-            guard members.updateValue(member, forKey: key) == nil else {
-                throw Failure(offset: keyStart, message: "duplicate key \(JSONWriter.quote(key))")
+            if let index = members.index(forKey: key) {
+                // Swift compares keys by canonical equivalence: two spellings
+                // of one name are one key, and the message says which.
+                let held = members.keys[index]
+                throw Failure(offset: keyStart, message: held.utf8.elementsEqual(key.utf8) ? "duplicate key \(JSONWriter.quote(key))"
+                              : "duplicate key: \(Environment.spelled(key)) and \(Environment.spelled(held)) are one key in Unicode but different bytes")
             }
+            members[key] = member
             skipWhitespace()
             switch current {
             case UInt8(ascii: ","): position += 1

@@ -132,7 +132,15 @@ public enum JobSpecJSON {
             for (key, value) in variables { changes[key] = try reader.string("env.\(key)", value) }
         }
         if let unset = object["unset_env"] {
-            for key in try reader.strings("unset_env", unset) { changes[key] = .some(nil) }
+            for key in try reader.strings("unset_env", unset) {
+                // Two spellings of one name to Swift would unset one variable
+                // named as set (`Environment.otherSpelling`); the JSON parser
+                // already refuses them as duplicate keys within `env`.
+                if let held = Environment.otherSpelling(of: key, in: changes) {
+                    throw FieldError(field: "unset_env", message: "\(Environment.spelled(key)) and env's \(Environment.spelled(held)) are one name in Unicode but different bytes; give one spelling")
+                }
+                changes[key] = .some(nil)
+            }
         }
         if try reader.bool("clear_env") {
             spec.environment = .custom(changes.compactMapValues { $0 })

@@ -139,12 +139,15 @@ struct RunCommand: ParsableCommand {
             guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
                 throw CLIError("--env: expected K=V, got '\(assignment)'")
             }
-            changes[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
+            let name = String(assignment[..<equals])
+            try RunCommand.refuseOtherSpelling(of: name, in: changes, flag: "--env")
+            changes[name] = String(assignment[assignment.index(after: equals)...])
         }
         for name in unsetEnvironment {
             guard Environment.isValidName(name) else {
                 throw CLIError("--unset-env: invalid variable name \(String(reflecting: name))")
             }
+            try RunCommand.refuseOtherSpelling(of: name, in: changes, flag: "--unset-env")
             changes[name] = .some(nil)
         }
         if clearEnvironment {
@@ -183,6 +186,16 @@ struct RunCommand: ParsableCommand {
 }
 
 /// One result, handed from the loop thread to the waiting one.
+extension RunCommand {
+    /// Two spellings of one name to Swift (see `Environment.otherSpelling`)
+    /// would set one variable, named as the first and valued as the last.
+    static func refuseOtherSpelling(of name: String, in changes: [String: String?], flag: String) throws(CLIError) {
+        guard let held = Environment.otherSpelling(of: name, in: changes) else { return }
+        throw CLIError("\(flag): \(Environment.spelled(name)) and \(Environment.spelled(held)) are one name in Unicode "
+            + "but different bytes; give one spelling")
+    }
+}
+
 final class ResultSlot: Sendable {
     private let slot = Mutex<JobResult?>(nil)
     func set(_ result: JobResult) { slot.withLock { $0 = result } }

@@ -116,6 +116,10 @@ final class HostileInputTests: CLITestCase {
             (["batch", "--max-output", "1e30", "/dev/null"], "--max-output"),
             (["run", "--unset-env", "", "--", "true"], "--unset-env"),
             (["run", "--unset-env", "A=B", "--", "true"], "--unset-env"),
+            // Two spellings of é are one String key: they would set one
+            // variable, named as the first and valued as the last.
+            (["run", "--env", "\u{E9}=1", "--env", "e\u{301}=2", "--", "true"], "--env"),
+            (["run", "--env", "\u{E9}=1", "--unset-env", "e\u{301}", "--", "true"], "--unset-env"),
         ]
         for (arguments, flag) in cases {
             let result = try await runner.run(spec(arguments))

@@ -27,6 +27,8 @@ final class JSONParserTests: XCTestCase {
             ([0x22, 0xC0, 0xAF, 0x22], "invalid UTF-8", 1),             // overlong '/'
             ([0x22, 0xED, 0xA0, 0x80, 0x22], "invalid UTF-8", 1),       // an encoded surrogate
             (Array(#"{"a": 1, "a": 2}"#.utf8), #"duplicate key "a""#, 9),
+            // Two spellings of é: one key to Swift, told apart in the message.
+            (Array("{\"\u{E9}\": 1, \"e\u{301}\": 2}".utf8), #"duplicate key: "e\u{301}" and "\u{e9}" are one key in Unicode"#, 10),
             (Array("\"a\u{0}b\"".utf8), "raw control character", 2),
             (Array("\"a\nb\"".utf8), "raw control character", 2),
             (Array(#""\ud800""#.utf8), "high surrogate", 7),
@@ -133,6 +135,18 @@ final class JSONParserTests: XCTestCase {
             if case .success = JobSpecJSON.decode(bytes: Array(text.utf8), defaultID: "x") { XCTFail(text) }
         }
         XCTAssertEqual(plain.timeout, .seconds(7))
+    }
+
+    /// A variable set in `env` and unset in `unset_env` under another
+    /// spelling of one Unicode name is refused, naming both spellings; the
+    /// same bytes unset what env set.
+    func testTwoSpellingsOfOneVariableNameAreRefused() {
+        let mixed = "{\"argv\": [\"env\"], \"env\": {\"\u{E9}\": \"1\"}, \"unset_env\": [\"e\u{301}\"]}"
+        guard case .failure(let error) = JobSpecJSON.decode(bytes: Array(mixed.utf8), defaultID: "x") else { return XCTFail(mixed) }
+        XCTAssertEqual(error.field, "unset_env")
+        XCTAssertTrue(error.message.contains(#""e\u{301}" and env's "\u{e9}""#), error.message)
+        let same = "{\"argv\": [\"env\"], \"env\": {\"\u{E9}\": \"1\"}, \"unset_env\": [\"\u{E9}\"]}"
+        guard case .success = JobSpecJSON.decode(bytes: Array(same.utf8), defaultID: "x") else { return XCTFail(same) }
     }
 }
 
