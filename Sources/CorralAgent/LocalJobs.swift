@@ -9,6 +9,10 @@ import NIOCore
 package struct LocalJobs: Sendable {
     let service: JobService
 
+    /// The journal's own name (made once with it): the same across
+    /// restarts of this agent, another for an agent with another journal.
+    package var journalInstance: String { service.instance }
+
     /// Jobs the runner runs at once (`--max-jobs`).
     package var maxJobs: Int { service.configuration.maxJobs }
     /// Jobs taken and not yet final (running or waiting for a slot).

@@ -95,6 +95,49 @@ package struct DatabaseURL: Sendable, CustomStringConvertible {
     }
 }
 
+extension DatabaseURL {
+    /// Connects once, straight (not through a pool, which retries quietly
+    /// and leaves a caller with "no answer"), and hangs up: an error is the
+    /// server's own reason (a wrong password or role, a missing database)
+    /// or the network's.
+    package func probe(logger: Logger) async throws {
+        var configuration: PostgresConnection.Configuration
+        if let socketDirectory {
+            configuration = .init(unixSocketPath: socketDirectory + "/.s.PGSQL.\(port)", username: user,
+                                  password: password, database: database)
+        } else {
+            let mode: PostgresConnection.Configuration.TLS
+            switch tls {
+            case .disable: mode = .disable
+            case .prefer: mode = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: mode = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = .init(host: host ?? "127.0.0.1", port: port, username: user, password: password,
+                                  database: database, tls: mode)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+        try? await connection.close()
+    }
+
+    /// Whether the server itself refused (it answered with an error, such
+    /// as a failed login): trying again will not help. Otherwise the
+    /// database could not be reached, which may pass.
+    package static func refusedByServer(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] != nil
+    }
+
+    /// An error of a database call in words: the server's message and
+    /// SQLSTATE when it answered, else the error's own account.
+    package static func describe(_ error: any Error) -> String {
+        if let psql = error as? PSQLError, let info = psql.serverInfo, let message = info[.message] {
+            return "the database server said: \(message)" + (info[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+        }
+        if let fleet = error as? FleetError { return fleet.description }
+        return String(reflecting: error)
+    }
+}
+
 /// A fleet failure with a message for the user.
 package struct FleetError: Error, Sendable, CustomStringConvertible {
     package let description: String

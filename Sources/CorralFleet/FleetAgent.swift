@@ -109,6 +109,8 @@ final class FleetAgent: Service, Sendable {
         var lastAdoption = ContinuousClock.now
         var interval = configuration.busyPoll
         var failing: String?
+        /// The journal of another agent holding this one's name, once told.
+        var heldBy: String?
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             var busy = false
             let client = link.client
@@ -118,6 +120,7 @@ final class FleetAgent: Service, Sendable {
                 if let agentID { id = agentID } else {
                     id = try await register(client)
                     agentID = id
+                    heldBy = nil
                     logger.notice("joined the fleet", metadata: ["db": "\(configuration.database)", "agent_id": "\(id)"])
                 }
                 if !adopted {
@@ -140,9 +143,29 @@ final class FleetAgent: Service, Sendable {
                     logger.notice("the database calls work again", metadata: ["was": "\(problem)"])
                     failing = nil
                 }
+            } catch let held as NameHeld {
+                if heldBy != held.holder { logger.error("\(held)") }
+                heldBy = held.holder
+                agentID = nil
+                adopted = false
+            } catch where FleetAgent.nameTakenOver(error) {
+                logger.error("another agent took over the name \"\(configuration.name)\" while this one was down; registering again")
+                agentID = nil
+                adopted = false
             } catch {
-                let problem = "\(String(reflecting: error))"
+                var problem = "\(String(reflecting: error))"
                 if failing == nil {
+                    // The pool keeps a failed login to itself (the call just
+                    // gets no answer): one straight connection tells why.
+                    if !DatabaseURL.refusedByServer(error) {
+                        do {
+                            try await withTimeLimit(.seconds(5), "connecting") { [configuration, logger] in
+                                try await configuration.database.probe(logger: logger)
+                            }
+                        } catch {
+                            problem += "; connecting: " + DatabaseURL.describe(error)
+                        }
+                    }
                     logger.warning("a database call failed; jobs run on, their outcomes are reported once it works again",
                                    metadata: ["error": "\(problem)"])
                 }
@@ -170,19 +193,40 @@ final class FleetAgent: Service, Sendable {
 
     // MARK: Statements
 
+    /// Registers under the name, or throws `NameHeld` while another agent
+    /// (another journal) holds it and is not down.
     private func register(_ client: PostgresClient) async throws -> Int64 {
         let labels = JSONValue.object(configuration.labels.mapValues { .string($0) }).jsonText
+        let instance = jobs.journalInstance
         let rows = try await limited("register") { [configuration, version, boot] in
             try await client.query("""
-                INSERT INTO agent (name, labels, version, boot_id, seen_at, state)
-                VALUES (\(configuration.name), \(labels)::jsonb, \(version), \(boot), now(), 'up')
-                ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, version = excluded.version,
-                  boot_id = excluded.boot_id, seen_at = now(), state = 'up'
-                RETURNING agent_id
+                SELECT agent_id, holder, extract(epoch FROM now() - holder_seen_at)::float8
+                  FROM fleet_register(\(configuration.name), \(labels)::jsonb, \(version), \(boot), \(instance))
                 """).collect()
         }
-        guard let row = rows.first else { throw FleetError("register: no agent id returned") }
-        return try row.decode(Int64.self)
+        guard let row = rows.first else { throw FleetError("register: no answer") }
+        let (id, holder, seenAgo) = try row.decode((Int64?, String?, Double?).self)
+        if let id { return id }
+        throw NameHeld(name: configuration.name, holder: holder ?? "?", seenAgo: seenAgo ?? 0)
+    }
+
+    /// Another agent holds this agent's name: this one runs its local jobs
+    /// but takes no fleet task until the holder is down (or renamed).
+    struct NameHeld: Error, CustomStringConvertible {
+        let name: String
+        let holder: String
+        let seenAgo: Double
+
+        var description: String {
+            "another agent (journal \(holder), last seen \(Int(seenAgo.rounded())) s ago) is in the fleet as \"\(name)\"; "
+                + "this one joins once the server calls that one down. Give each agent its own --name"
+        }
+    }
+
+    /// Whether `error` is the heartbeat's answer that the name was taken
+    /// over by another agent (SQLSTATE CR001, `fleet_heartbeat`).
+    static func nameTakenOver(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "CR001"
     }
 
     /// At start, and after the database failed: this agent's tasks the
@@ -221,8 +265,9 @@ final class FleetAgent: Service, Sendable {
 
     /// One heartbeat; its reply is the running attempts to cancel.
     private func heartbeat(_ client: PostgresClient, agent: Int64) async throws {
+        let instance = jobs.journalInstance
         let rows = try await limited("heartbeat") { [boot] in
-            try await client.query("SELECT run_id, attempt_id FROM fleet_heartbeat(\(agent), \(boot))").collect()
+            try await client.query("SELECT run_id, attempt_id FROM fleet_heartbeat(\(agent), \(boot), \(instance))").collect()
         }
         for row in rows {
             let (_, attempt) = try row.decode((Int64, UUID).self)

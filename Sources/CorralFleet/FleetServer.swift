@@ -43,6 +43,28 @@ package enum FleetServer {
     /// the database's return, whatever the outage's length.
     static let reconnect: Duration = .seconds(10)
 
+    /// How long a start waits for the database to be reachable.
+    static let startWait: Duration = .seconds(30)
+
+    /// Connects once before anything else: a refusal by the server (a wrong
+    /// password or role, a missing database) ends the start at once with
+    /// the server's reason; a database not reachable yet (starting with
+    /// the machine) is tried again each second for `startWait`.
+    static func connect(_ database: DatabaseURL, logger: Logger) async throws {
+        let deadline = ContinuousClock.now + startWait
+        while true {
+            do {
+                try await withTimeLimit(.seconds(10), "connecting") { try await database.probe(logger: logger) }
+                return
+            } catch {
+                if DatabaseURL.refusedByServer(error) || ContinuousClock.now + .seconds(1) >= deadline {
+                    throw FleetError("cannot connect to the database \(database): \(DatabaseURL.describe(error))")
+                }
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
     package static func run(_ configuration: ServerConfiguration, version: String,
                             onListening: @escaping @Sendable (String) -> Void) async throws {
         try configuration.validate()
@@ -57,6 +79,7 @@ package enum FleetServer {
             configuration.database.client(connections: 10, logger: quiet)
         }
         defer { database.close() }
+        try await FleetServer.connect(configuration.database, logger: quiet)
         do {
             let client = database.client
             _ = try await withTimeLimit(.seconds(30), "migrating \(configuration.database)") {

@@ -483,6 +483,53 @@ package enum Schema {
         END $$;
         """#,
         ]),
+        Migration(version: 3, name: "one agent per name", statements: [
+        #"""
+        -- The journal an agent runs with (its `meta` instance): a restart or a
+        -- reboot of one host keeps it, a second host given the same name (a
+        -- cloned image, a copied config) has another.
+        ALTER TABLE agent ADD COLUMN instance text;
+        """#,
+        #"""
+        -- Registers an agent under its name. The name is taken over at once by
+        -- the journal that holds it (or a row from before this migration),
+        -- and by another journal only once the reaper called the holder
+        -- 'down': two live agents of one name would each claim the other's
+        -- tasks. A refused call returns the holder's instance and when it was
+        -- last seen, and no agent id.
+        CREATE FUNCTION fleet_register(p_name text, p_labels jsonb, p_version text, p_boot uuid, p_instance text)
+        RETURNS TABLE (agent_id bigint, holder text, holder_seen_at timestamptz) LANGUAGE sql AS $$
+          WITH up AS (
+            INSERT INTO agent AS a (name, labels, version, boot_id, seen_at, state, instance)
+            VALUES (p_name, p_labels, p_version, p_boot, now(), 'up', p_instance)
+            ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, version = excluded.version,
+              boot_id = excluded.boot_id, seen_at = now(), state = 'up', instance = excluded.instance
+              WHERE a.instance IS NULL OR a.instance = excluded.instance OR a.state = 'down'
+            RETURNING a.agent_id)
+          SELECT up.agent_id, NULL::text, NULL::timestamptz FROM up
+          UNION ALL
+          SELECT NULL::bigint, a.instance, a.seen_at FROM agent a
+           WHERE a.name = p_name AND NOT EXISTS (SELECT 1 FROM up)
+        $$;
+        """#,
+        #"""
+        -- A heartbeat that holds only while the name is still this journal's:
+        -- an agent whose name another took over (after it was 'down') hears
+        -- so (SQLSTATE CR001) and registers again, instead of marking the
+        -- row up for the other. The two-argument form stays for older agents.
+        CREATE FUNCTION fleet_heartbeat(p_agent bigint, p_boot uuid, p_instance text)
+        RETURNS TABLE (run_id bigint, attempt_id uuid) LANGUAGE plpgsql AS $$
+        BEGIN
+          UPDATE agent SET seen_at = now(), boot_id = p_boot, state = 'up'
+           WHERE agent.agent_id = p_agent AND agent.instance = p_instance;
+          IF NOT FOUND THEN
+            RAISE EXCEPTION 'the agent name is held by another agent now' USING ERRCODE = 'CR001';
+          END IF;
+          RETURN QUERY SELECT t.run_id, t.attempt_id FROM task t
+           WHERE t.agent_id = p_agent AND t.state = 'running' AND t.cancel_requested_at IS NOT NULL;
+        END $$;
+        """#,
+        ]),
     ]
 
     /// Applies the migrations `schema_migrations` does not list, in order;

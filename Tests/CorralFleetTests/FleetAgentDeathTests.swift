@@ -42,6 +42,63 @@ final class FleetAgentDeathTests: FleetTestCase {
         XCTAssertEqual(try String(contentsOfFile: ranFile, encoding: .utf8), "ran\n", "never run again")
     }
 
+    /// Two agents given one name with two journals (a cloned host): the
+    /// second does not join while the first is up and runs nothing of the
+    /// fleet's; once the first is down it takes the name over, and the first,
+    /// back, waits in turn. A restart with its own journal takes it at once.
+    func testASecondAgentOfTheSameNameJoinsOnlyOnceTheFirstIsDown() throws {
+        let first = try startAgent("twin")
+        let clone = try startAgent("twin", wait: false, directoryName: "twin-clone")
+        XCTAssertTrue(waitUntil { clone.output.contains(#"is in the fleet as "twin""#) }, clone.output)
+        func ranIn(_ run: Int) throws -> String {
+            let view = try waitForRun(run)
+            XCTAssertEqual(tasks(view)["twin"]?["state"] as? String, "exited", "\(view)")
+            return try output(run, "twin")["output"] as? String ?? ""
+        }
+        let job = #"{"target":{"hosts":["twin"]},"job":{"shell":"pwd"}}"#
+        XCTAssertEqual(try ranIn(try createRun(job)), scratch.appendingPathComponent("twin").path + "\n")
+        XCTAssertTrue(first.output.contains("joined the fleet"))
+        XCTAssertFalse(clone.output.contains("joined the fleet"), clone.output)
+
+        // The first dies: once the reaper calls it down, the clone joins.
+        first.signal(SIGKILL)
+        XCTAssertNotNil(first.waitForExit())
+        XCTAssertTrue(waitUntil { clone.output.contains("joined the fleet") }, clone.output)
+        XCTAssertEqual(try ranIn(try createRun(job)), scratch.appendingPathComponent("twin-clone").path + "\n")
+
+        // The first, back with its journal, now waits for the clone.
+        let back = try startAgent("twin", wait: false)
+        XCTAssertTrue(waitUntil { back.output.contains(#"is in the fleet as "twin""#) }, back.output)
+        XCTAssertEqual(try ranIn(try createRun(job)), scratch.appendingPathComponent("twin-clone").path + "\n")
+
+        // The clone restarted (same journal) takes its name back at once,
+        // with no wait for the reaper.
+        clone.signal(SIGKILL)
+        XCTAssertNotNil(clone.waitForExit())
+        let restarted = try startAgent("twin", wait: false, directoryName: "twin-clone")
+        XCTAssertTrue(waitUntil(upTo: .seconds(30)) { restarted.output.contains("joined the fleet") }, restarted.output)
+        XCTAssertFalse(back.output.contains("joined the fleet"), back.output)
+    }
+
+    /// The holder of a name goes silent (SIGSTOP) past the TTL, a waiting
+    /// agent of the same name takes it over; the first, resumed, hears so in
+    /// its next heartbeat and waits instead of marking the row up for the
+    /// other.
+    func testAnAgentWhoseNameWasTakenOverWhileSilentStandsAside() throws {
+        let first = try startAgent("twin")
+        let clone = try startAgent("twin", wait: false, directoryName: "twin-clone")
+        XCTAssertTrue(waitUntil { clone.output.contains(#"is in the fleet as "twin""#) }, clone.output)
+        first.signal(SIGSTOP)
+        XCTAssertTrue(waitUntil { clone.output.contains("joined the fleet") }, clone.output)
+        first.signal(SIGCONT)
+        XCTAssertTrue(waitUntil { first.output.contains("took over the name") }, first.output)
+        XCTAssertTrue(waitUntil { first.output.components(separatedBy: #"is in the fleet as "twin""#).count > 1 }, first.output)
+        let run = try createRun(#"{"target":{"hosts":["twin"]},"job":{"shell":"pwd"}}"#)
+        XCTAssertEqual(tasks(try waitForRun(run))["twin"]?["state"] as? String, "exited")
+        XCTAssertEqual(try output(run, "twin")["output"] as? String, scratch.appendingPathComponent("twin-clone").path + "\n")
+        XCTAssertEqual(agentState("twin"), "up")
+    }
+
     func testSilentAgentsTaskIsLostThenTakesTheOutcomeItsJobHad() throws {
         try startAgent("s1")
         let silent = try startAgent("s2")

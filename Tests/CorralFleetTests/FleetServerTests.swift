@@ -25,6 +25,28 @@ final class FleetServerTests: FleetTestCase {
         }
     }
 
+    /// A database that refuses the login (no such role, no such database)
+    /// ends a server's start at once with the server's own reason, and an
+    /// agent's log says it, instead of "no answer" after a wait.
+    func testAWrongRoleOrDatabaseIsNamedAtOnce() throws {
+        // postgres://USER[:PASSWORD]@…: another user.
+        let userStart = databaseURL.range(of: "://")!.upperBound
+        let at = databaseURL.range(of: "@", range: userStart..<databaseURL.endIndex)!.lowerBound
+        let wrongRole = databaseURL.replacingCharacters(in: userStart..<at, with: "corral_no_such_role")
+        let missing = databaseURL.replacingOccurrences(of: "/" + databaseName, with: "/corral_no_such_database")
+        for (url, reason) in [(wrongRole, "does not exist"), (missing, #"database "corral_no_such_database" does not exist"#)] {
+            let started = ContinuousClock.now
+            let server = try launch(["server", "--db", url, "--listen", "127.0.0.1:0"], directory: scratch.path)
+            let result = server.waitForExit(upTo: .seconds(60))
+            XCTAssertNotNil(result, "a server that cannot log in must not start")
+            XCTAssertTrue(server.output.contains("the database server said") && server.output.contains(reason), server.output)
+            // Not the 30 s of waiting for an answer: a generous bound still.
+            XCTAssertLessThan(ContinuousClock.now - started, .seconds(20), server.output)
+        }
+        let agent = try startAgent("nologin", database: missing, wait: false)
+        XCTAssertTrue(waitUntil { agent.output.contains(#"database "corral_no_such_database" does not exist"#) }, agent.output)
+    }
+
     func testTokenIsRequiredAndOffLoopbackWithoutOneTheServerRefusesToStart() throws {
         let tokenFile = scratch.appendingPathComponent("token").path
         try "s3cret-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)

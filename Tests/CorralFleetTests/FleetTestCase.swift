@@ -135,8 +135,8 @@ class FleetTestCase: XCTestCase {
     /// the server lists it up.
     @discardableResult
     func startAgent(_ name: String, labels: [String] = [], database: String? = nil, extra: [String] = [],
-                    idlePoll: String = "300ms", wait: Bool = true) throws -> FleetProcess {
-        let directory = scratch.appendingPathComponent(name)
+                    idlePoll: String = "300ms", wait: Bool = true, directoryName: String? = nil) throws -> FleetProcess {
+        let directory = scratch.appendingPathComponent(directoryName ?? name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var arguments = ["agent", "--listen", "127.0.0.1:0", "--data-dir", directory.appendingPathComponent("data").path,
                          "--flush-interval", "50ms", "--server-db", database ?? databaseURL, "--name", name,
