@@ -325,17 +325,11 @@ final class JobService: Sendable {
 
     func job(_ id: String) async throws(APIError) -> JobRecord {
         // Taken first: chunks stay pending until committed, so nothing kept
-        // by then falls between. A job found final that was not final when
-        // they were taken is read again: its result was committed ahead of
-        // chunks kept after they were taken (seen under load: a truncated
-        // result came back with its head missing).
-        let first = live.pendingOutputAndResult(id)
-        guard var record = try await read({ try await journal.job(id, pending: first.chunks) }) else { throw APIError.notFound(id) }
-        if record.state.isFinal, !first.resultKnown {
-            let settled = live.pendingOutputAndResult(id).chunks
-            guard let again = try await read({ try await journal.job(id, pending: settled) }) else { throw APIError.notFound(id) }
-            record = again
-        }
+        // by then falls between; a result is committed after its chunks
+        // (`JournalBatch.parts`), so a read that finds it final finds them
+        // all committed too.
+        let pending = live.pendingOutput(id)
+        guard var record = try await read({ try await journal.job(id, pending: pending) }) else { throw APIError.notFound(id) }
         if !record.state.isFinal { record.liveOutputLimit = live.outputLimit(id) }
         return record
     }

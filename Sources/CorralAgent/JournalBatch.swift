@@ -60,19 +60,26 @@ struct JournalBatch: Sendable {
     var isEmpty: Bool { chunks.isEmpty && starts.isEmpty && finals.isEmpty }
 
     /// The transactions to commit this batch in, each bounded: the starts
-    /// and finals first (small, and what clients wait for), at most
-    /// `finalsPerPart` at a time; then the output chunks, at most
-    /// `chunkBytesPerPart` bytes at a time (or one chunk, if larger). A
-    /// little free space commits what fits, and one failed part leaves the
-    /// others committed.
+    /// and the finals of jobs with no chunk in this batch first (small, and
+    /// what clients wait for), at most `finalsPerPart` at a time; then the
+    /// output chunks, at most `chunkBytesPerPart` bytes at a time (or one
+    /// chunk, if larger); then the finals of the jobs those chunks belong
+    /// to. A result is never committed ahead of its output: after a crash
+    /// between two parts, a committed result has all its kept output in the
+    /// journal (the one whose chunks were cut is recovered as `lost`, with
+    /// what was committed). A little free space commits what fits, and one
+    /// failed part leaves the earlier ones committed.
     func parts(finalsPerPart: Int = 64, chunkBytesPerPart: Int = 256 * 1024) -> [JournalBatch] {
         var parts: [JournalBatch] = []
-        if !starts.isEmpty || !finals.isEmpty {
+        let withChunks = Set(chunks.map(\.jobID))
+        func addFinals(_ finals: [Final], starts: [Start] = []) {
+            guard !finals.isEmpty || !starts.isEmpty else { return }
+            var rest = finals[...]
             var first = JournalBatch()
             first.starts = starts
-            first.finals = Array(finals.prefix(finalsPerPart))
+            first.finals = Array(rest.prefix(finalsPerPart))
+            rest = rest.dropFirst(finalsPerPart)
             parts.append(first)
-            var rest = finals.dropFirst(finalsPerPart)
             while !rest.isEmpty {
                 var part = JournalBatch()
                 part.finals = Array(rest.prefix(finalsPerPart))
@@ -80,6 +87,7 @@ struct JournalBatch: Sendable {
                 parts.append(part)
             }
         }
+        addFinals(finals.filter { !withChunks.contains($0.jobID) }, starts: starts)
         var part = JournalBatch()
         var bytes = 0
         for chunk in chunks {
@@ -92,6 +100,7 @@ struct JournalBatch: Sendable {
             bytes += chunk.bytes.count
         }
         if !part.chunks.isEmpty { parts.append(part) }
+        addFinals(finals.filter { withChunks.contains($0.jobID) })
         return parts
     }
 }

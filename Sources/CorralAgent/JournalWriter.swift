@@ -5,7 +5,8 @@ import Synchronization
 /// most once per interval, so a crash loses at most the last interval's
 /// output and the journal is not written once per chunk.
 ///
-/// Each flush commits in bounded parts, results first (`JournalBatch.parts`),
+/// Each flush commits in bounded parts: results whose output is already
+/// committed first, every other result after its output (`JournalBatch.parts`),
 /// so that little free space still commits what fits. A failed write marks
 /// the journal unhealthy (`JournalHealth`: 503 for submits, `/healthz`
 /// degraded), is logged once, and is retried every `retryDelay` until it

@@ -276,18 +276,6 @@ final class LiveJobs: Sendable {
         state.withLock { $0.entries[id]?.pending ?? [] }
     }
 
-    /// `pendingOutput`, and whether the job's result was already known
-    /// here when it was taken (or the job is not live here, so all of it
-    /// is committed). A result is committed ahead of its last chunks: a
-    /// read that finds the job final must use chunks taken once the result
-    /// was known, or the chunks kept and committed in between are missing.
-    func pendingOutputAndResult(_ id: String) -> (chunks: [JournalBatch.Chunk], resultKnown: Bool) {
-        state.withLock { state in
-            guard let entry = state.entries[id] else { return ([], true) }
-            return (entry.pending, entry.isFinal)
-        }
-    }
-
     /// Live events of a job whose result is not yet committed; nil once it
     /// is (read it from the journal), or while shutting down. The stream
     /// ends without `.finished` when the subscriber fell more than

@@ -63,9 +63,9 @@ struct JobRoutes: Sendable {
         }
         // What is committed, then what is not yet: everything kept so far.
         // Pending chunks stay until their commit, so taking them before the
-        // read leaves no gap (the seq filter drops what both hold). A result
-        // is committed ahead of its last chunks: the state is read first, so
-        // a final job's chunks are taken after its result was known.
+        // read leaves no gap (the seq filter drops what both hold). The state
+        // is read first: a job final by then has every chunk committed or
+        // pending now (a result is committed after its chunks).
         let record = try await service.summary(id)
         let pending = service.live.pendingOutput(id)
         var bytes = try await service.read { try await service.journal.output(of: id, stream: stream, pending: pending) }
