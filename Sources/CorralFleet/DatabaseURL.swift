@@ -120,17 +120,24 @@ extension DatabaseURL {
         try? await connection.close()
     }
 
-    /// Whether the server itself refused (it answered with an error, such
-    /// as a failed login): trying again will not help. Otherwise the
-    /// database could not be reached, which may pass.
+    /// Whether the server refused for good: a failed login (class 28), no
+    /// such database (3D000), no permission (42501). Trying again will not
+    /// help. Anything else may pass: the database unreachable, starting up
+    /// (57P03), out of connections (53300).
     package static func refusedByServer(_ error: any Error) -> Bool {
-        (error as? PSQLError)?.serverInfo?[.sqlState] != nil
+        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("28") || state == "3D000" || state == "42501"
     }
 
     /// An error of a database call in words: the server's message and
     /// SQLSTATE when it answered, else the error's own account.
     package static func describe(_ error: any Error) -> String {
         if let psql = error as? PSQLError, let info = psql.serverInfo, let message = info[.message] {
+            if info[.sqlState] == "42883" {
+                // A function of a newer migration: agents upgraded first.
+                return "the database's fleet schema is older than this corral (\(message)): "
+                    + "start the newer corral server on it first (it migrates the database at start)"
+            }
             return "the database server said: \(message)" + (info[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
         }
         if let fleet = error as? FleetError { return fleet.description }

@@ -111,6 +111,8 @@ final class FleetAgent: Service, Sendable {
         var failing: String?
         /// The journal of another agent holding this one's name, once told.
         var heldBy: String?
+        /// Another process registered with this agent's journal (CR002).
+        var standingAside = false
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             var busy = false
             let client = link.client
@@ -123,6 +125,15 @@ final class FleetAgent: Service, Sendable {
                     heldBy = nil
                     logger.notice("joined the fleet", metadata: ["db": "\(configuration.database)", "agent_id": "\(id)"])
                 }
+                if standingAside {
+                    // Only what this agent ran itself: its outcomes and output.
+                    busy = try await report(client, agent: id)
+                    try await ship(client, agent: id, final: false)
+                    throw StandingAside()
+                }
+                // First, whether the name is still this agent's (it raises
+                // CR001 or CR002 if not): nothing is adopted or claimed else.
+                try await heartbeat(client, agent: id)
                 if !adopted {
                     try await adopt(client, agent: id, includingLost: true)
                     adopted = true
@@ -133,7 +144,6 @@ final class FleetAgent: Service, Sendable {
                     try await adopt(client, agent: id, includingLost: false)
                     lastAdoption = .now
                 }
-                try await heartbeat(client, agent: id)
                 busy = try await report(client, agent: id) || busy
                 busy = try await claim(client, agent: id) || busy
                 try await ship(client, agent: id, final: false)
@@ -148,16 +158,26 @@ final class FleetAgent: Service, Sendable {
                 heldBy = held.holder
                 agentID = nil
                 adopted = false
-            } catch where FleetAgent.nameTakenOver(error) {
+            } catch is StandingAside {
+                link.succeeded()
+            } catch where FleetAgent.sqlState(of: error) == "CR001" {
                 logger.error("another agent took over the name \"\(configuration.name)\" while this one was down; registering again")
                 agentID = nil
                 adopted = false
+            } catch where FleetAgent.sqlState(of: error) == "CR002" {
+                logger.error("""
+                    another process registered as "\(configuration.name)" with this agent's journal since this one did \
+                    (a copy of its data directory on another host, or an older corral agent with this --name): this one \
+                    takes no more fleet tasks until it is restarted; it still reports those it ran. Give each host its own \
+                    --name and data directory
+                    """)
+                standingAside = true
             } catch {
-                var problem = "\(String(reflecting: error))"
+                var problem = DatabaseURL.describe(error)
                 if failing == nil {
                     // The pool keeps a failed login to itself (the call just
                     // gets no answer): one straight connection tells why.
-                    if !DatabaseURL.refusedByServer(error) {
+                    if (error as? PSQLError)?.serverInfo == nil {
                         do {
                             try await withTimeLimit(.seconds(5), "connecting") { [configuration, logger] in
                                 try await configuration.database.probe(logger: logger)
@@ -223,11 +243,15 @@ final class FleetAgent: Service, Sendable {
         }
     }
 
-    /// Whether `error` is the heartbeat's answer that the name was taken
-    /// over by another agent (SQLSTATE CR001, `fleet_heartbeat`).
-    static func nameTakenOver(_ error: any Error) -> Bool {
-        (error as? PSQLError)?.serverInfo?[.sqlState] == "CR001"
+    /// The SQLSTATE of a database error: `fleet_hold`'s CR001 (the name
+    /// was taken over) and CR002 (another process registered with this
+    /// journal) are answered by the agent.
+    static func sqlState(of error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
     }
+
+    /// Ends a pass of an agent standing aside after its reports.
+    struct StandingAside: Error {}
 
     /// At start, and after the database failed: this agent's tasks the
     /// database has running (or lost, not yet reconciled) are matched with
@@ -315,8 +339,9 @@ final class FleetAgent: Service, Sendable {
         let free = min(jobs.maxJobs - jobs.unfinished - state.attempts.values.count { $0.localID == nil }, 64)
         guard free > 0 else { return false }
         let attempts = (0..<free).map { _ in UUID() }
+        let (instance, boot) = (jobs.journalInstance, boot)
         let rows = try await limited("claim") {
-            try await client.query("SELECT run_id, attempt_id, job FROM fleet_claim(\(agent), \(attempts))").collect()
+            try await client.query("SELECT run_id, attempt_id, job FROM fleet_claim(\(agent), \(attempts), \(instance), \(boot))").collect()
         }
         for row in rows {
             let (run, attempt, job) = try row.decode((Int64, UUID, String).self)

@@ -487,43 +487,133 @@ package enum Schema {
         #"""
         -- The journal an agent runs with (its `meta` instance): a restart or a
         -- reboot of one host keeps it, a second host given the same name (a
-        -- cloned image, a copied config) has another.
+        -- cloned image, a copied config) has another. NULL: registered by an
+        -- agent older than this migration.
         ALTER TABLE agent ADD COLUMN instance text;
         """#,
         #"""
         -- Registers an agent under its name. The name is taken over at once by
-        -- the journal that holds it (or a row from before this migration),
-        -- and by another journal only once the reaper called the holder
-        -- 'down': two live agents of one name would each claim the other's
-        -- tasks. A refused call returns the holder's instance and when it was
-        -- last seen, and no agent id.
+        -- the journal that holds it (or a row of an older agent), and by
+        -- another journal only once the reaper called the holder 'down': two
+        -- live agents of one name would each claim the other's tasks. A
+        -- refused call returns the holder's instance and when it was last
+        -- seen, and no agent id. Each statement reads afresh: a name another
+        -- agent registered meanwhile is answered with that agent.
         CREATE FUNCTION fleet_register(p_name text, p_labels jsonb, p_version text, p_boot uuid, p_instance text)
-        RETURNS TABLE (agent_id bigint, holder text, holder_seen_at timestamptz) LANGUAGE sql AS $$
-          WITH up AS (
+        RETURNS TABLE (agent_id bigint, holder text, holder_seen_at timestamptz) LANGUAGE plpgsql AS $$
+        DECLARE
+          v_id bigint;
+          v_holder text;
+          v_seen timestamptz;
+        BEGIN
+          LOOP
             INSERT INTO agent AS a (name, labels, version, boot_id, seen_at, state, instance)
             VALUES (p_name, p_labels, p_version, p_boot, now(), 'up', p_instance)
             ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, version = excluded.version,
               boot_id = excluded.boot_id, seen_at = now(), state = 'up', instance = excluded.instance
               WHERE a.instance IS NULL OR a.instance = excluded.instance OR a.state = 'down'
-            RETURNING a.agent_id)
-          SELECT up.agent_id, NULL::text, NULL::timestamptz FROM up
-          UNION ALL
-          SELECT NULL::bigint, a.instance, a.seen_at FROM agent a
-           WHERE a.name = p_name AND NOT EXISTS (SELECT 1 FROM up)
-        $$;
+            RETURNING a.agent_id INTO v_id;
+            IF v_id IS NOT NULL THEN
+              RETURN QUERY SELECT v_id, NULL::text, NULL::timestamptz;
+              RETURN;
+            END IF;
+            SELECT a.instance, a.seen_at INTO v_holder, v_seen FROM agent a WHERE a.name = p_name;
+            IF FOUND THEN
+              RETURN QUERY SELECT NULL::bigint, v_holder, v_seen;
+              RETURN;
+            END IF;
+          END LOOP;
+        END $$;
         """#,
         #"""
-        -- A heartbeat that holds only while the name is still this journal's:
-        -- an agent whose name another took over (after it was 'down') hears
-        -- so (SQLSTATE CR001) and registers again, instead of marking the
-        -- row up for the other. The two-argument form stays for older agents.
+        -- Whether the agent row is still the caller's, locked for the rest of
+        -- the transaction (a takeover waits for it): CR001 when another
+        -- journal holds the name now (the caller registers again, and waits
+        -- while that one is up); CR002 when another process registered with
+        -- the caller's journal since it did (a copy of its data directory on
+        -- another host, or an older corral agent with its name): the caller
+        -- stands aside until restarted, so the two never both claim.
+        CREATE FUNCTION fleet_hold(p_agent bigint, p_instance text, p_boot uuid) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+          v_instance text;
+          v_boot uuid;
+        BEGIN
+          SELECT a.instance, a.boot_id INTO v_instance, v_boot FROM agent a WHERE a.agent_id = p_agent FOR SHARE;
+          IF NOT FOUND OR v_instance IS DISTINCT FROM p_instance THEN
+            RAISE EXCEPTION 'the agent name is held by another agent now' USING ERRCODE = 'CR001';
+          END IF;
+          IF v_boot IS DISTINCT FROM p_boot THEN
+            RAISE EXCEPTION 'another process registered under this agent''s name with its journal since it did'
+              USING ERRCODE = 'CR002';
+          END IF;
+        END $$;
+        """#,
+        #"""
+        -- The heartbeat of an agent that still holds its row (`fleet_hold`).
         CREATE FUNCTION fleet_heartbeat(p_agent bigint, p_boot uuid, p_instance text)
         RETURNS TABLE (run_id bigint, attempt_id uuid) LANGUAGE plpgsql AS $$
         BEGIN
-          UPDATE agent SET seen_at = now(), boot_id = p_boot, state = 'up'
-           WHERE agent.agent_id = p_agent AND agent.instance = p_instance;
+          PERFORM fleet_hold(p_agent, p_instance, p_boot);
+          UPDATE agent SET seen_at = now(), state = 'up' WHERE agent.agent_id = p_agent;
+          RETURN QUERY SELECT t.run_id, t.attempt_id FROM task t
+           WHERE t.agent_id = p_agent AND t.state = 'running' AND t.cancel_requested_at IS NOT NULL;
+        END $$;
+        """#,
+        #"""
+        -- The claim (as migration 1's), moved here so that both the holder's
+        -- claim and an older agent's can check first.
+        CREATE FUNCTION fleet_claim_tasks(p_agent bigint, p_attempts uuid[])
+        RETURNS TABLE (run_id bigint, attempt_id uuid, job text) LANGUAGE plpgsql AS $$
+        DECLARE
+          runs bigint[];
+        BEGIN
+          runs := ARRAY(SELECT t.run_id FROM task t WHERE t.agent_id = p_agent AND t.state = 'queued'
+                         ORDER BY t.run_id LIMIT cardinality(p_attempts));
+          IF cardinality(runs) = 0 THEN RETURN; END IF;
+          PERFORM 1 FROM run r WHERE r.run_id = ANY(runs) ORDER BY r.run_id FOR UPDATE;
+          RETURN QUERY
+          WITH picked AS (
+            SELECT t.run_id FROM task t
+             WHERE t.agent_id = p_agent AND t.state = 'queued' AND t.run_id = ANY(runs)
+             ORDER BY t.run_id),
+          numbered AS (SELECT picked.run_id, row_number() OVER (ORDER BY picked.run_id) AS i FROM picked)
+          UPDATE task t SET state = 'running', attempt_id = p_attempts[n.i], claimed_at = now()
+            FROM numbered n, run r
+           WHERE t.run_id = n.run_id AND t.agent_id = p_agent AND r.run_id = t.run_id
+          RETURNING t.run_id, t.attempt_id, r.job;
+        END $$;
+        """#,
+        #"""
+        -- A claim by the agent that holds its row (`fleet_hold`, whose lock
+        -- keeps a takeover out until the claim commits).
+        CREATE FUNCTION fleet_claim(p_agent bigint, p_attempts uuid[], p_instance text, p_boot uuid)
+        RETURNS TABLE (run_id bigint, attempt_id uuid, job text) LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM fleet_hold(p_agent, p_instance, p_boot);
+          RETURN QUERY SELECT * FROM fleet_claim_tasks(p_agent, p_attempts);
+        END $$;
+        """#,
+        #"""
+        -- An older agent (no instance) heartbeats and claims only a row no
+        -- newer agent holds: never the task of a live agent of its name.
+        CREATE OR REPLACE FUNCTION fleet_claim(p_agent bigint, p_attempts uuid[])
+        RETURNS TABLE (run_id bigint, attempt_id uuid, job text) LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM 1 FROM agent a WHERE a.agent_id = p_agent AND a.instance IS NULL FOR SHARE;
           IF NOT FOUND THEN
-            RAISE EXCEPTION 'the agent name is held by another agent now' USING ERRCODE = 'CR001';
+            RAISE EXCEPTION 'the agent name is held by a newer agent' USING ERRCODE = 'CR001';
+          END IF;
+          RETURN QUERY SELECT * FROM fleet_claim_tasks(p_agent, p_attempts);
+        END $$;
+        """#,
+        #"""
+        CREATE OR REPLACE FUNCTION fleet_heartbeat(p_agent bigint, p_boot uuid)
+        RETURNS TABLE (run_id bigint, attempt_id uuid) LANGUAGE plpgsql AS $$
+        BEGIN
+          UPDATE agent SET seen_at = now(), boot_id = p_boot, state = 'up'
+           WHERE agent.agent_id = p_agent AND agent.instance IS NULL;
+          IF NOT FOUND THEN
+            RAISE EXCEPTION 'the agent name is held by a newer agent' USING ERRCODE = 'CR001';
           END IF;
           RETURN QUERY SELECT t.run_id, t.attempt_id FROM task t
            WHERE t.agent_id = p_agent AND t.state = 'running' AND t.cancel_requested_at IS NOT NULL;

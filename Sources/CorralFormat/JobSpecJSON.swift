@@ -137,7 +137,8 @@ public enum JobSpecJSON {
                 // named as set (`Environment.otherSpelling`); the JSON parser
                 // already refuses them as duplicate keys within `env`.
                 if let held = Environment.otherSpelling(of: key, in: changes) {
-                    throw FieldError(field: "unset_env", message: "\(Environment.spelled(key)) and env's \(Environment.spelled(held)) are one name in Unicode but different bytes; give one spelling")
+                    let owner = changes[held] == .some(nil) ? "" : "env's "
+                    throw FieldError(field: "unset_env", message: "\(Environment.spelled(key)) and \(owner)\(Environment.spelled(held)) are one name in Unicode but different bytes; give one spelling")
                 }
                 changes[key] = .some(nil)
             }

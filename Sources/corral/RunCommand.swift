@@ -185,7 +185,6 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// One result, handed from the loop thread to the waiting one.
 extension RunCommand {
     /// Two spellings of one name to Swift (see `Environment.otherSpelling`)
     /// would set one variable, named as the first and valued as the last.
@@ -196,6 +195,7 @@ extension RunCommand {
     }
 }
 
+/// One result, handed from the loop thread to the waiting one.
 final class ResultSlot: Sendable {
     private let slot = Mutex<JobResult?>(nil)
     func set(_ result: JobResult) { slot.withLock { $0 = result } }

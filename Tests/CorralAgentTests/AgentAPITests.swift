@@ -168,6 +168,10 @@ final class AgentAPITests: AgentTestCase {
             XCTAssertTrue(answer.contains(" 400 ") && answer.contains("printable ASCII"), "key \(key): \(answer.prefix(300))")
         }
         XCTAssertEqual(try client.post("/v1/jobs", json: spec, headers: ["Idempotency-Key": String(repeating: "k", count: 201)]).status, 400)
+        // Two headers would read as one key "a, b": refused, not merged.
+        let body = Array(spec.utf8)
+        let twice = try HTTPClient.raw(port: agent.port, Array("POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.count)\r\nIdempotency-Key: a\r\nIdempotency-Key: b\r\n\r\n".utf8) + body)
+        XCTAssertTrue(twice.contains(" 400 ") && twice.contains("one Idempotency-Key header"), String(twice.prefix(300)))
 
         // One job runs (--max-jobs 1), one waits (--max-queued 1), the next is refused.
         let firstID = try XCTUnwrap(first.json["id"] as? String)

@@ -72,12 +72,88 @@ final class FleetAgentDeathTests: FleetTestCase {
         XCTAssertEqual(try ranIn(try createRun(job)), scratch.appendingPathComponent("twin-clone").path + "\n")
 
         // The clone restarted (same journal) takes its name back at once,
-        // with no wait for the reaper.
+        // with no wait for the reaper: the server is stopped meanwhile, so
+        // no reaper pass can call the clone down and hand the name to the
+        // first (which still tries every 300 ms).
+        server.signal(SIGSTOP)
+        defer { server.signal(SIGCONT) }
         clone.signal(SIGKILL)
         XCTAssertNotNil(clone.waitForExit())
         let restarted = try startAgent("twin", wait: false, directoryName: "twin-clone")
-        XCTAssertTrue(waitUntil(upTo: .seconds(30)) { restarted.output.contains("joined the fleet") }, restarted.output)
+        XCTAssertTrue(waitUntil(upTo: .seconds(60)) { restarted.output.contains("joined the fleet") }, restarted.output)
+        server.signal(SIGCONT)
         XCTAssertFalse(back.output.contains("joined the fleet"), back.output)
+        XCTAssertEqual(try ranIn(try createRun(job)), scratch.appendingPathComponent("twin-clone").path + "\n")
+    }
+
+    /// The name rules in SQL, each asserted in the database: a second
+    /// journal is told who holds a name (never answered with nothing); a
+    /// row of an older agent (no instance) is taken at once, and its older
+    /// heartbeat and claim then hear CR001; a down holder is taken over;
+    /// a claim by a displaced journal hears CR001, by a displaced process
+    /// CR002, and claims nothing.
+    func testTheNameRulesHoldInTheDatabase() throws {
+        try awaitSQL("""
+            DO $$
+            DECLARE r record; b1 uuid := gen_random_uuid(); b2 uuid := gen_random_uuid(); id bigint;
+            BEGIN
+              SELECT * INTO r FROM fleet_register('n1', '{}', 'v', b1, 'i1');
+              ASSERT r.agent_id IS NOT NULL, 'a new name is registered';
+              id := r.agent_id;
+              SELECT * INTO r FROM fleet_register('n1', '{}', 'v', b2, 'i2');
+              ASSERT r.agent_id IS NULL AND r.holder = 'i1' AND r.holder_seen_at IS NOT NULL, 'another journal is told the holder';
+              INSERT INTO agent (name) VALUES ('old');
+              SELECT * INTO r FROM fleet_register('old', '{}', 'v', b2, 'i2');
+              ASSERT r.agent_id IS NOT NULL, 'a row of an older agent is taken at once';
+              BEGIN
+                PERFORM fleet_heartbeat(r.agent_id, gen_random_uuid());
+                RAISE EXCEPTION 'the older heartbeat went through';
+              EXCEPTION WHEN SQLSTATE 'CR001' THEN NULL;
+              END;
+              BEGIN
+                PERFORM fleet_claim(r.agent_id, ARRAY[gen_random_uuid()]);
+                RAISE EXCEPTION 'the older claim went through';
+              EXCEPTION WHEN SQLSTATE 'CR001' THEN NULL;
+              END;
+              UPDATE agent SET state = 'down' WHERE agent_id = id;
+              SELECT * INTO r FROM fleet_register('n1', '{}', 'v', b2, 'i2');
+              ASSERT r.agent_id = id, 'a down holder is taken over, same row';
+              BEGIN
+                PERFORM fleet_claim(id, ARRAY[gen_random_uuid()], 'i1', b1);
+                RAISE EXCEPTION 'a displaced journal claimed';
+              EXCEPTION WHEN SQLSTATE 'CR001' THEN NULL;
+              END;
+              BEGIN
+                PERFORM fleet_heartbeat(id, gen_random_uuid(), 'i2');
+                RAISE EXCEPTION 'a displaced process heartbeated';
+              EXCEPTION WHEN SQLSTATE 'CR002' THEN NULL;
+              END;
+              ASSERT (SELECT count(*) FROM fleet_heartbeat(id, b2, 'i2')) = 0, 'the holder heartbeats';
+            END $$;
+            """)
+    }
+
+    /// A copy of an agent's data directory on a second host carries its
+    /// journal: the copy started last holds the name and the one it
+    /// displaced stands aside (it hears CR002) instead of both claiming.
+    func testACopyOfAnAgentsDataDirectoryDisplacesItInsteadOfSharingTheName() throws {
+        let original = try startAgent("copied")
+        original.signal(SIGTERM)
+        XCTAssertNotNil(original.waitForExit())
+        let copy = scratch.appendingPathComponent("copied-elsewhere")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: scratch.appendingPathComponent("copied/data"), to: copy.appendingPathComponent("data"))
+        // The original back first, then the copy: the copy registers last.
+        let first = try startAgent("copied")
+        let second = try startAgent("copied", wait: false, directoryName: "copied-elsewhere")
+        XCTAssertTrue(waitUntil { second.output.contains("joined the fleet") }, second.output)
+        XCTAssertTrue(waitUntil { first.output.contains("takes no more fleet tasks") }, first.output)
+        for _ in 0..<3 {
+            let run = try createRun(#"{"target":{"hosts":["copied"]},"job":{"shell":"pwd"}}"#)
+            XCTAssertEqual(tasks(try waitForRun(run))["copied"]?["state"] as? String, "exited")
+            XCTAssertEqual(try output(run, "copied")["output"] as? String, copy.path + "\n", "only the holder runs tasks")
+        }
+        XCTAssertEqual(agentState("copied"), "up")
     }
 
     /// The holder of a name goes silent (SIGSTOP) past the TTL, a waiting

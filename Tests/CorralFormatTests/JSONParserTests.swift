@@ -145,6 +145,9 @@ final class JSONParserTests: XCTestCase {
         guard case .failure(let error) = JobSpecJSON.decode(bytes: Array(mixed.utf8), defaultID: "x") else { return XCTFail(mixed) }
         XCTAssertEqual(error.field, "unset_env")
         XCTAssertTrue(error.message.contains(#""e\u{301}" and env's "\u{e9}""#), error.message)
+        let both = "{\"argv\": [\"env\"], \"unset_env\": [\"\u{E9}\", \"e\u{301}\"]}"
+        guard case .failure(let unsetTwice) = JobSpecJSON.decode(bytes: Array(both.utf8), defaultID: "x") else { return XCTFail(both) }
+        XCTAssertTrue(unsetTwice.message.contains(#""e\u{301}" and "\u{e9}""#), unsetTwice.message)
         let same = "{\"argv\": [\"env\"], \"env\": {\"\u{E9}\": \"1\"}, \"unset_env\": [\"\u{E9}\"]}"
         guard case .success = JobSpecJSON.decode(bytes: Array(same.utf8), defaultID: "x") else { return XCTFail(same) }
     }

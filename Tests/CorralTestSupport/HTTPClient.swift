@@ -178,9 +178,6 @@ public struct HTTPClient: Sendable {
 }
 
 extension HTTPClient {
-    /// A close-on-exec TCP socket connected to 127.0.0.1:`port`; a receive
-    /// buffer size, if given, is set before the connect (so the window the
-    /// peer sees is small from the start).
     /// Sends `bytes` as they are (a request no String can hold: header
     /// bytes that are not UTF-8, say) and returns the whole answer; the
     /// request should ask for `Connection: close`.
@@ -202,6 +199,9 @@ extension HTTPClient {
         return String(decoding: answer, as: UTF8.self)
     }
 
+    /// A close-on-exec TCP socket connected to 127.0.0.1:`port`; a receive
+    /// buffer size, if given, is set before the connect (so the window the
+    /// peer sees is small from the start).
     public static func connectLoopback(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }

@@ -9,7 +9,12 @@ package enum IdempotencyKey {
     package static let maxLength = 200
 
     package static func read(_ headers: HTTPFields) throws(APIError) -> String? {
-        guard let key = headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
+        let name = HTTPField.Name("Idempotency-Key")!
+        // Two headers read as one value joined by ", ": refused, not merged.
+        guard headers[values: name].count <= 1 else {
+            throw APIError(.badRequest, "bad_request", "give one Idempotency-Key header, not several")
+        }
+        guard let key = headers[name] else { return nil }
         guard !key.isEmpty, key.utf8.count <= maxLength, key.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
             throw APIError(.badRequest, "bad_request",
                            "Idempotency-Key must be 1 to \(maxLength) printable ASCII characters (space to ~)")
