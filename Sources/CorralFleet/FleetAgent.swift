@@ -113,23 +113,35 @@ final class FleetAgent: Service, Sendable {
         var heldBy: String?
         /// Another process registered with this agent's journal (CR002).
         var standingAside = false
+        /// The row this agent last registered as (its name's, for good).
+        var knownID: Int64?
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             var busy = false
             let client = link.client
             let passStarted = ContinuousClock.now
             do {
+                // Without its name (another holds it, or this one stands
+                // aside), the agent still reports what it ran itself:
+                // `fleet_finish` records only over the attempt's own id.
+                if let known = knownID, agentID == nil || standingAside {
+                    busy = try await report(client, agent: known)
+                    try await ship(client, agent: known, final: false)
+                }
+                if standingAside, let known = knownID {
+                    // Back once the process that displaced it is silent past
+                    // the TTL (the reaper called the row down).
+                    guard try await isDown(client, agent: known) else { throw StandingAside() }
+                    logger.notice("the process that took this agent's name is down; registering again")
+                    standingAside = false
+                    agentID = nil
+                }
                 let id: Int64
                 if let agentID { id = agentID } else {
                     id = try await register(client)
                     agentID = id
+                    knownID = id
                     heldBy = nil
                     logger.notice("joined the fleet", metadata: ["db": "\(configuration.database)", "agent_id": "\(id)"])
-                }
-                if standingAside {
-                    // Only what this agent ran itself: its outcomes and output.
-                    busy = try await report(client, agent: id)
-                    try await ship(client, agent: id, final: false)
-                    throw StandingAside()
                 }
                 // First, whether the name is still this agent's (it raises
                 // CR001 or CR002 if not): nothing is adopted or claimed else.
@@ -168,7 +180,7 @@ final class FleetAgent: Service, Sendable {
                 logger.error("""
                     another process registered as "\(configuration.name)" with this agent's journal since this one did \
                     (a copy of its data directory on another host, or an older corral agent with this --name): this one \
-                    takes no more fleet tasks until it is restarted; it still reports those it ran. Give each host its own \
+                    takes no fleet task while that one is up; it still reports those it ran. Give each host its own \
                     --name and data directory
                     """)
                 standingAside = true
@@ -203,10 +215,10 @@ final class FleetAgent: Service, Sendable {
         }
         // The agent's jobs were stopped and journaled before this service is
         // asked to stop: one last pass reports their outcomes, bounded.
-        if let agentID {
+        if let knownID {
             let client = link.client
             _ = try? await withTimeLimit(.seconds(5), "the last report") { [self] in
-                try await report(client, agent: agentID)
+                try await report(client, agent: knownID)
             }
         }
     }
@@ -253,22 +265,25 @@ final class FleetAgent: Service, Sendable {
     /// Ends a pass of an agent standing aside after its reports.
     struct StandingAside: Error {}
 
+    /// Whether the reaper called the agent row down.
+    private func isDown(_ client: PostgresClient, agent: Int64) async throws -> Bool {
+        let rows = try await limited("agent state") {
+            try await client.query("SELECT state = 'down' FROM agent WHERE agent_id = \(agent)").collect()
+        }
+        return try rows.first?.decode(Bool.self) ?? true
+    }
+
     /// At start, and after the database failed: this agent's tasks the
     /// database has running (or lost, not yet reconciled) are matched with
     /// the journal. One the journal finished is reported; one it runs is
     /// followed; one it never took (a claim whose reply was lost, or a
     /// crash between claim and journal) ends `lost`: never run blind.
     private func adopt(_ client: PostgresClient, agent: Int64, includingLost: Bool) async throws {
+        let (instance, boot) = (jobs.journalInstance, boot)
         let rows = try await limited("adopt") {
-            includingLost
-                ? try await client.query("""
-                    SELECT run_id, attempt_id, state FROM task
-                     WHERE agent_id = \(agent) AND attempt_id IS NOT NULL AND reconciled_at IS NULL
-                       AND (state = 'running' OR (state = 'lost' AND finished_at > now() - interval '7 days'))
-                    """).collect()
-                : try await client.query("""
-                    SELECT run_id, attempt_id, state FROM task WHERE agent_id = \(agent) AND state = 'running'
-                    """).collect()
+            try await client.query("""
+                SELECT run_id, attempt_id, task_state FROM fleet_adoptable(\(agent), \(instance), \(boot), \(includingLost))
+                """).collect()
         }
         for row in rows {
             let (run, attempt, taskState) = try row.decode((Int64, UUID, String).self)
@@ -280,7 +295,7 @@ final class FleetAgent: Service, Sendable {
                 state.attempts[attempt] = Attempt(run: run, localID: id)
             case .unknown where taskState == "running":
                 state.attempts[attempt] = Attempt(run: run, outcome: Outcome(
-                    state: "lost", note: "claimed but never journaled by the agent (it restarted, or the claim's answer was lost); not run"))
+                    state: "lost", note: "claimed under this agent's name but unknown to its journal (it restarted, the claim's answer was lost, or another process with its name claimed it); not run here"))
             case .unknown:
                 continue  // lost, and the journal has nothing to say
             }

@@ -594,6 +594,20 @@ package enum Schema {
         END $$;
         """#,
         #"""
+        -- The tasks an agent adopts at start and after a failure (its running
+        -- attempts, and its lost ones not yet reconciled), read only while it
+        -- holds its row (`fleet_hold`): an agent that lost its name never
+        -- takes another's fresh claims for its own.
+        CREATE FUNCTION fleet_adoptable(p_agent bigint, p_instance text, p_boot uuid, p_including_lost boolean)
+        RETURNS TABLE (run_id bigint, attempt_id uuid, task_state text) LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM fleet_hold(p_agent, p_instance, p_boot);
+          RETURN QUERY SELECT t.run_id, t.attempt_id, t.state FROM task t
+           WHERE t.agent_id = p_agent AND t.attempt_id IS NOT NULL AND t.reconciled_at IS NULL
+             AND (t.state = 'running' OR (p_including_lost AND t.state = 'lost' AND t.finished_at > now() - interval '7 days'));
+        END $$;
+        """#,
+        #"""
         -- An older agent (no instance) heartbeats and claims only a row no
         -- newer agent holds: never the task of a live agent of its name.
         CREATE OR REPLACE FUNCTION fleet_claim(p_agent bigint, p_attempts uuid[])
@@ -607,11 +621,14 @@ package enum Schema {
         END $$;
         """#,
         #"""
+        -- An older agent that registered last (its boot id is the row's: its
+        -- upsert leaves the instance alone) holds the row again as an older
+        -- one: a rollback works, and the newer agent, if alive, hears CR001.
         CREATE OR REPLACE FUNCTION fleet_heartbeat(p_agent bigint, p_boot uuid)
         RETURNS TABLE (run_id bigint, attempt_id uuid) LANGUAGE plpgsql AS $$
         BEGIN
-          UPDATE agent SET seen_at = now(), boot_id = p_boot, state = 'up'
-           WHERE agent.agent_id = p_agent AND agent.instance IS NULL;
+          UPDATE agent SET seen_at = now(), boot_id = p_boot, state = 'up', instance = NULL
+           WHERE agent.agent_id = p_agent AND (agent.instance IS NULL OR agent.boot_id = p_boot);
           IF NOT FOUND THEN
             RAISE EXCEPTION 'the agent name is held by a newer agent' USING ERRCODE = 'CR001';
           END IF;

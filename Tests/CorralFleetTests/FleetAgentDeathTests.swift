@@ -129,6 +129,16 @@ final class FleetAgentDeathTests: FleetTestCase {
               EXCEPTION WHEN SQLSTATE 'CR002' THEN NULL;
               END;
               ASSERT (SELECT count(*) FROM fleet_heartbeat(id, b2, 'i2')) = 0, 'the holder heartbeats';
+              -- A rollback: the older agent's upsert (boot only) then its
+              -- heartbeat and claim hold the row; the newer one hears CR001.
+              UPDATE agent SET boot_id = b1, seen_at = now(), state = 'up' WHERE agent_id = id;
+              ASSERT (SELECT count(*) FROM fleet_heartbeat(id, b1)) = 0, 'the older agent that registered last heartbeats';
+              ASSERT (SELECT count(*) FROM fleet_claim(id, ARRAY[gen_random_uuid()])) = 0, 'and claims';
+              BEGIN
+                PERFORM fleet_heartbeat(id, b2, 'i2');
+                RAISE EXCEPTION 'the newer agent kept the row';
+              EXCEPTION WHEN SQLSTATE 'CR001' THEN NULL;
+              END;
             END $$;
             """)
     }
@@ -147,13 +157,20 @@ final class FleetAgentDeathTests: FleetTestCase {
         let first = try startAgent("copied")
         let second = try startAgent("copied", wait: false, directoryName: "copied-elsewhere")
         XCTAssertTrue(waitUntil { second.output.contains("joined the fleet") }, second.output)
-        XCTAssertTrue(waitUntil { first.output.contains("takes no more fleet tasks") }, first.output)
+        XCTAssertTrue(waitUntil { first.output.contains("takes no fleet task while that one is up") }, first.output)
         for _ in 0..<3 {
             let run = try createRun(#"{"target":{"hosts":["copied"]},"job":{"shell":"pwd"}}"#)
             XCTAssertEqual(tasks(try waitForRun(run))["copied"]?["state"] as? String, "exited")
             XCTAssertEqual(try output(run, "copied")["output"] as? String, copy.path + "\n", "only the holder runs tasks")
         }
         XCTAssertEqual(agentState("copied"), "up")
+        // The copy gone (down past the TTL), the original takes its name back.
+        second.signal(SIGKILL)
+        XCTAssertNotNil(second.waitForExit())
+        XCTAssertTrue(waitUntil { first.output.components(separatedBy: "joined the fleet").count == 3 }, first.output)
+        let run = try createRun(#"{"target":{"hosts":["copied"]},"job":{"shell":"pwd"}}"#)
+        XCTAssertEqual(tasks(try waitForRun(run))["copied"]?["state"] as? String, "exited")
+        XCTAssertEqual(try output(run, "copied")["output"] as? String, scratch.appendingPathComponent("copied").path + "\n")
     }
 
     /// The holder of a name goes silent (SIGSTOP) past the TTL, a waiting
@@ -164,11 +181,22 @@ final class FleetAgentDeathTests: FleetTestCase {
         let first = try startAgent("twin")
         let clone = try startAgent("twin", wait: false, directoryName: "twin-clone")
         XCTAssertTrue(waitUntil { clone.output.contains(#"is in the fleet as "twin""#) }, clone.output)
+        // A task the first runs while it is stopped: lost past the TTL.
+        let running = try createRun(#"{"target":{"hosts":["twin"]},"job":{"shell":"sleep 3; echo done","timeout":"60s"}}"#)
+        XCTAssertTrue(waitUntil { (try? self.tasks(self.runView(running))["twin"]?["state"] as? String) == "running" })
         first.signal(SIGSTOP)
         XCTAssertTrue(waitUntil { clone.output.contains("joined the fleet") }, clone.output)
+        XCTAssertEqual(tasks(try waitForRun(running))["twin"]?["state"] as? String, "lost")
         first.signal(SIGCONT)
         XCTAssertTrue(waitUntil { first.output.contains("took over the name") }, first.output)
         XCTAssertTrue(waitUntil { first.output.components(separatedBy: #"is in the fleet as "twin""#).count > 1 }, first.output)
+        // Without its name it still reports what it ran: the job's own end.
+        var task: [String: Any] = [:]
+        XCTAssertTrue(waitUntil {
+            task = (try? self.tasks(self.runView(running))["twin"]) ?? [:]
+            return task["reconciled_at"] is String
+        }, "\(task)")
+        XCTAssertEqual((task["result"] as? [String: Any])?["outcome"] as? String, "exited", "\(task)")
         let run = try createRun(#"{"target":{"hosts":["twin"]},"job":{"shell":"pwd"}}"#)
         XCTAssertEqual(tasks(try waitForRun(run))["twin"]?["state"] as? String, "exited")
         XCTAssertEqual(try output(run, "twin")["output"] as? String, scratch.appendingPathComponent("twin-clone").path + "\n")
