@@ -145,13 +145,12 @@ final class JobService: Sendable {
         }
 
         // A retried submit is answered from the journal, queue full or not.
-        if let key = idempotencyKey, let earlier = try await read({ try await journal.job(idempotencyKey: key) }) {
+        if let key = idempotencyKey, let earlier = try await read({ try await journal.summary(idempotencyKey: key) }) {
             guard earlier.specJSON == body else {
                 throw APIError(.conflict, "idempotency_conflict",
                                "Idempotency-Key was already used for job \(earlier.record.id) with a different spec")
             }
-            // Read again as `job` reads it: a final job's last chunks may
-            // not be committed yet (they are pending here).
+            // Read whole as `job` reads it (with output not yet committed).
             return .replayed(try await job(earlier.record.id))
         }
         if let problem = health.problem {

@@ -60,9 +60,7 @@ extension Journal {
     /// A stream's kept tail starts `head + dropped` bytes into it, and its
     /// journaled chunks hold its first `journaled` bytes: the gap between
     /// is what no copy kept; a tail overlapping the chunks is cut.
-    /// `pending` are the job's chunks not yet committed (taken once its
-    /// result was known): they count as journaled too.
-    func endings(of id: String, pending: [JournalBatch.Chunk]) async throws -> [OutputEnding] {
+    func endings(of id: String) async throws -> [OutputEnding] {
         try await pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT result_json, result_form FROM jobs WHERE id = ?", arguments: [id]),
                   let json = row["result_json"] as String?, (row["result_form"] as Int) == 2 else { return [] }
@@ -71,10 +69,6 @@ extension Journal {
                                             arguments: [id]) {
                 let stream = ResultOutput.carries(counted["stream"], into: "stderr") ? "stderr" : "stdout"
                 journaled[stream, default: 0] += counted["n"] as Int
-            }
-            let committedUpTo = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM output WHERE job_id = ?", arguments: [id]) ?? 0
-            for chunk in pending where chunk.seq > committedUpTo {
-                journaled[ResultOutput.carries(chunk.stream, into: "stderr") ? "stderr" : "stdout", default: 0] += chunk.bytes.count
             }
             var endings: [OutputEnding] = []
             for part in try Row.fetchAll(db, sql: "SELECT stream, head, tail FROM result_output WHERE job_id = ? ORDER BY stream DESC",

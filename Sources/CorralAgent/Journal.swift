@@ -133,9 +133,10 @@ final class Journal: Sendable {
 
     enum Admission: Sendable {
         case created(JobRecord)
-        /// The same `Idempotency-Key` with the same spec: the job it made.
+        /// The same `Idempotency-Key` with the same spec: the job it made
+        /// (its summary; `job(_:pending:)` reads it whole).
         case existing(JobRecord)
-        /// The same `Idempotency-Key` with a different spec.
+        /// The same `Idempotency-Key` with a different spec (its summary).
         case conflict(JobRecord)
     }
 
@@ -144,10 +145,8 @@ final class Journal: Sendable {
     func admit(specJSON: String, name: String?, command: String, idempotencyKey: String?,
                timeout: Duration?, runID: Int64) async throws -> Admission {
         try await pool.write { db in
-            if let key = idempotencyKey,
-               let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE idempotency_key = ?", arguments: [key]) {
-                let record = try Journal.resolved(JobRecord(row: row), db, pending: [])
-                return (row["spec_json"] as String) == specJSON ? .existing(record) : .conflict(record)
+            if let key = idempotencyKey, let (record, earlier) = try Journal.summary(idempotencyKey: key, db) {
+                return earlier == specJSON ? .existing(record) : .conflict(record)
             }
             let next = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'") ?? 0) + 1
             let timeoutMs = timeout.map { Int64($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
@@ -182,12 +181,16 @@ final class Journal: Sendable {
         }
     }
 
-    func job(idempotencyKey key: String) async throws -> (record: JobRecord, specJSON: String)? {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.columns) FROM jobs WHERE idempotency_key = ?",
-                                             arguments: [key]) else { return nil }
-            return (try Journal.resolved(JobRecord(row: row), db, pending: []), row["spec_json"])
-        }
+    /// The summary of the job an `Idempotency-Key` made, and its spec (to
+    /// tell a replay from a conflict): no result or output is read.
+    func summary(idempotencyKey key: String) async throws -> (record: JobRecord, specJSON: String)? {
+        try await pool.read { db in try Journal.summary(idempotencyKey: key, db) }
+    }
+
+    private static func summary(idempotencyKey key: String, _ db: Database) throws -> (record: JobRecord, specJSON: String)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT \(JobRecord.summaryColumns), spec_json FROM jobs WHERE idempotency_key = ?",
+                                         arguments: [key]) else { return nil }
+        return (JobRecord(row: row), row["spec_json"])
     }
 
     /// Newest first, as `filter` says. Only the summary columns: never a

@@ -63,15 +63,14 @@ package struct LocalJobs: Sendable {
     }
 
     /// What the journal holds for an attempt (committed state only). A
-    /// result can be committed ahead of the job's last output chunks: until
-    /// those are committed too, the job counts as unfinished here, so that
-    /// its result and its journaled chunks are whole when it is final.
+    /// result is committed after the job's output chunks
+    /// (`JournalBatch.parts`), so a final job's result and journaled chunks
+    /// are whole.
     package func lookup(attempt: String) async throws -> Known {
-        guard let (summary, _) = try await service.journal.job(idempotencyKey: LocalJobs.key(attempt: attempt)) else {
+        guard let (summary, _) = try await service.journal.summary(idempotencyKey: LocalJobs.key(attempt: attempt)) else {
             return .unknown
         }
-        guard summary.state.isFinal, service.live.pendingOutput(summary.id).isEmpty,
-              let record = try await service.journal.job(summary.id) else {
+        guard summary.state.isFinal, let record = try await service.journal.job(summary.id) else {
             return .unfinished(id: summary.id)
         }
         var buffer = ByteBuffer()

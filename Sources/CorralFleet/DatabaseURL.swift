@@ -125,8 +125,14 @@ extension DatabaseURL {
     /// help. Anything else may pass: the database unreachable, starting up
     /// (57P03), out of connections (53300).
     package static func refusedByServer(_ error: any Error) -> Bool {
-        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+        guard let state = sqlState(of: error) else { return false }
         return state.hasPrefix("28") || state == "3D000" || state == "42501"
+    }
+
+    /// The SQLSTATE the server answered a call with; nil if it did not
+    /// answer (unreachable, no connection, a time limit).
+    package static func sqlState(of error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
     /// An error of a database call in words: the server's message and

@@ -172,11 +172,11 @@ final class FleetAgent: Service, Sendable {
                 adopted = false
             } catch is StandingAside {
                 link.succeeded()
-            } catch where FleetAgent.sqlState(of: error) == "CR001" {
+            } catch where DatabaseURL.sqlState(of: error) == "CR001" {  // `fleet_hold`: the name was taken over
                 logger.error("another agent took over the name \"\(configuration.name)\" while this one was down; registering again")
                 agentID = nil
                 adopted = false
-            } catch where FleetAgent.sqlState(of: error) == "CR002" {
+            } catch where DatabaseURL.sqlState(of: error) == "CR002" {
                 logger.error("""
                     another process registered as "\(configuration.name)" with this agent's journal since this one did \
                     (a copy of its data directory on another host, or an older corral agent with this --name): this one \
@@ -189,7 +189,7 @@ final class FleetAgent: Service, Sendable {
                 if failing == nil {
                     // The pool keeps a failed login to itself (the call just
                     // gets no answer): one straight connection tells why.
-                    if (error as? PSQLError)?.serverInfo == nil {
+                    if DatabaseURL.sqlState(of: error) == nil {
                         do {
                             try await withTimeLimit(.seconds(5), "connecting") { [configuration, logger] in
                                 try await configuration.database.probe(logger: logger)
@@ -253,13 +253,6 @@ final class FleetAgent: Service, Sendable {
             "another agent (journal \(holder), last seen \(Int(seenAgo.rounded())) s ago) is in the fleet as \"\(name)\"; "
                 + "this one joins once the server calls that one down. Give each agent its own --name"
         }
-    }
-
-    /// The SQLSTATE of a database error: `fleet_hold`'s CR001 (the name
-    /// was taken over) and CR002 (another process registered with this
-    /// journal) are answered by the agent.
-    static func sqlState(of error: any Error) -> String? {
-        (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
     /// Ends a pass of an agent standing aside after its reports.

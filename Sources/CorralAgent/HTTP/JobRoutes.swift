@@ -63,9 +63,9 @@ struct JobRoutes: Sendable {
         }
         // What is committed, then what is not yet: everything kept so far.
         // Pending chunks stay until their commit, so taking them before the
-        // read leaves no gap (the seq filter drops what both hold). The state
-        // is read first: a job final by then has every chunk committed or
-        // pending now (a result is committed after its chunks).
+        // read leaves no gap (the seq filter drops what both hold). A job
+        // final by the state read has every chunk committed (a result is
+        // committed after its chunks), so its endings count them all.
         let record = try await service.summary(id)
         let pending = service.live.pendingOutput(id)
         var bytes = try await service.read { try await service.journal.output(of: id, stream: stream, pending: pending) }
@@ -73,7 +73,7 @@ struct JobRoutes: Sendable {
         // were dropped: the reader sees that, and where.
         var dropped = 0
         if record.state.isFinal {
-            for ending in try await service.read({ try await service.journal.endings(of: id, pending: pending) })
+            for ending in try await service.read({ try await service.journal.endings(of: id) })
             where stream == "combined" || ending.stream == stream {
                 if ending.dropped > 0 {
                     if let last = bytes.last, last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
